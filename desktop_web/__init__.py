@@ -1,0 +1,1 @@
+"""The browser UI: static ES modules served by the hub, no build step."""

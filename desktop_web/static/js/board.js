@@ -1,0 +1,107 @@
+// The supervisor board: every agent live, filterable, with forced state changes.
+
+import { $, el, on, toast, session, toLogin, formatDuration, STATE_LABELS } from "./util.js";
+import { HubSocket } from "./ws.js";
+
+if (!session.access) toLogin();
+
+const hub = new HubSocket();
+const agents = new Map();
+let reasons = [];
+let queues = [];
+const filter = { queue: "", state: "" };
+
+function visible(a) {
+  return (!filter.queue || a.queues.includes(filter.queue)) && (!filter.state || a.state === filter.state);
+}
+
+function forceOptions() {
+  return [
+    el("option", { value: "" }, "Set state…"),
+    el("option", { value: "available" }, "Available"),
+    ...reasons.map((r) => el("option", { value: `paused:${r.code}` }, `Pause: ${r.label}`)),
+    el("option", { value: "logged-out" }, "Log out"),
+  ];
+}
+
+function row(a) {
+  const reason = reasons.find((r) => r.code === a.reason);
+  return el(
+    "tr",
+    { dataset: { agentId: a.id, username: a.username, state: a.state } },
+    el("td", { class: "name" }, a.display_name, el("small", {}, ` ${a.username}`)),
+    el("td", { class: "state" }, el("span", { class: "badge", dataset: { state: a.state } }, STATE_LABELS[a.state] || a.state)),
+    el("td", { class: "reason" }, a.reason ? (reason ? reason.label : a.reason) : ""),
+    el("td", { class: "timer", dataset: { since: a.since } }, formatDuration(hub.now() - a.since)),
+    el("td", { class: "queues" }, a.queues.join(", ")),
+    el("td", { class: "changed-by" }, a.changed_by || ""),
+    el("td", { class: "actions" }, el("select", { class: "force", "aria-label": `Set state of ${a.username}` }, ...forceOptions())),
+  );
+}
+
+function render() {
+  const list = [...agents.values()].sort((x, y) => x.username.localeCompare(y.username));
+  $("#agents tbody").replaceChildren(...list.filter(visible).map(row));
+  const counts = {};
+  for (const a of list) counts[a.state] = (counts[a.state] || 0) + 1;
+  $("#summary").replaceChildren(
+    ...Object.keys(STATE_LABELS).map((s) =>
+      el("div", { class: "count", dataset: { state: s } }, el("b", {}, counts[s] || 0), STATE_LABELS[s])),
+  );
+}
+
+function tick() {
+  const now = hub.now();
+  for (const td of document.querySelectorAll("#agents td.timer")) {
+    td.textContent = formatDuration(now - Number(td.dataset.since));
+  }
+}
+setInterval(tick, 1000);
+
+function fillFilters() {
+  $("#filter-queue").replaceChildren(el("option", { value: "" }, "All queues"),
+    ...queues.map((q) => el("option", { value: q.name }, q.label)));
+  $("#filter-state").replaceChildren(el("option", { value: "" }, "All states"),
+    ...Object.entries(STATE_LABELS).map(([v, l]) => el("option", { value: v }, l)));
+  $("#filter-queue").value = filter.queue;
+  $("#filter-state").value = filter.state;
+}
+
+hub.addEventListener("welcome", (e) => {
+  $("#who").textContent = `${e.detail.user.display_name} · ${e.detail.tenant.name}`;
+});
+hub.addEventListener("snapshot", (e) => {
+  reasons = e.detail.pause_reasons;
+  queues = e.detail.queues;
+  agents.clear();
+  for (const a of e.detail.agents) agents.set(a.id, a);
+  fillFilters();
+  render();
+});
+hub.addEventListener("agent-state", (e) => {
+  agents.set(e.detail.agent.id, e.detail.agent);
+  render();
+});
+hub.addEventListener("status", (e) => {
+  const s = $("#conn");
+  s.dataset.status = e.detail;
+  s.textContent = e.detail === "online" ? "Live" : e.detail === "reconnecting" ? "Reconnecting…" : "Connecting…";
+  document.body.classList.toggle("offline", e.detail !== "online");
+});
+
+$("#filter-queue").addEventListener("change", (e) => { filter.queue = e.target.value; render(); });
+$("#filter-state").addEventListener("change", (e) => { filter.state = e.target.value; render(); });
+on($("#agents"), "change", "select.force", async (_, select) => {
+  const agentId = Number(select.closest("tr").dataset.agentId);
+  const [state, reason] = select.value.split(":");
+  select.value = "";
+  if (!state) return;
+  try {
+    await hub.request({ type: "force-state", agent_id: agentId, state, ...(reason ? { reason } : {}) });
+  } catch (err) {
+    toast(err.message);
+  }
+});
+$("#logout").addEventListener("click", toLogin);
+
+hub.start();

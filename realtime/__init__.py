@@ -1,0 +1,1 @@
+"""The hub: Starlette app, websocket endpoint, wire protocol, agent states, ACD, boards, auth, bus."""

@@ -1,0 +1,264 @@
+"""REST routes: auth, the agents' live states and history, reference data, health, metrics."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Annotated, Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from realtime.agent_state import IllegalTransition, action_for_target
+from realtime.agents import Conflict, NotFound, UnknownReason
+from realtime.auth import Principal, TokenError, verify_password
+from realtime.protocol import TargetState
+from store.repos import TenantRepo, tenant_by_slug
+
+log = logging.getLogger("unidesk.api")
+
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
+class LoginRequest(msgspec.Struct, forbid_unknown_fields=True):
+    tenant: Name
+    username: Name
+    password: Annotated[str, msgspec.Meta(max_length=1024)]
+
+
+class RefreshRequest(msgspec.Struct, forbid_unknown_fields=True):
+    refresh_token: Annotated[str, msgspec.Meta(max_length=4096)]
+
+
+class ForceRequest(msgspec.Struct, forbid_unknown_fields=True):
+    state: TargetState
+    reason: Name | None = None
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.headers = headers
+
+
+def error_response(exc: ApiError) -> JSONResponse:
+    return JSONResponse({"error": exc.code, "message": str(exc)}, exc.status, headers=exc.headers)
+
+
+async def read_body(request: Request, kind: type[Any]) -> Any:
+    body = await request.body()
+    if len(body) > 16 * 1024:
+        raise ApiError(413, "too-large", "request body over 16 KiB")
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.ValidationError as exc:
+        raise ApiError(422, "bad-request", f"invalid request: {exc}") from None
+    except msgspec.DecodeError:
+        raise ApiError(400, "bad-request", "the body is not valid JSON") from None
+
+
+def principal(request: Request, *roles: str) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(401, "unauthorized", "missing bearer token", {"WWW-Authenticate": "Bearer"})
+    try:
+        p = request.app.state.ctx.tokens.verify(token, "access")
+    except TokenError as exc:
+        raise ApiError(
+            401, "unauthorized", str(exc), {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        ) from None
+    if roles and not p.has_any(*roles):
+        raise ApiError(403, "forbidden", f"needs the role {' or '.join(roles)}")
+    return p
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def login(request: Request) -> Response:
+    ctx = request.app.state.ctx
+    req: LoginRequest = await read_body(request, LoginRequest)
+    now = time.time()
+    keys = [f"user:{req.tenant}:{req.username}", f"addr:{client_address(request)}"]
+    wait = await ctx.throttle.retry_after(keys, now)
+    if wait > 0:
+        ctx.metrics.logins.labels("throttled").inc()
+        raise ApiError(
+            429,
+            "too-many-attempts",
+            f"too many failed logins; try again in {int(wait) + 1} s",
+            {"Retry-After": str(int(wait) + 1)},
+        )
+    async with ctx.sessionmaker() as session:
+        tenant = await tenant_by_slug(session, req.tenant)
+        user = await TenantRepo(session, tenant.id).user_by_username(req.username) if tenant else None
+    ok = verify_password(user.password_hash if user else None, req.password)
+    if not ok or user is None or tenant is None or not user.active:
+        await ctx.throttle.failed(keys, now)
+        ctx.metrics.logins.labels("failed").inc()
+        log.info("login failed", extra={"ud_tenant": req.tenant, "ud_username": req.username})
+        raise ApiError(401, "invalid-credentials", "unknown tenant, user or password")
+    await ctx.throttle.succeeded(keys)
+    ctx.metrics.logins.labels("ok").inc()
+    p = Principal(
+        user_id=user.id,
+        tenant_id=tenant.id,
+        tenant_slug=tenant.slug,
+        username=user.username,
+        roles=frozenset(user.roles),
+        expires_at=0,
+        kind="access",
+    )
+    return JSONResponse(ctx.tokens.pair(p))
+
+
+async def refresh(request: Request) -> Response:
+    ctx = request.app.state.ctx
+    req: RefreshRequest = await read_body(request, RefreshRequest)
+    try:
+        old = ctx.tokens.verify(req.refresh_token, "refresh")
+    except TokenError as exc:
+        raise ApiError(401, "unauthorized", str(exc)) from None
+    async with ctx.sessionmaker() as session:
+        user = await TenantRepo(session, old.tenant_id).user_by_id(old.user_id)
+    if user is None or not user.active:
+        raise ApiError(401, "unauthorized", "the user no longer exists or is disabled")
+    # Roles are read again, so a change takes effect at the next refresh.
+    p = Principal(
+        user_id=user.id,
+        tenant_id=old.tenant_id,
+        tenant_slug=old.tenant_slug,
+        username=user.username,
+        roles=frozenset(user.roles),
+        expires_at=0,
+        kind="access",
+    )
+    return JSONResponse(ctx.tokens.pair(p))
+
+
+async def me(request: Request) -> Response:
+    p = principal(request)
+    d = await request.app.state.ctx.directory.get(p.tenant_id)
+    person = d.users.get(p.user_id) if d else None
+    if d is None or person is None:
+        raise ApiError(401, "unauthorized", "the token's user no longer exists")
+    return JSONResponse(
+        {
+            "id": person.id,
+            "username": person.username,
+            "display_name": person.display_name,
+            "roles": sorted(person.roles),
+            "tenant": {"id": d.tenant_id, "slug": d.slug, "name": d.name},
+        }
+    )
+
+
+async def list_agents(request: Request) -> Response:
+    p = principal(request, "supervisor", "admin")
+    views = await request.app.state.ctx.agents.views(p.tenant_id)
+    return Response(msgspec.json.encode(views), media_type="application/json")
+
+
+def _agent_id(request: Request) -> int:
+    try:
+        return int(request.path_params["agent_id"])
+    except ValueError:
+        raise ApiError(404, "not-found", "no such agent") from None
+
+
+async def force_state(request: Request) -> Response:
+    p = principal(request, "supervisor", "admin")
+    agent_id = _agent_id(request)
+    req: ForceRequest = await read_body(request, ForceRequest)
+    svc = request.app.state.ctx.agents
+    try:
+        current, _ = await svc.live.agent(p.tenant_id, agent_id)
+        await svc.change(
+            p.tenant_id,
+            agent_id,
+            action_for_target(current, req.state),
+            reason=req.reason,
+            by_user_id=p.user_id,
+            source="supervisor",
+        )
+        view = await svc.view(p.tenant_id, agent_id)
+    except NotFound as exc:
+        raise ApiError(404, "not-found", str(exc)) from None
+    except UnknownReason as exc:
+        raise ApiError(422, "unknown-reason", str(exc)) from None
+    except IllegalTransition as exc:
+        raise ApiError(409, "illegal-transition", str(exc)) from None
+    except Conflict as exc:
+        raise ApiError(409, "conflict", str(exc)) from None
+    return Response(msgspec.json.encode(view), media_type="application/json")
+
+
+async def agent_history(request: Request) -> Response:
+    p = principal(request, "supervisor", "admin")
+    agent_id = _agent_id(request)
+    ctx = request.app.state.ctx
+    d = await ctx.directory.get(p.tenant_id)
+    if d is None or agent_id not in d.users:
+        raise ApiError(404, "not-found", "no such agent")
+    async with ctx.sessionmaker() as session:
+        rows = await TenantRepo(session, p.tenant_id).history(agent_id, limit=200)
+    by_name = {uid: person.username for uid, person in d.users.items()}
+    return JSONResponse(
+        [
+            {
+                "from": r.from_state,
+                "to": r.to_state,
+                "reason": r.reason,
+                "at": r.at,
+                "by": by_name.get(r.by_user_id) if r.by_user_id else None,
+                "source": r.source,
+            }
+            for r in rows
+        ]
+    )
+
+
+async def reference(request: Request) -> Response:
+    p = principal(request)
+    ctx = request.app.state.ctx
+    d = await ctx.directory.get(p.tenant_id)
+    async with ctx.sessionmaker() as session:
+        codes = await TenantRepo(session, p.tenant_id).wrapup_codes()
+    return JSONResponse(
+        {
+            "queues": [{"name": q.name, "label": q.label} for q in d.queues] if d else [],
+            "pause_reasons": [{"code": r.code, "label": r.label} for r in d.pause_reasons] if d else [],
+            "wrapup_codes": [{"code": c.code, "label": c.label} for c in codes],
+        }
+    )
+
+
+async def healthz(request: Request) -> Response:
+    ctx = request.app.state.ctx
+    checks = {"database": await ctx.db_ok(), "bus": await ctx.live.ping()}
+    ok = all(checks.values())
+    return JSONResponse({"status": "ok" if ok else "degraded", **checks}, 200 if ok else 503)
+
+
+async def metrics(request: Request) -> Response:
+    m = request.app.state.ctx.metrics
+    return Response(m.render(), media_type=m.content_type)
+
+
+routes = [
+    Route("/api/auth/login", login, methods=["POST"]),
+    Route("/api/auth/refresh", refresh, methods=["POST"]),
+    Route("/api/me", me),
+    Route("/api/agents", list_agents),
+    Route("/api/agents/{agent_id}/state", force_state, methods=["POST"]),
+    Route("/api/agents/{agent_id}/history", agent_history),
+    Route("/api/reference", reference),
+    Route("/healthz", healthz),
+    Route("/metrics", metrics),
+]

@@ -1,0 +1,124 @@
+"""The composition root: settings → store → live store/bus → services → routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+
+from realtime import api
+from realtime.agents import AgentService
+from realtime.auth import LoginThrottle, RedisLoginThrottle, TokenService
+from realtime.config import Settings
+from realtime.directory import Directory
+from realtime.hub import Hub
+from realtime.live import LiveStore, RedisLiveStore, make_live_store
+from realtime.metrics import Metrics
+from store.db import make_engine, make_sessionmaker
+
+log = logging.getLogger("unidesk.app")
+
+STATIC = Path(__file__).resolve().parent.parent / "desktop_web" / "static"
+
+
+@dataclass
+class Context:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    live: LiveStore
+    directory: Directory
+    agents: AgentService
+    tokens: TokenService
+    throttle: LoginThrottle
+    metrics: Metrics
+    hub: Hub
+
+    async def db_ok(self) -> bool:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            return True
+        except Exception:  # health check: any failure means "not healthy"
+            return False
+
+
+def build_context(settings: Settings) -> Context:
+    engine = make_engine(settings.database_url)
+    sessionmaker = make_sessionmaker(engine)
+    live = make_live_store(settings.redis_url, settings.redis_prefix, settings.replay_events)
+    directory = Directory(sessionmaker)
+    metrics = Metrics()
+    agents = AgentService(live, sessionmaker, directory, metrics=metrics)
+    tokens = TokenService(settings.secret, settings.access_ttl, settings.refresh_ttl)
+    throttle: LoginThrottle
+    if isinstance(live, RedisLiveStore):
+        throttle = RedisLoginThrottle(live.redis, settings.redis_prefix)
+    else:
+        throttle = LoginThrottle()
+    hub = Hub(settings, live, agents, tokens, metrics)
+    return Context(settings, engine, sessionmaker, live, directory, agents, tokens, throttle, metrics, hub)
+
+
+async def _deadline_loop(ctx: Context) -> None:
+    while True:
+        await asyncio.sleep(0.2)
+        try:
+            await ctx.agents.fire_deadlines()
+        except Exception:  # keep the timer alive through a passing store or Redis failure
+            log.exception("deadline loop failed")
+
+
+def _page(name: str):  # type: ignore[no-untyped-def]
+    async def page(_: Request) -> Response:
+        return FileResponse(STATIC / name, headers={"Cache-Control": "no-cache"})
+
+    return page
+
+
+def build_app(settings: Settings) -> Starlette:
+    ctx = build_context(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await ctx.live.start()
+        tasks = [
+            asyncio.create_task(ctx.hub.reaper(), name="reaper"),
+            asyncio.create_task(_deadline_loop(ctx), name="deadlines"),
+        ]
+        log.info("hub ready", extra={"ud_bus": "redis" if settings.redis_url else "memory"})
+        try:
+            yield
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await ctx.live.close()
+            await ctx.engine.dispose()
+
+    async def api_error(request: Request, exc: Any) -> Response:
+        return api.error_response(exc)
+
+    routes = [
+        *api.routes,
+        WebSocketRoute("/ws", ctx.hub.endpoint),
+        Route("/", _page("index.html")),
+        Route("/agent", _page("agent.html")),
+        Route("/board", _page("board.html")),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={api.ApiError: api_error})
+    app.state.ctx = ctx
+    return app

@@ -1,0 +1,119 @@
+"""`unidesk` command line: run, serve, migrate, seed-demo (and the ACD tools)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from realtime.config import ConfigError, Settings, load_settings
+
+DEMO_BANNER = """
+  unidesk is running: {url}
+
+  Demo tenant "demo", password "demo" for every user:
+    agent desktop     agent1 … agent5
+    supervisor board  supervisor
+    also              admin, trainer
+
+  Stop with Ctrl+C.
+"""
+
+
+def _migrate(settings: Settings) -> None:
+    from store.migrate import upgrade
+
+    upgrade(settings.database_url)
+
+
+async def _seed(settings: Settings, slug: str = "demo", name: str = "Demo Contact Center") -> bool:
+    from realtime.auth import hash_password
+    from store.db import make_engine, make_sessionmaker
+    from store.seed import seed_demo
+
+    engine = make_engine(settings.database_url)
+    try:
+        async with make_sessionmaker(engine)() as session, session.begin():
+            return await seed_demo(session, hash_password, slug, name)
+    finally:
+        await engine.dispose()
+
+
+def _serve(settings: Settings, banner: str | None = None) -> None:
+    import uvicorn
+
+    from realtime.app import build_app
+    from realtime.logs import setup_logging
+
+    setup_logging(settings.log_level, settings.log_json)
+    app = build_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        ws="websockets",
+        # Frames over the limit close the connection with 1009 (RFC 6455 §7.4.1).
+        ws_max_size=settings.max_frame_bytes,
+        ws_ping_interval=20.0,
+        ws_ping_timeout=20.0,
+        lifespan="on",
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+    if banner:
+        print(banner, flush=True)
+    server.run()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="unidesk", description="Self-hostable contact center.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="embedded default: migrate, seed the demo tenant, start the hub")
+    sub.add_parser("serve", help="start the hub only, configured by UNIDESK_* variables")
+    sub.add_parser("migrate", help="bring the database schema up to date")
+    seed = sub.add_parser("seed-demo", help="create the demo tenant if it does not exist")
+    seed.add_argument("--tenant", default="demo", help="tenant slug (default: demo)")
+    seed.add_argument("--name", default="Demo Contact Center", help="tenant display name")
+    sim = sub.add_parser("simulate", help="run the ACD on synthetic traffic (see docs/acd.md)", add_help=False)
+    sim.add_argument("rest", nargs=argparse.REMAINDER)
+    erl = sub.add_parser("erlang", help="Erlang C staffing figures", add_help=False)
+    erl.add_argument("rest", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+
+    if args.command in ("simulate", "erlang"):
+        from realtime.acd import simulate
+
+        fn = simulate.main_simulate if args.command == "simulate" else simulate.main_erlang
+        return fn(args.rest)
+
+    try:
+        settings = load_settings(
+            embedded=args.command == "run", need_secret=args.command in ("run", "serve")
+        )
+    except ConfigError as exc:
+        print(f"unidesk: {exc}", file=sys.stderr)
+        return 2
+
+    if args.command == "migrate":
+        _migrate(settings)
+        print("database is up to date")
+        return 0
+    if args.command == "seed-demo":
+        created = asyncio.run(_seed(settings, args.tenant, args.name))
+        print(f"tenant {args.tenant} " + ("created" if created else "already exists"))
+        return 0
+    if args.command == "run":
+        _migrate(settings)
+        asyncio.run(_seed(settings))
+        _serve(settings, DEMO_BANNER.format(url=f"http://{settings.host}:{settings.port}/"))
+        return 0
+    if args.command == "serve":
+        _serve(settings)
+        return 0
+    return 2  # pragma: no cover - argparse rejects other commands
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""Settings read from the environment.
+
+Every variable is checked once at start-up; a bad value raises `ConfigError`
+naming the variable, which the CLI prints as one line before exiting with 2.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+
+class ConfigError(ValueError):
+    """A configuration variable has a value unidesk cannot use."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    # TCP port of the hub's HTTP and websocket listener.
+    port: int = 8000
+    # SQLAlchemy async URL; sqlite+aiosqlite or postgresql+asyncpg.
+    database_url: str = "sqlite+aiosqlite:///unidesk.db"
+    # redis:// URL; None means the in-process bus and live state.
+    redis_url: str | None = None
+    # Prefix of every Redis key, so several installations (or tests) share one server.
+    redis_prefix: str = "unidesk"
+    # Key that signs JWTs (HS256).
+    secret: str = ""
+    # Lifetime of an access token, seconds.
+    access_ttl: int = 900
+    # Lifetime of a refresh token, seconds.
+    refresh_ttl: int = 7 * 24 * 3600
+    # Clients ping at this interval; a client silent for 2.5 intervals is closed.
+    heartbeat_seconds: float = 15.0
+    # Largest websocket frame accepted, bytes; a larger one closes with 1009.
+    max_frame_bytes: int = 64 * 1024
+    # Events kept per stream for resuming clients.
+    replay_events: int = 10_000
+    # Log as JSON lines (default when stderr is not a terminal).
+    log_json: bool | None = None
+    log_level: str = "INFO"
+
+
+def _int(env: dict[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name}={value} is outside {lo}..{hi}")
+    return value
+
+
+def _float(env: dict[str, str], name: str, default: float, lo: float, hi: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name}={value} is outside {lo}..{hi}")
+    return value
+
+
+def _database_url(raw: str) -> str:
+    scheme = raw.split("://", 1)[0] if "://" in raw else ""
+    if scheme in ("sqlite", "sqlite+aiosqlite"):
+        return "sqlite+aiosqlite://" + raw.split("://", 1)[1]
+    if scheme in ("postgres", "postgresql", "postgresql+asyncpg"):
+        return "postgresql+asyncpg://" + raw.split("://", 1)[1]
+    raise ConfigError(
+        f"UNIDESK_DATABASE_URL={raw!r}: expected sqlite:///FILE or postgresql://USER@HOST/DB"
+    )
+
+
+def load_settings(
+    env: dict[str, str] | None = None, *, embedded: bool = False, need_secret: bool = True
+) -> Settings:
+    """Read the `UNIDESK_*` variables. `embedded` generates and keeps a secret."""
+    env = dict(os.environ if env is None else env)
+    host = env.get("UNIDESK_HOST") or "127.0.0.1"
+    port = _int(env, "UNIDESK_PORT", 8000, 1, 65535)
+    database_url = _database_url(env.get("UNIDESK_DATABASE_URL") or "sqlite:///unidesk.db")
+    redis_url = env.get("UNIDESK_REDIS_URL") or None
+    if redis_url is not None:
+        parts = urlsplit(redis_url)
+        if parts.scheme not in ("redis", "rediss", "unix") or not (parts.hostname or parts.path):
+            raise ConfigError(f"UNIDESK_REDIS_URL={redis_url!r}: expected redis://HOST:PORT/DB")
+    prefix = env.get("UNIDESK_REDIS_PREFIX") or "unidesk"
+    if not prefix.replace("-", "").replace("_", "").replace(":", "").isalnum():
+        raise ConfigError(f"UNIDESK_REDIS_PREFIX={prefix!r}: use letters, digits, '-', '_' or ':'")
+    secret = env.get("UNIDESK_SECRET") or ""
+    if secret and len(secret) < 32:
+        raise ConfigError("UNIDESK_SECRET is shorter than 32 characters")
+    if not secret and need_secret:
+        if not embedded:
+            raise ConfigError("UNIDESK_SECRET is not set (at least 32 random characters)")
+        secret = _kept_secret(Path(env.get("UNIDESK_SECRET_FILE") or ".unidesk-secret"))
+    log_json_raw = env.get("UNIDESK_LOG_JSON")
+    log_json: bool | None = None
+    if log_json_raw:
+        if log_json_raw not in ("0", "1"):
+            raise ConfigError(f"UNIDESK_LOG_JSON={log_json_raw!r}: expected 0 or 1")
+        log_json = log_json_raw == "1"
+    level = (env.get("UNIDESK_LOG_LEVEL") or "INFO").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"UNIDESK_LOG_LEVEL={level!r}: expected DEBUG, INFO, WARNING or ERROR")
+    return Settings(
+        host=host,
+        port=port,
+        database_url=database_url,
+        redis_url=redis_url,
+        redis_prefix=prefix,
+        secret=secret,
+        access_ttl=_int(env, "UNIDESK_ACCESS_TTL", 900, 10, 86400),
+        refresh_ttl=_int(env, "UNIDESK_REFRESH_TTL", 7 * 24 * 3600, 60, 90 * 86400),
+        heartbeat_seconds=_float(env, "UNIDESK_HEARTBEAT_SECONDS", 15.0, 0.1, 300.0),
+        max_frame_bytes=_int(env, "UNIDESK_MAX_FRAME_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024),
+        replay_events=_int(env, "UNIDESK_REPLAY_EVENTS", 10_000, 10, 10_000_000),
+        log_json=log_json,
+        log_level=level,
+    )
+
+
+def _kept_secret(path: Path) -> str:
+    """The embedded default's signing key: made once, kept beside the database."""
+    if path.exists():
+        value = path.read_text().strip()
+        if len(value) >= 32:
+            return value
+    value = secrets.token_urlsafe(48)
+    path.write_text(value + "\n")
+    path.chmod(0o600)
+    return value
+
+
+__all__ = ["ConfigError", "Settings", "load_settings", "replace"]

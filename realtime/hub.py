@@ -1,0 +1,380 @@
+"""The websocket endpoint: authentication, resume, dispatch, fan-out, heartbeats.
+
+Each connection has an outbound queue drained by its own writer task, so a
+slow client never holds up the others; one whose queue overflows is closed
+(it reconnects and resumes from its last `seq`). Events reach connections
+through `deliver()`, called by the live store for every event of every hub,
+indexed by stream so one event costs O(subscribers of its stream).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import msgspec
+from starlette.websockets import WebSocket, WebSocketState
+
+from realtime import protocol as P
+from realtime.agent_state import Action, IllegalTransition, action_for_target
+from realtime.agents import AgentService, Conflict, NotFound, UnknownReason
+from realtime.auth import Principal, TokenError, TokenService
+from realtime.config import Settings
+from realtime.live import LiveStore, frame_seq, stream_agent, stream_board
+from realtime.metrics import Metrics
+
+log = logging.getLogger("unidesk.hub")
+
+OUTBOUND_LIMIT = 2000
+AUTH_DEADLINE = 10.0
+MAX_BAD_AUTH = 5
+SUPERVISORS = ("supervisor", "admin")
+
+# Close codes: RFC 6455 §7.4.1 for 1008/1009; 4xxx are ours.
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+CLOSE_TRY_AGAIN = 1013
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_HEARTBEAT = 4408
+
+_CLOSE = object()
+
+
+class Connection:
+    __slots__ = (
+        "ws",
+        "principal",
+        "stream",
+        "out",
+        "pending",
+        "last_seen",
+        "opened",
+        "bad_auth",
+        "closing",
+        "writer",
+    )
+
+    def __init__(self, ws: WebSocket) -> None:
+        self.ws = ws
+        self.principal: Principal | None = None
+        self.stream: str | None = None
+        self.out: asyncio.Queue[Any] = asyncio.Queue(maxsize=OUTBOUND_LIMIT)
+        # Frames that arrive while the connection is being resumed; flushed in order afterwards.
+        self.pending: list[str] | None = None
+        self.last_seen = time.monotonic()
+        self.opened = self.last_seen
+        self.bad_auth = 0
+        self.closing = False
+        self.writer: asyncio.Task[None] | None = None
+
+    def push(self, frame: str) -> None:
+        if self.closing:
+            return
+        if self.pending is not None:
+            self.pending.append(frame)
+            return
+        try:
+            self.out.put_nowait(frame)
+        except asyncio.QueueFull:
+            self.close(CLOSE_TRY_AGAIN, "too slow: reconnect and resume")
+
+    def close(self, code: int, reason: str) -> None:
+        if self.closing:
+            return
+        self.closing = True
+        # The close jumps the queue: what was queued is stale for a client that must resume anyway.
+        while not self.out.empty():
+            self.out.get_nowait()
+        self.out.put_nowait((_CLOSE, code, reason))
+
+
+class Hub:
+    def __init__(
+        self,
+        settings: Settings,
+        live: LiveStore,
+        agents: AgentService,
+        tokens: TokenService,
+        metrics: Metrics,
+    ) -> None:
+        self.settings = settings
+        self.live = live
+        self.agents = agents
+        self.tokens = tokens
+        self.metrics = metrics
+        self.connections: set[Connection] = set()
+        self.by_stream: dict[str, set[Connection]] = {}
+        live.subscribe(self.deliver)
+
+    # ------------------------------------------------------------ fan-out
+
+    def deliver(self, stream: str, seq: int, frame: bytes) -> None:
+        conns = self.by_stream.get(stream)
+        if not conns:
+            return
+        text = frame.decode()
+        for conn in conns:
+            conn.push(text)
+
+    def _send(self, conn: Connection, msg: P.ServerMessage) -> None:
+        conn.push(P.encode(msg).decode())
+
+    def _error(self, conn: Connection, code: str, message: str, ref: str | None = None) -> None:
+        self.metrics.errors.labels(code).inc()
+        self._send(conn, P.Error(code=code, message=message, ref=ref))
+
+    async def _writer(self, conn: Connection) -> None:
+        ws = conn.ws
+        sent = self.metrics.messages_out
+        try:
+            while True:
+                item = await conn.out.get()
+                if type(item) is tuple:
+                    _, code, reason = item
+                    if ws.application_state is WebSocketState.CONNECTED:
+                        await ws.close(code, reason)
+                    return
+                await ws.send_text(item)
+                sent.inc()
+        except Exception:  # the peer went away mid-send; the reader sees the disconnect
+            conn.closing = True
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def endpoint(self, ws: WebSocket) -> None:
+        await ws.accept()
+        conn = Connection(ws)
+        self.connections.add(conn)
+        self.metrics.connections.inc()
+        conn.writer = asyncio.create_task(self._writer(conn))
+        limit = self.settings.max_frame_bytes
+        try:
+            while True:
+                msg = await ws.receive()
+                if msg["type"] == "websocket.disconnect":
+                    break
+                conn.last_seen = time.monotonic()
+                text = msg.get("text")
+                if text is None:
+                    data = msg.get("bytes") or b""
+                    if len(data) > limit:
+                        conn.close(CLOSE_TOO_BIG, "frame too large")
+                        continue
+                    self._error(conn, P.BAD_FRAME, "binary frames are not accepted; send JSON text")
+                    continue
+                if len(text) > limit:
+                    conn.close(CLOSE_TOO_BIG, "frame too large")
+                    continue
+                if conn.closing:
+                    continue
+                await self.handle(conn, text)
+        except Exception:  # a failure of this connection must not take the hub down
+            log.exception("websocket connection failed")
+        finally:
+            self._forget(conn)
+            conn.closing = True
+            if conn.writer is not None:
+                conn.writer.cancel()
+            self.metrics.connections.dec()
+
+    def _forget(self, conn: Connection) -> None:
+        self.connections.discard(conn)
+        if conn.stream is not None:
+            subs = self.by_stream.get(conn.stream)
+            if subs is not None:
+                subs.discard(conn)
+                if not subs:
+                    del self.by_stream[conn.stream]
+
+    async def reaper(self) -> None:
+        """Close connections that stopped pinging, never authenticated, or whose token expired."""
+        hb = self.settings.heartbeat_seconds
+        while True:
+            await asyncio.sleep(min(hb / 2, 5.0))
+            mono = time.monotonic()
+            wall = time.time()
+            for conn in list(self.connections):
+                if conn.closing:
+                    continue
+                if mono - conn.last_seen > hb * 2.5:
+                    conn.close(CLOSE_HEARTBEAT, "no heartbeat")
+                elif conn.principal is None and mono - conn.opened > AUTH_DEADLINE:
+                    conn.close(CLOSE_UNAUTHORIZED, "no auth frame in time")
+                elif conn.principal is not None and wall > conn.principal.expires_at:
+                    self._error(conn, P.UNAUTHORIZED, "token expired; reconnect with a fresh token")
+                    conn.close(CLOSE_UNAUTHORIZED, "token expired")
+
+    # ------------------------------------------------------------ frames
+
+    async def handle(self, conn: Connection, text: str) -> None:
+        try:
+            frame = P.client_decoder.decode(text)
+        except msgspec.ValidationError as exc:
+            self.metrics.messages_in.labels("invalid").inc()
+            self._error(conn, P.BAD_FRAME, f"frame rejected: {exc}", _ref_of(text))
+            return
+        except msgspec.DecodeError as exc:
+            self.metrics.messages_in.labels("invalid").inc()
+            self._error(conn, P.BAD_FRAME, f"not valid JSON: {exc}")
+            return
+        kind = type(frame).__struct_config__.tag
+        self.metrics.messages_in.labels(str(kind)).inc()
+        if isinstance(frame, P.Auth):
+            await self._auth(conn, frame)
+            return
+        p = conn.principal
+        if p is None:
+            self._error(conn, P.NOT_AUTHENTICATED, "send an auth frame first", frame.id)
+            return
+        try:
+            match frame:
+                case P.Ping():
+                    self._send(conn, P.Pong(ref=frame.id, server_time=time.time()))
+                case P.SetState(state=target, reason=reason):
+                    self._need(p, "agent")
+                    current = await self.agents.live.agent(p.tenant_id, p.user_id)
+                    action = action_for_target(current[0], target)
+                    await self.agents.change(
+                        p.tenant_id, p.user_id, action, reason=reason, by_user_id=p.user_id, source="agent"
+                    )
+                    self._send(conn, P.Ack(ref=frame.id))
+                case P.ExtendWrapUp(seconds=seconds):
+                    self._need(p, "agent")
+                    await self.agents.change(
+                        p.tenant_id,
+                        p.user_id,
+                        Action.EXTEND_WRAP_UP,
+                        wrap_up_seconds=seconds,
+                        by_user_id=p.user_id,
+                        source="agent",
+                    )
+                    self._send(conn, P.Ack(ref=frame.id))
+                case P.ForceState(agent_id=agent_id, state=target, reason=reason):
+                    self._need(p, *SUPERVISORS)
+                    current = await self.agents.live.agent(p.tenant_id, agent_id)
+                    action = action_for_target(current[0], target)
+                    await self.agents.change(
+                        p.tenant_id,
+                        agent_id,
+                        action,
+                        reason=reason,
+                        by_user_id=p.user_id,
+                        source="supervisor",
+                    )
+                    self._send(conn, P.Ack(ref=frame.id))
+                case _:  # pragma: no cover - the union is exhaustive
+                    raise AssertionError(f"unhandled frame {frame!r}")
+        except _Forbidden as exc:
+            self._error(conn, P.FORBIDDEN, str(exc), frame.id)
+        except NotFound as exc:
+            self._error(conn, P.NOT_FOUND, str(exc), frame.id)
+        except UnknownReason as exc:
+            self._error(conn, P.UNKNOWN_REASON, str(exc), frame.id)
+        except IllegalTransition as exc:
+            self._error(conn, P.ILLEGAL_TRANSITION, str(exc), frame.id)
+        except Conflict as exc:
+            self._error(conn, P.CONFLICT, str(exc), frame.id)
+        except Exception:  # a bug in one request must not end the connection
+            log.exception("frame %s failed", kind)
+            self._error(conn, P.INTERNAL, "internal error; the request was not applied", frame.id)
+
+    @staticmethod
+    def _need(p: Principal, *roles: str) -> None:
+        if not p.has_any(*roles):
+            raise _Forbidden(f"needs the role {' or '.join(roles)}")
+
+    async def _auth(self, conn: Connection, frame: P.Auth) -> None:
+        try:
+            p = self.tokens.verify(frame.token, "access")
+        except TokenError as exc:
+            conn.bad_auth += 1
+            self._error(conn, P.UNAUTHORIZED, str(exc), frame.id)
+            if conn.bad_auth >= MAX_BAD_AUTH:
+                conn.close(CLOSE_UNAUTHORIZED, "too many failed auth frames")
+            return
+        if conn.principal is not None:
+            # A fresh token for the same identity extends the connection's life.
+            old = conn.principal
+            if (old.tenant_id, old.user_id) != (p.tenant_id, p.user_id):
+                self._error(conn, P.FORBIDDEN, "a connection cannot change user", frame.id)
+                return
+            conn.principal = p
+            self._send(conn, P.Ack(ref=frame.id))
+            return
+        d = await self.agents.directory.get(p.tenant_id)
+        person = d.users.get(p.user_id) if d else None
+        if d is None or person is None or not person.active:
+            self._error(conn, P.UNAUTHORIZED, "the token's user no longer exists or is disabled", frame.id)
+            return
+        supervisor = p.has_any(*SUPERVISORS)
+        stream = stream_board(p.tenant_id) if supervisor else stream_agent(p.tenant_id, p.user_id)
+        conn.principal = p
+        conn.stream = stream
+        conn.pending = []
+        self.by_stream.setdefault(stream, set()).add(conn)
+        self._send_now(
+            conn,
+            P.Welcome(
+                ref=frame.id,
+                user=P.UserInfo(
+                    id=person.id,
+                    username=person.username,
+                    display_name=person.display_name,
+                    roles=sorted(person.roles),
+                ),
+                tenant=P.TenantInfo(id=d.tenant_id, slug=d.slug, name=d.name),
+                heartbeat_seconds=self.settings.heartbeat_seconds,
+                server_time=time.time(),
+                stream=stream,
+            ),
+        )
+        frames = None
+        if frame.last_seq is not None:
+            frames = await self.live.replay(stream, frame.last_seq)
+        if frames is None:
+            last = await self.live.seq(stream)
+            if supervisor:
+                agents = await self.agents.views(p.tenant_id)
+            elif d.is_agent(p.user_id):
+                agents = [await self.agents.view(p.tenant_id, p.user_id)]
+            else:
+                agents = []
+            self._send_now(
+                conn,
+                P.Snapshot(seq=last, agents=agents, pause_reasons=d.pause_reasons, queues=d.queues),
+            )
+        else:
+            for f in frames:
+                self._push_now(conn, f.decode())
+            last = frame_seq(frames[-1]) if frames else frame.last_seq  # type: ignore[assignment]
+        pending, conn.pending = conn.pending, None
+        for text in pending or []:
+            if frame_seq(text) > last:
+                conn.push(text)
+
+    def _send_now(self, conn: Connection, msg: P.ServerMessage) -> None:
+        self._push_now(conn, P.encode(msg).decode())
+
+    @staticmethod
+    def _push_now(conn: Connection, text: str) -> None:
+        # Bypasses `pending` while a resume is being assembled.
+        try:
+            conn.out.put_nowait(text)
+        except asyncio.QueueFull:
+            conn.close(CLOSE_TRY_AGAIN, "too slow: reconnect and resume")
+
+
+class _Forbidden(Exception):
+    pass
+
+
+def _ref_of(text: str) -> str | None:
+    """The `id` of a frame that failed validation, so the error can still name it."""
+    try:
+        raw = msgspec.json.decode(text)
+    except msgspec.DecodeError:
+        return None
+    ref = raw.get("id") if isinstance(raw, dict) else None
+    return ref if isinstance(ref, str) and len(ref) <= 64 else None

@@ -1,0 +1,168 @@
+"""Tables of unidesk. Times are epoch seconds (double precision) so that the
+same interval arithmetic works on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ROLES = ("admin", "supervisor", "agent", "trainer")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # Tenant-wide settings (e.g. whether agents see that they are monitored).
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("tenant_id", "username"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    username: Mapped[str] = mapped_column(String(64))
+    display_name: Mapped[str] = mapped_column(String(200))
+    # argon2id hash; never the password.
+    password_hash: Mapped[str] = mapped_column(String(255))
+    # Subset of ROLES.
+    roles: Mapped[list[str]] = mapped_column(JSON, default=list)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class Queue(Base):
+    __tablename__ = "queues"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(200))
+    strategy: Mapped[str] = mapped_column(String(32), default="longest-idle")
+    wrap_up_seconds: Mapped[int] = mapped_column(Integer, default=30)
+    service_level_seconds: Mapped[int] = mapped_column(Integer, default=20)
+    # Further routing settings (ring timeout, overflow, limits, steps), validated by the ACD.
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Skill(Base):
+    __tablename__ = "skills"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+
+
+class AgentSkill(Base):
+    __tablename__ = "agent_skills"
+    __table_args__ = (UniqueConstraint("user_id", "skill_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    skill_id: Mapped[int] = mapped_column(ForeignKey("skills.id", ondelete="CASCADE"))
+    # 0..100
+    level: Mapped[int] = mapped_column(Integer)
+
+
+class QueueMembership(Base):
+    __tablename__ = "queue_memberships"
+    __table_args__ = (UniqueConstraint("queue_id", "user_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    queue_id: Mapped[int] = mapped_column(ForeignKey("queues.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # Lower is preferred (Asterisk's penalty).
+    penalty: Mapped[int] = mapped_column(Integer, default=0)
+    # The agent's level in this queue, 0..100.
+    level: Mapped[int] = mapped_column(Integer, default=50)
+
+
+class PauseReason(Base):
+    __tablename__ = "pause_reasons"
+    __table_args__ = (UniqueConstraint("tenant_id", "code"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    code: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(200))
+    # Whether time in this pause counts as productive (training) in reports.
+    productive: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class WrapUpCode(Base):
+    __tablename__ = "wrapup_codes"
+    __table_args__ = (UniqueConstraint("tenant_id", "code"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    code: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(200))
+    # None: offered for every queue.
+    queue_id: Mapped[int | None] = mapped_column(ForeignKey("queues.id", ondelete="CASCADE"))
+
+
+class AgentStateHistory(Base):
+    __tablename__ = "agent_state_history"
+    __table_args__ = (Index("ix_agent_state_history_tenant_user_at", "tenant_id", "user_id", "at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    from_state: Mapped[str] = mapped_column(String(32))
+    to_state: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(String(64))
+    # When the transition happened.
+    at: Mapped[float] = mapped_column(Float)
+    # The user who caused it: the agent, a supervisor, or None for the system (timers, ACD).
+    by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # What caused it: "agent", "supervisor", "system".
+    source: Mapped[str] = mapped_column(String(16))
+    contact_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class CallRecord(Base):
+    __tablename__ = "call_records"
+    __table_args__ = (Index("ix_call_records_tenant_created", "tenant_id", "created_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    # The contact's id in the ACD and on the wire.
+    contact_id: Mapped[str] = mapped_column(String(64), unique=True)
+    queue_id: Mapped[int | None] = mapped_column(ForeignKey("queues.id", ondelete="SET NULL"))
+    direction: Mapped[str] = mapped_column(String(16), default="inbound")
+    caller: Mapped[str | None] = mapped_column(String(128))
+    callee: Mapped[str | None] = mapped_column(String(128))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[float] = mapped_column(Float)
+    answered_at: Mapped[float | None] = mapped_column(Float)
+    ended_at: Mapped[float | None] = mapped_column(Float)
+    # answered, abandoned, overflowed, rejected, failed ...
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    wrapup_code: Mapped[str | None] = mapped_column(String(64))
+    notes: Mapped[str | None] = mapped_column(Text)
+    # Durations, offers, legs and anything later features add.
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -1,0 +1,223 @@
+"""Repositories. Every query of tenant data goes through `TenantRepo`, which is
+bound to one tenant at construction, so no call can forget the scope."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store.models import (
+    ROLES,
+    AgentSkill,
+    AgentStateHistory,
+    CallRecord,
+    PauseReason,
+    Queue,
+    QueueMembership,
+    Skill,
+    Tenant,
+    User,
+    WrapUpCode,
+)
+
+
+async def tenant_by_slug(session: AsyncSession, slug: str) -> Tenant | None:
+    return (await session.execute(select(Tenant).where(Tenant.slug == slug))).scalar_one_or_none()
+
+
+async def tenant_by_id(session: AsyncSession, tenant_id: int) -> Tenant | None:
+    return await session.get(Tenant, tenant_id)
+
+
+async def all_tenants(session: AsyncSession) -> Sequence[Tenant]:
+    return (await session.execute(select(Tenant).order_by(Tenant.id))).scalars().all()
+
+
+async def create_tenant(session: AsyncSession, slug: str, name: str, now: float) -> Tenant:
+    tenant = Tenant(slug=slug, name=name, settings={}, created_at=now)
+    session.add(tenant)
+    await session.flush()
+    return tenant
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    user_id: int
+    queue: str
+    penalty: int
+    level: int
+
+
+class TenantRepo:
+    """Queries of one tenant's data."""
+
+    def __init__(self, session: AsyncSession, tenant_id: int) -> None:
+        assert tenant_id > 0, "a tenant id is positive"
+        self.session = session
+        self.tenant_id = tenant_id
+
+    # -- users
+    async def user_by_username(self, username: str) -> User | None:
+        q = select(User).where(User.tenant_id == self.tenant_id, User.username == username)
+        return (await self.session.execute(q)).scalar_one_or_none()
+
+    async def user_by_id(self, user_id: int) -> User | None:
+        q = select(User).where(User.tenant_id == self.tenant_id, User.id == user_id)
+        return (await self.session.execute(q)).scalar_one_or_none()
+
+    async def users(self) -> Sequence[User]:
+        q = select(User).where(User.tenant_id == self.tenant_id).order_by(User.username)
+        return (await self.session.execute(q)).scalars().all()
+
+    async def add_user(
+        self,
+        username: str,
+        display_name: str,
+        password_hash: str,
+        roles: Iterable[str],
+        now: float,
+    ) -> User:
+        roles = sorted(set(roles))
+        bad = [r for r in roles if r not in ROLES]
+        if bad:
+            raise ValueError(f"unknown role {bad[0]!r}; roles are {', '.join(ROLES)}")
+        user = User(
+            tenant_id=self.tenant_id,
+            username=username,
+            display_name=display_name,
+            password_hash=password_hash,
+            roles=roles,
+            active=True,
+            created_at=now,
+        )
+        self.session.add(user)
+        await self.session.flush()
+        return user
+
+    # -- queues, skills, memberships
+    async def queues(self) -> Sequence[Queue]:
+        q = select(Queue).where(Queue.tenant_id == self.tenant_id).order_by(Queue.name)
+        return (await self.session.execute(q)).scalars().all()
+
+    async def add_queue(self, name: str, label: str, **fields: object) -> Queue:
+        queue = Queue(tenant_id=self.tenant_id, name=name, label=label, config={}, **fields)
+        self.session.add(queue)
+        await self.session.flush()
+        return queue
+
+    async def add_skill(self, name: str) -> Skill:
+        skill = Skill(tenant_id=self.tenant_id, name=name)
+        self.session.add(skill)
+        await self.session.flush()
+        return skill
+
+    async def set_agent_skill(self, user_id: int, skill_id: int, level: int) -> None:
+        if not 0 <= level <= 100:
+            raise ValueError(f"skill level {level} is outside 0..100")
+        self.session.add(
+            AgentSkill(tenant_id=self.tenant_id, user_id=user_id, skill_id=skill_id, level=level)
+        )
+        await self.session.flush()
+
+    async def agent_skills(self) -> dict[int, dict[str, int]]:
+        q = (
+            select(AgentSkill.user_id, Skill.name, AgentSkill.level)
+            .join(Skill, Skill.id == AgentSkill.skill_id)
+            .where(AgentSkill.tenant_id == self.tenant_id)
+        )
+        out: dict[int, dict[str, int]] = {}
+        for user_id, name, level in (await self.session.execute(q)).all():
+            out.setdefault(user_id, {})[name] = level
+        return out
+
+    async def add_membership(self, queue_id: int, user_id: int, penalty: int = 0, level: int = 50) -> None:
+        self.session.add(
+            QueueMembership(
+                tenant_id=self.tenant_id, queue_id=queue_id, user_id=user_id, penalty=penalty, level=level
+            )
+        )
+        await self.session.flush()
+
+    async def memberships(self) -> list[Membership]:
+        q = (
+            select(QueueMembership.user_id, Queue.name, QueueMembership.penalty, QueueMembership.level)
+            .join(Queue, Queue.id == QueueMembership.queue_id)
+            .where(QueueMembership.tenant_id == self.tenant_id)
+            .order_by(Queue.name)
+        )
+        return [Membership(*row) for row in (await self.session.execute(q)).all()]
+
+    # -- reasons and codes
+    async def pause_reasons(self) -> Sequence[PauseReason]:
+        q = select(PauseReason).where(PauseReason.tenant_id == self.tenant_id).order_by(PauseReason.id)
+        return (await self.session.execute(q)).scalars().all()
+
+    async def add_pause_reason(self, code: str, label: str, productive: bool = False) -> PauseReason:
+        row = PauseReason(tenant_id=self.tenant_id, code=code, label=label, productive=productive)
+        self.session.add(row)
+        await self.session.flush()
+        return row
+
+    async def wrapup_codes(self) -> Sequence[WrapUpCode]:
+        q = select(WrapUpCode).where(WrapUpCode.tenant_id == self.tenant_id).order_by(WrapUpCode.id)
+        return (await self.session.execute(q)).scalars().all()
+
+    async def add_wrapup_code(self, code: str, label: str, queue_id: int | None = None) -> WrapUpCode:
+        row = WrapUpCode(tenant_id=self.tenant_id, code=code, label=label, queue_id=queue_id)
+        self.session.add(row)
+        await self.session.flush()
+        return row
+
+    # -- agent-state history
+    async def record_transition(
+        self,
+        user_id: int,
+        from_state: str,
+        to_state: str,
+        reason: str | None,
+        at: float,
+        by_user_id: int | None,
+        source: str,
+        contact_id: str | None = None,
+    ) -> None:
+        self.session.add(
+            AgentStateHistory(
+                tenant_id=self.tenant_id,
+                user_id=user_id,
+                from_state=from_state,
+                to_state=to_state,
+                reason=reason,
+                at=at,
+                by_user_id=by_user_id,
+                source=source,
+                contact_id=contact_id,
+            )
+        )
+        await self.session.flush()
+
+    async def history(self, user_id: int | None = None, limit: int = 100) -> Sequence[AgentStateHistory]:
+        q = select(AgentStateHistory).where(AgentStateHistory.tenant_id == self.tenant_id)
+        if user_id is not None:
+            q = q.where(AgentStateHistory.user_id == user_id)
+        q = q.order_by(AgentStateHistory.at.desc(), AgentStateHistory.id.desc()).limit(limit)
+        return (await self.session.execute(q)).scalars().all()
+
+    async def history_count(self) -> int:
+        q = select(func.count()).select_from(AgentStateHistory).where(
+            AgentStateHistory.tenant_id == self.tenant_id
+        )
+        return int((await self.session.execute(q)).scalar_one())
+
+    # -- call records
+    async def add_call_record(self, contact_id: str, created_at: float, **fields: object) -> CallRecord:
+        row = CallRecord(tenant_id=self.tenant_id, contact_id=contact_id, created_at=created_at, data={}, **fields)
+        self.session.add(row)
+        await self.session.flush()
+        return row
+
+    async def call_record(self, contact_id: str) -> CallRecord | None:
+        q = select(CallRecord).where(CallRecord.tenant_id == self.tenant_id, CallRecord.contact_id == contact_id)
+        return (await self.session.execute(q)).scalar_one_or_none()

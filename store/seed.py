@@ -1,0 +1,54 @@
+"""The demo tenant: users admin, supervisor, trainer, agent1..agent5 (password
+"demo"), queues support and sales, pause reasons and wrap-up codes. Idempotent."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store.repos import TenantRepo, create_tenant, tenant_by_slug
+
+DEMO_PASSWORD = "demo"
+DEMO_USERS = [
+    ("admin", "Ada Admin", ["admin"]),
+    ("supervisor", "Sam Supervisor", ["supervisor"]),
+    ("trainer", "Tina Trainer", ["trainer"]),
+    *[(f"agent{i}", f"Agent {i}", ["agent"]) for i in range(1, 6)],
+]
+PAUSE_REASONS = [("lunch", "Lunch", False), ("break", "Break", False), ("training", "Training", True),
+                 ("no-answer", "No answer", False)]
+WRAPUP_CODES = [("resolved", "Resolved"), ("callback", "Callback needed"), ("escalated", "Escalated"),
+                ("sale", "Sale"), ("no-sale", "No sale")]
+
+
+async def seed_demo(session: AsyncSession, hash_password: Callable[[str], str], slug: str = "demo",
+                    name: str = "Demo Contact Center") -> bool:
+    """Create the demo tenant unless it exists. Returns whether it was created."""
+    if await tenant_by_slug(session, slug) is not None:
+        return False
+    now = time.time()
+    tenant = await create_tenant(session, slug, name, now)
+    repo = TenantRepo(session, tenant.id)
+    pw = hash_password(DEMO_PASSWORD)
+    users = {u: await repo.add_user(u, dn, pw, roles, now) for u, dn, roles in DEMO_USERS}
+    support = await repo.add_queue("support", "Support", strategy="longest-idle", wrap_up_seconds=30,
+                                   service_level_seconds=20)
+    sales = await repo.add_queue("sales", "Sales", strategy="round-robin", wrap_up_seconds=20,
+                                 service_level_seconds=30)
+    english = await repo.add_skill("english")
+    german = await repo.add_skill("german")
+    for i in range(1, 6):
+        agent = users[f"agent{i}"]
+        await repo.add_membership(support.id, agent.id, penalty=0, level=80 - 5 * i)
+        if i >= 3:
+            await repo.add_membership(sales.id, agent.id, penalty=i - 3, level=60)
+        await repo.set_agent_skill(agent.id, english.id, 90)
+        if i % 2 == 0:
+            await repo.set_agent_skill(agent.id, german.id, 70)
+    for code, label, productive in PAUSE_REASONS:
+        await repo.add_pause_reason(code, label, productive)
+    for code, label in WRAPUP_CODES:
+        await repo.add_wrapup_code(code, label, sales.id if code in ("sale", "no-sale") else None)
+    return True

@@ -1,0 +1,222 @@
+"""Shared fixtures: the backend under test and running hub processes.
+
+`UNIDESK_TEST_BACKEND` picks the backend: `embedded` (SQLite file + in-process
+bus, the default) or `redis` (PostgreSQL + Redis). Each run makes its own
+database and Redis key prefix and removes them afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BACKEND = os.environ.get("UNIDESK_TEST_BACKEND", "embedded")
+PG_BASE = os.environ.get("UNIDESK_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
+REDIS_URL = os.environ.get("UNIDESK_TEST_REDIS", "redis://127.0.0.1:6379/0")
+SECRET = "test-secret-" + "x" * 40
+assert BACKEND in ("embedded", "redis"), f"UNIDESK_TEST_BACKEND={BACKEND!r}: use embedded or redis"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Tests that need Redis by nature (several hubs) belong to the PostgreSQL + Redis pass only;
+    # they are deselected, not skipped, in the embedded pass.
+    if BACKEND == "redis":
+        return
+    keep, drop = [], []
+    for item in items:
+        (drop if item.get_closest_marker("redis_only") else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------- databases
+
+
+def _pg_admin(sql: str) -> None:
+    import asyncpg
+
+    async def run() -> None:
+        conn = await asyncpg.connect(PG_BASE + "/postgres")
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+@dataclass
+class Backend:
+    kind: str
+    database_url: str
+    redis_url: str | None
+    redis_prefix: str
+    _cleanup: list = field(default_factory=list)
+
+    def env(self) -> dict[str, str]:
+        env = {
+            "UNIDESK_DATABASE_URL": self.database_url,
+            "UNIDESK_REDIS_PREFIX": self.redis_prefix,
+        }
+        if self.redis_url:
+            env["UNIDESK_REDIS_URL"] = self.redis_url
+        return env
+
+
+def make_backend(tmp: Path, kind: str = BACKEND) -> Backend:
+    tag = secrets.token_hex(4)
+    prefix = f"udtest-{tag}"
+    if kind == "embedded":
+        return Backend(kind, f"sqlite:///{tmp / f'unidesk-{tag}.db'}", None, prefix)
+    name = f"udtest_{tag}"
+    _pg_admin(f'CREATE DATABASE "{name}"')
+    b = Backend(kind, f"{PG_BASE}/{name}", REDIS_URL, prefix)
+    b._cleanup.append(lambda: _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    b._cleanup.append(lambda: _drop_redis_prefix(prefix))
+    return b
+
+
+def _drop_redis_prefix(prefix: str) -> None:
+    import redis
+
+    r = redis.Redis.from_url(REDIS_URL)
+    keys = list(r.scan_iter(match=f"{prefix}:*", count=1000))
+    if keys:
+        r.delete(*keys)
+    r.close()
+
+
+def drop_backend(b: Backend) -> None:
+    for fn in b._cleanup:
+        fn()
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "realtime.cli", *args],
+        env={**os.environ, **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def prepared_backend(tmp: Path, kind: str = BACKEND) -> Backend:
+    """A backend with the schema migrated and the tenants demo and acme seeded."""
+    b = make_backend(tmp, kind)
+    env = b.env()
+    for args in (("migrate",), ("seed-demo",), ("seed-demo", "--tenant", "acme", "--name", "Acme")):
+        out = cli(env, *args)
+        assert out.returncode == 0, out.stderr
+    return b
+
+
+@pytest.fixture(scope="session")
+def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
+    b = prepared_backend(tmp_path_factory.mktemp("db"))
+    yield b
+    drop_backend(b)
+
+
+# ---------------------------------------------------------------- hub processes
+
+
+class HubProcess:
+    def __init__(self, backend: Backend, log_path: Path, **env: str) -> None:
+        self.backend = backend
+        self.port = int(env["UNIDESK_PORT"]) if "UNIDESK_PORT" in env else free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}/ws"
+        self.log_path = log_path
+        self.env = {
+            **os.environ,
+            **backend.env(),
+            "UNIDESK_PORT": str(self.port),
+            "UNIDESK_SECRET": SECRET,
+            "UNIDESK_LOG_JSON": "1",
+            **env,
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> HubProcess:
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "realtime.cli", "serve"],
+            env=self.env,
+            cwd=ROOT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"hub exited with {self.proc.returncode}: {self.log()}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)  # polling for readiness, not a synchronisation sleep
+        raise RuntimeError(f"hub did not become healthy: {self.log()}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if hasattr(self, "_log"):
+            self._log.close()
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+        self._log.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@pytest.fixture(scope="session")
+def hub(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+    h = HubProcess(backend, tmp_path_factory.mktemp("hub") / "hub.log").start()
+    yield h
+    h.stop()
+
+
+@pytest.fixture
+def start_hub(backend: Backend, tmp_path: Path) -> Iterator:
+    """Start extra hubs with their own settings; stopped at the end of the test."""
+    started: list[HubProcess] = []
+
+    def start(b: Backend | None = None, **env: str) -> HubProcess:
+        h = HubProcess(b or backend, tmp_path / f"hub{len(started)}.log", **env).start()
+        started.append(h)
+        return h
+
+    yield start
+    for h in started:
+        h.stop()
