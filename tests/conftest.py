@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,7 +62,9 @@ def _pg_admin(sql: str) -> None:
         finally:
             await conn.close()
 
-    asyncio.run(run())
+    # A thread of its own: callers may be inside a running event loop.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result()
 
 
 @dataclass

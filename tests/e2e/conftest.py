@@ -23,7 +23,9 @@ ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+# Package scope: Playwright's sync API keeps an event loop running in the main
+# thread while it is open, which the asyncio tests of other packages cannot share.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     assert shutil.which(CHROMIUM), "Debian's chromium is required for the browser tests (apt-get install chromium)"
     with sync_playwright() as pw:

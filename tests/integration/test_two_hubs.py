@@ -1,0 +1,109 @@
+"""Two hub processes on one PostgreSQL + Redis share live state and events."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from tests.helpers import agent_id, bearer, cached_login, connect_as, force
+
+pytestmark = pytest.mark.redis_only
+
+
+@pytest.fixture
+def two_hubs(start_hub):
+    return start_hub(), start_hub()
+
+
+def snapshot(ws):
+    return ws.expect(lambda m: m["type"] == "snapshot", what="snapshot")
+
+
+def test_a_change_on_hub_a_reaches_a_board_on_hub_b(two_hubs):
+    a, b = two_hubs
+    force(a, "agent1", "logged-out")
+    board_b, _ = connect_as(b, "supervisor")
+    snapshot(board_b)
+    agent_a, _ = connect_as(a, "agent1")
+    snapshot(agent_a)
+    assert agent_a.request({"type": "set-state", "state": "available"})["type"] == "ack"
+    assert agent_a.request({"type": "set-state", "state": "paused", "reason": "lunch"})["type"] == "ack"
+    ev = board_b.agent_event("agent1", "paused", timeout=2)
+    assert ev["agent"]["reason"] == "lunch"
+    # And back: the supervisor on B forces, the agent on A sees it.
+    assert board_b.request({"type": "force-state", "agent_id": ev["agent"]["id"], "state": "available"})["type"] == "ack"
+    forced = agent_a.expect(
+        lambda m: m["type"] == "agent-state" and m["agent"].get("changed_by") == "supervisor", 2, "forced change"
+    )
+    assert forced["agent"]["state"] == "available"
+    # Both hubs report the same live state.
+    for h in (a, b):
+        sup = cached_login(h.url, "supervisor")
+        states = {x["username"]: x["state"] for x in httpx.get(f"{h.url}/api/agents", headers=bearer(sup)).json()}
+        assert states["agent1"] == "available"
+    board_b.close()
+    agent_a.close()
+
+
+def test_a_board_resumes_on_the_other_hub_without_missing_events(two_hubs):
+    a, b = two_hubs
+    force(a, "agent2", "logged-out")
+    board, _ = connect_as(a, "supervisor")
+    snapshot(board)
+    force(a, "agent2", "available")
+    last = board.agent_event("agent2", "available")["seq"]
+    board.close()
+    force(b, "agent2", "paused", "break")
+    force(a, "agent2", "paused", "training")
+    again, _ = connect_as(b, "supervisor", last_seq=last)
+    got = [again.next(), again.next()]
+    assert [(m["type"], m["agent"]["reason"]) for m in got] == [("agent-state", "break"), ("agent-state", "training")]
+    assert [m["seq"] for m in got] == [last + 1, last + 2]
+    again.close()
+
+
+def test_concurrent_writers_on_both_hubs_lose_no_update(two_hubs):
+    a, b = two_hubs
+    force(a, "agent3", "logged-out")
+    force(a, "agent3", "available")
+    board, _ = connect_as(b, "supervisor")
+    start_seq = snapshot(board)["seq"]
+    aid = agent_id(a, "agent3")
+    sup_hist = cached_login(a.url, "supervisor")
+    before = len(httpx.get(f"{a.url}/api/agents/{aid}/history", headers=bearer(sup_hist)).json())
+
+    def flip(i: int) -> int:
+        h = (a, b)[i % 2]
+        reason = ("lunch", "break", "training")[i % 3]
+        return force(h, "agent3", "paused", reason).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(flip, range(40)))
+    ok = codes.count(200)
+    # A change to the reason already set is refused (409); everything else applies exactly once.
+    assert set(codes) <= {200, 409} and ok >= 10, codes
+    after = len(httpx.get(f"{a.url}/api/agents/{aid}/history", headers=bearer(sup_hist)).json())
+    assert after - before == ok
+    events = [board.agent_event("agent3", "paused") for _ in range(ok)]
+    seqs = [e["seq"] for e in events]
+    assert seqs == list(range(start_seq + 1, start_seq + ok + 1)), "one event per change, in order, no gap"
+    final = events[-1]["agent"]["reason"]
+    for h in (a, b):
+        sup = cached_login(h.url, "supervisor")
+        view = next(x for x in httpx.get(f"{h.url}/api/agents", headers=bearer(sup)).json() if x["id"] == aid)
+        assert (view["state"], view["reason"]) == ("paused", final)
+    board.close()
+
+
+def test_a_dead_hub_leaves_the_other_serving_with_the_same_state(two_hubs):
+    a, b = two_hubs
+    force(a, "agent4", "logged-out")
+    force(a, "agent4", "paused", "lunch")
+    a.kill()
+    board, _ = connect_as(b, "supervisor")
+    snap = snapshot(board)
+    a4 = next(x for x in snap["agents"] if x["username"] == "agent4")
+    assert (a4["state"], a4["reason"]) == ("paused", "lunch")
+    force(b, "agent4", "available")
+    board.agent_event("agent4", "available")
+    board.close()
