@@ -1,0 +1,55 @@
+"""`unidesk run`, the embedded default, from an empty folder."""
+
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+
+from tests.conftest import ROOT, free_port
+
+
+def test_run_sets_up_everything_and_prints_the_url_and_demo_logins(tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UNIDESK_")}
+    env.update(UNIDESK_PORT=str(port), PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "realtime.cli", "run"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        lines = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            assert line, f"unidesk run exited early: {''.join(lines)}"
+            lines.append(line)
+            if "Stop with Ctrl+C" in line:
+                break
+        banner = "".join(lines)
+        assert f"http://127.0.0.1:{port}/" in banner
+        assert "agent1" in banner and "supervisor" in banner and 'password "demo"' in banner
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)  # polling for readiness
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/api/auth/login",
+            json={"tenant": "demo", "username": "agent1", "password": "demo"},
+        )
+        assert r.status_code == 200
+        assert (tmp_path / "unidesk.db").exists() and (tmp_path / ".unidesk-secret").exists()
+        page = httpx.get(f"http://127.0.0.1:{port}/")
+        assert page.status_code == 200 and "Sign in" in page.text
+    finally:
+        proc.terminate()
+        proc.wait(15)
+        proc.stdout.close()
