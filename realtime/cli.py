@@ -80,13 +80,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     sim.add_argument("rest", nargs=argparse.REMAINDER)
     erl = sub.add_parser("erlang", help="Erlang C staffing figures", add_help=False)
     erl.add_argument("rest", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
-
-    if args.command in ("simulate", "erlang"):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("simulate", "erlang"):
+        # These tools own their options (`unidesk erlang --help`).
         from realtime.acd import simulate
 
-        fn = simulate.main_simulate if args.command == "simulate" else simulate.main_erlang
-        return fn(args.rest)
+        fn = simulate.main_simulate if argv[0] == "simulate" else simulate.main_erlang
+        return fn(argv[1:])
+    args = parser.parse_args(argv)
 
     try:
         settings = load_settings(

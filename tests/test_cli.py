@@ -1,5 +1,6 @@
-"""`unidesk run`, the embedded default, from an empty folder."""
+"""The command line: `unidesk run` from an empty folder, and the ACD tools."""
 
+import json
 import os
 import subprocess
 import sys
@@ -7,7 +8,7 @@ import time
 
 import httpx
 
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, cli, free_port
 
 
 def test_run_sets_up_everything_and_prints_the_url_and_demo_logins(tmp_path):
@@ -53,3 +54,18 @@ def test_run_sets_up_everything_and_prints_the_url_and_demo_logins(tmp_path):
         proc.terminate()
         proc.wait(15)
         proc.stdout.close()
+
+
+def test_erlang_is_reachable_from_the_cli():
+    out = cli({}, "erlang", "--rate", "120", "--aht", "180", "--agents", "8", "--sl-seconds", "20", "--json")
+    assert out.returncode == 0, out.stderr
+    staffed = json.loads(out.stdout)["staffed"]
+    assert abs(staffed["p_wait"] - 0.357) < 0.001 and abs(staffed["asa"] - 32.13) < 0.01
+    bad = cli({}, "erlang", "--rate", "-1", "--aht", "180", "--agents", "8")
+    assert bad.returncode == 2 and "rate" in bad.stderr
+
+
+def test_simulate_runs_the_documented_example_from_the_cli():
+    out = cli({}, "simulate", "realtime/acd/scenario_example.json", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)
