@@ -83,9 +83,13 @@ class AgentService:
         contact_id: str | None = None,
         wrap_up_seconds: float = 0.0,
         expect_state: State | None = None,
+        events: Callable[[AgentState], list[tuple[str, bytes]]] | None = None,
     ) -> AgentState:
         """Apply `action` to the agent; raise NotFound, UnknownReason,
-        IllegalTransition or Conflict. Nothing is written unless it succeeds."""
+        IllegalTransition or Conflict. Nothing is written unless it succeeds.
+
+        `events(new_state)` may add events (e.g. the offer itself) that are
+        committed and published atomically with the change."""
         d = await self.tenant(tenant_id)
         if not d.is_agent(agent_id):
             raise NotFound(f"no agent with id {agent_id}")
@@ -130,7 +134,11 @@ class AgentService:
                         current.version,
                         new,
                         changed_by,
-                        [(stream_board(tenant_id), body), (stream_agent(tenant_id, agent_id), body)],
+                        [
+                            (stream_board(tenant_id), body),
+                            (stream_agent(tenant_id, agent_id), body),
+                            *(events(new) if events else ()),
+                        ],
                     )
                     if seqs is None:
                         raise _Lost

@@ -37,6 +37,19 @@ class ForceRequest(msgspec.Struct, forbid_unknown_fields=True):
     reason: Name | None = None
 
 
+SkillLevel = Annotated[int, msgspec.Meta(ge=0, le=100)]
+Text = Annotated[str, msgspec.Meta(max_length=500)]
+
+
+class ContactRequest(msgspec.Struct, forbid_unknown_fields=True):
+    queue: Name
+    caller: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    caller_name: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    priority: Annotated[int, msgspec.Meta(ge=0, le=100)] = 0
+    skills: dict[Name, SkillLevel] = {}
+    data: Annotated[dict[Name, Text], msgspec.Meta(max_length=50)] = {}
+
+
 class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -239,6 +252,65 @@ async def reference(request: Request) -> Response:
     )
 
 
+async def create_contact(request: Request) -> Response:
+    """Create a contact in a queue (admins; for demos and tests until calls arrive by SIP)."""
+    from realtime.contacts import Arrive, ContactError, new_contact_id
+
+    p = principal(request, "admin")
+    req: ContactRequest = await read_body(request, ContactRequest)
+    ctx = request.app.state.ctx
+    d = await ctx.directory.get(p.tenant_id)
+    if d is None or req.queue not in {q.name for q in d.queues}:
+        raise ApiError(404, "not-found", f"unknown queue {req.queue!r}")
+    cid = new_contact_id()
+    try:
+        await ctx.contacts.submit(
+            Arrive(
+                tenant_id=p.tenant_id, contact_id=cid, queue=req.queue, caller=req.caller,
+                caller_name=req.caller_name, priority=req.priority, skills=req.skills, data=req.data,
+            )
+        )
+    except ContactError as exc:
+        raise ApiError(422, exc.code, str(exc)) from None
+    return JSONResponse({"contact_id": cid}, 201)
+
+
+async def abandon_contact(request: Request) -> Response:
+    """The caller hung up while waiting or ringing (admins; the SIP gateway does this for calls)."""
+    from realtime.contacts import Abandon, ContactError
+
+    p = principal(request, "admin")
+    try:
+        await request.app.state.ctx.contacts.submit(
+            Abandon(tenant_id=p.tenant_id, contact_id=request.path_params["contact_id"])
+        )
+    except ContactError as exc:
+        raise ApiError(404 if exc.code == "not-found" else 409, exc.code, str(exc)) from None
+    return JSONResponse({"abandoned": True})
+
+
+async def contact_record(request: Request) -> Response:
+    p = principal(request, "supervisor", "admin")
+    async with request.app.state.ctx.sessionmaker() as session:
+        row = await TenantRepo(session, p.tenant_id).call_record(request.path_params["contact_id"])
+    if row is None:
+        raise ApiError(404, "not-found", "no such contact")
+    return JSONResponse(
+        {
+            "contact_id": row.contact_id, "queue_id": row.queue_id, "caller": row.caller,
+            "agent_id": row.agent_id, "created_at": row.created_at, "answered_at": row.answered_at,
+            "ended_at": row.ended_at, "outcome": row.outcome, "wrapup_code": row.wrapup_code,
+            "notes": row.notes, "data": row.data,
+        }
+    )
+
+
+async def queue_stats(request: Request) -> Response:
+    p = principal(request, "supervisor", "admin")
+    stats = await request.app.state.ctx.contacts.queue_stats(p.tenant_id)
+    return Response(msgspec.json.encode(stats), media_type="application/json")
+
+
 async def healthz(request: Request) -> Response:
     ctx = request.app.state.ctx
     checks = {"database": await ctx.db_ok(), "bus": await ctx.live.ping()}
@@ -259,6 +331,10 @@ routes = [
     Route("/api/agents/{agent_id}/state", force_state, methods=["POST"]),
     Route("/api/agents/{agent_id}/history", agent_history),
     Route("/api/reference", reference),
+    Route("/api/contacts", create_contact, methods=["POST"]),
+    Route("/api/contacts/{contact_id}", contact_record),
+    Route("/api/contacts/{contact_id}/abandon", abandon_contact, methods=["POST"]),
+    Route("/api/queue-stats", queue_stats),
     Route("/healthz", healthz),
     Route("/metrics", metrics),
 ]

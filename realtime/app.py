@@ -22,6 +22,7 @@ from realtime import api
 from realtime.agents import AgentService
 from realtime.auth import LoginThrottle, RedisLoginThrottle, TokenService
 from realtime.config import Settings
+from realtime.contacts import ContactCenter
 from realtime.directory import Directory
 from realtime.hub import Hub
 from realtime.live import LiveStore, RedisLiveStore, make_live_store
@@ -45,6 +46,7 @@ class Context:
     throttle: LoginThrottle
     metrics: Metrics
     hub: Hub
+    contacts: ContactCenter
 
     async def db_ok(self) -> bool:
         try:
@@ -68,8 +70,11 @@ def build_context(settings: Settings) -> Context:
         throttle = RedisLoginThrottle(live.redis, settings.redis_prefix)
     else:
         throttle = LoginThrottle()
-    hub = Hub(settings, live, agents, tokens, metrics)
-    return Context(settings, engine, sessionmaker, live, directory, agents, tokens, throttle, metrics, hub)
+    contacts = ContactCenter(live, sessionmaker, directory, agents)
+    hub = Hub(settings, live, agents, tokens, metrics, contacts)
+    return Context(
+        settings, engine, sessionmaker, live, directory, agents, tokens, throttle, metrics, hub, contacts
+    )
 
 
 async def _deadline_loop(ctx: Context) -> None:
@@ -94,6 +99,7 @@ def build_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await ctx.live.start()
+        await ctx.contacts.start()
         tasks = [
             asyncio.create_task(ctx.hub.reaper(), name="reaper"),
             asyncio.create_task(_deadline_loop(ctx), name="deadlines"),
@@ -105,6 +111,7 @@ def build_app(settings: Settings) -> Starlette:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await ctx.contacts.close()
             await ctx.live.close()
             await ctx.engine.dispose()
 

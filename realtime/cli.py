@@ -67,6 +67,47 @@ def _serve(settings: Settings, banner: str | None = None) -> None:
     server.run()
 
 
+def _create_contact(args: argparse.Namespace) -> int:
+    import json
+    import os
+    import urllib.error
+    import urllib.request
+
+    url = args.url or f"http://{os.environ.get('UNIDESK_HOST') or '127.0.0.1'}:{os.environ.get('UNIDESK_PORT') or 8000}"
+    data = {}
+    for item in args.data:
+        key, sep, value = item.partition("=")
+        if not sep:
+            print(f"unidesk: --data {item!r} is not KEY=VALUE", file=sys.stderr)
+            return 2
+        data[key] = value
+
+    def post(path: str, body: dict, token: str | None = None) -> dict:
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        req = urllib.request.Request(url + path, json.dumps(body).encode(), headers, method="POST")
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read())
+
+    password = args.password or os.environ.get("UNIDESK_ADMIN_PASSWORD") or "demo"
+    try:
+        tokens = post("/api/auth/login", {"tenant": args.tenant, "username": args.user, "password": password})
+        body = {"queue": args.queue, "caller": args.caller, "priority": args.priority, "data": data}
+        if args.name:
+            body["caller_name"] = args.name
+        out = post("/api/contacts", body, tokens["access_token"])
+    except urllib.error.HTTPError as exc:
+        detail = json.loads(exc.read() or b"{}").get("message", exc.reason)
+        print(f"unidesk: {detail}", file=sys.stderr)
+        return 1
+    except urllib.error.URLError as exc:
+        print(f"unidesk: cannot reach {url}: {exc.reason}", file=sys.stderr)
+        return 1
+    print(out["contact_id"])
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="unidesk", description="Self-hostable contact center.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -76,6 +117,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     seed = sub.add_parser("seed-demo", help="create the demo tenant if it does not exist")
     seed.add_argument("--tenant", default="demo", help="tenant slug (default: demo)")
     seed.add_argument("--name", default="Demo Contact Center", help="tenant display name")
+    contact = sub.add_parser("contact", help="create a contact in a queue through a running hub (demos, tests)")
+    contact.add_argument("--queue", required=True)
+    contact.add_argument("--caller", required=True, help="the caller's number, e.g. +4930123456")
+    contact.add_argument("--name", help="the caller's name")
+    contact.add_argument("--priority", type=int, default=0)
+    contact.add_argument("--data", action="append", default=[], metavar="KEY=VALUE", help="a field shown to the agent")
+    contact.add_argument("--url", default=None, help="hub URL (default http://UNIDESK_HOST:UNIDESK_PORT)")
+    contact.add_argument("--tenant", default="demo")
+    contact.add_argument("--user", default="admin")
+    contact.add_argument("--password", default=None, help="default: UNIDESK_ADMIN_PASSWORD or 'demo'")
     sim = sub.add_parser("simulate", help="run the ACD on synthetic traffic (see docs/acd.md)", add_help=False)
     sim.add_argument("rest", nargs=argparse.REMAINDER)
     erl = sub.add_parser("erlang", help="Erlang C staffing figures", add_help=False)
@@ -89,6 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fn(argv[1:])
     args = parser.parse_args(argv)
 
+    if args.command == "contact":
+        return _create_contact(args)
     try:
         settings = load_settings(
             embedded=args.command == "run", need_secret=args.command in ("run", "serve")

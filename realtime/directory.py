@@ -34,6 +34,7 @@ class TenantDirectory:
     agent_queues: dict[int, list[str]] = field(default_factory=dict)
     pause_reasons: list[PauseReason] = field(default_factory=list)
     queues: list[QueueInfo] = field(default_factory=list)
+    wrapup_codes: list[PauseReason] = field(default_factory=list)
 
     @property
     def agent_ids(self) -> list[int]:
@@ -58,6 +59,8 @@ class TenantDirectory:
             wrap_up_until=state.wrap_up_until,
             queues=self.agent_queues.get(user_id, []),
             changed_by=changed_by,
+            contact_id=state.contact_id,
+            version=state.version,
         )
 
 
@@ -95,5 +98,6 @@ class Directory:
             for m in await repo.memberships():
                 d.agent_queues.setdefault(m.user_id, []).append(m.queue)
             d.pause_reasons = [PauseReason(code=r.code, label=r.label) for r in await repo.pause_reasons()]
+            d.wrapup_codes = [PauseReason(code=c.code, label=c.label) for c in await repo.wrapup_codes()]
             d.queues = [QueueInfo(name=q.name, label=q.label) for q in await repo.queues()]
             return d

@@ -22,6 +22,7 @@ from realtime.agent_state import Action, IllegalTransition, action_for_target
 from realtime.agents import AgentService, Conflict, NotFound, UnknownReason
 from realtime.auth import Principal, TokenError, TokenService
 from realtime.config import Settings
+from realtime.contacts import Accept, ContactCenter, ContactError, End, Reject, WrapUp
 from realtime.live import LiveStore, frame_seq, stream_agent, stream_board
 from realtime.metrics import Metrics
 
@@ -98,8 +99,10 @@ class Hub:
         agents: AgentService,
         tokens: TokenService,
         metrics: Metrics,
+        contacts: ContactCenter | None = None,
     ) -> None:
         self.settings = settings
+        self.contacts = contacts
         self.live = live
         self.agents = agents
         self.tokens = tokens
@@ -264,6 +267,22 @@ class Hub:
                         source="supervisor",
                     )
                     self._send(conn, P.Ack(ref=frame.id))
+                case P.AcceptOffer(contact_id=cid):
+                    self._need(p, "agent")
+                    await self._to_router(conn, frame.id, Accept(tenant_id=p.tenant_id, agent_id=p.user_id, contact_id=cid))
+                case P.RejectOffer(contact_id=cid):
+                    self._need(p, "agent")
+                    await self._to_router(conn, frame.id, Reject(tenant_id=p.tenant_id, agent_id=p.user_id, contact_id=cid))
+                case P.EndContact(contact_id=cid):
+                    self._need(p, "agent")
+                    await self._to_router(conn, frame.id, End(tenant_id=p.tenant_id, agent_id=p.user_id, contact_id=cid))
+                case P.CompleteWrapUp(contact_id=cid, code=code, notes=notes):
+                    self._need(p, "agent")
+                    await self._to_router(
+                        conn,
+                        frame.id,
+                        WrapUp(tenant_id=p.tenant_id, agent_id=p.user_id, contact_id=cid, code=code, notes=notes),
+                    )
                 case _:  # pragma: no cover - the union is exhaustive
                     raise AssertionError(f"unhandled frame {frame!r}")
         except _Forbidden as exc:
@@ -279,6 +298,15 @@ class Hub:
         except Exception:  # a bug in one request must not end the connection
             log.exception("frame %s failed", kind)
             self._error(conn, P.INTERNAL, "internal error; the request was not applied", frame.id)
+
+    async def _to_router(self, conn: Connection, ref: str | None, msg: object) -> None:
+        assert self.contacts is not None, "the hub was built without a router"
+        try:
+            await self.contacts.submit(msg)  # type: ignore[arg-type]
+        except ContactError as exc:
+            self._error(conn, exc.code, str(exc), ref)
+            return
+        self._send(conn, P.Ack(ref=ref))
 
     @staticmethod
     def _need(p: Principal, *roles: str) -> None:
@@ -335,15 +363,29 @@ class Hub:
             frames = await self.live.replay(stream, frame.last_seq)
         if frames is None:
             last = await self.live.seq(stream)
+            contacts: list[P.ContactView] = []
+            stats: list[P.QueueStatsView] = []
             if supervisor:
                 agents = await self.agents.views(p.tenant_id)
+                if self.contacts is not None:
+                    stats = await self.contacts.queue_stats(p.tenant_id)
             elif d.is_agent(p.user_id):
                 agents = [await self.agents.view(p.tenant_id, p.user_id)]
+                if self.contacts is not None:
+                    contacts = await self.contacts.contacts_of(p.tenant_id, p.user_id)
             else:
                 agents = []
             self._send_now(
                 conn,
-                P.Snapshot(seq=last, agents=agents, pause_reasons=d.pause_reasons, queues=d.queues),
+                P.Snapshot(
+                    seq=last,
+                    agents=agents,
+                    pause_reasons=d.pause_reasons,
+                    queues=d.queues,
+                    contacts=contacts,
+                    queue_stats=stats,
+                    wrapup_codes=d.wrapup_codes,
+                ),
             )
         else:
             for f in frames:

@@ -126,11 +126,36 @@ class LiveStore:
         """
         raise NotImplementedError
 
+    async def publish(self, events: list[tuple[str, bytes]]) -> list[int]:
+        """Number, log and publish events that go with no agent-state change."""
+        raise NotImplementedError
+
     async def seq(self, stream: str) -> int:
         raise NotImplementedError
 
     async def replay(self, stream: str, after: int, limit: int = 1000) -> list[bytes] | None:
         """Frames with seq > `after`; None when some are no longer kept (send a snapshot)."""
+        raise NotImplementedError
+
+    # Small shared maps (live contacts, latest queue figures): name → field → bytes.
+    async def map_put(self, name: str, key: str, value: bytes) -> None:
+        raise NotImplementedError
+
+    async def map_delete(self, name: str, key: str) -> None:
+        raise NotImplementedError
+
+    async def map_all(self, name: str) -> dict[str, bytes]:
+        raise NotImplementedError
+
+    async def lease(self, name: str, holder: str, ttl: float) -> bool:
+        """Take or renew a lease held by `holder`; False while someone else holds it."""
+        raise NotImplementedError
+
+    async def inbox_push(self, name: str, payload: bytes) -> None:
+        """Hand a message to the holder of the lease `name` (see `inbox_pop`)."""
+        raise NotImplementedError
+
+    async def inbox_pop(self, name: str, timeout: float) -> bytes | None:
         raise NotImplementedError
 
     async def due(self, now: float) -> list[tuple[int, int]]:
@@ -145,6 +170,8 @@ class MemoryLiveStore(LiveStore):
         self._seq: dict[str, int] = {}
         self._logs: dict[str, deque[tuple[int, bytes]]] = {}
         self._deadlines: list[tuple[float, int, int]] = []
+        self._maps: dict[str, dict[str, bytes]] = {}
+        self._inboxes: dict[str, asyncio.Queue[bytes]] = {}
 
     async def agent(self, tenant_id: int, user_id: int) -> tuple[AgentState, str | None]:
         return self._agents.get(tenant_id, {}).get(user_id, (AgentState(), None))
@@ -159,6 +186,9 @@ class MemoryLiveStore(LiveStore):
         self._agents.setdefault(tenant_id, {})[user_id] = (new, changed_by)
         if new.wrap_up_until is not None:
             heapq.heappush(self._deadlines, (new.wrap_up_until, tenant_id, user_id))
+        return self._publish(events)
+
+    def _publish(self, events: list[tuple[str, bytes]]) -> list[int]:
         seqs = []
         for stream, body in events:
             seq = self._seq.get(stream, 0) + 1
@@ -171,6 +201,31 @@ class MemoryLiveStore(LiveStore):
             seqs.append(seq)
             self._deliver(stream, seq, frame)
         return seqs
+
+    async def publish(self, events: list[tuple[str, bytes]]) -> list[int]:
+        return self._publish(events)
+
+    async def map_put(self, name: str, key: str, value: bytes) -> None:
+        self._maps.setdefault(name, {})[key] = value
+
+    async def map_delete(self, name: str, key: str) -> None:
+        self._maps.get(name, {}).pop(key, None)
+
+    async def map_all(self, name: str) -> dict[str, bytes]:
+        return dict(self._maps.get(name, {}))
+
+    async def lease(self, name: str, holder: str, ttl: float) -> bool:
+        return True  # one process: it always leads
+
+    async def inbox_push(self, name: str, payload: bytes) -> None:
+        self._inboxes.setdefault(name, asyncio.Queue()).put_nowait(payload)
+
+    async def inbox_pop(self, name: str, timeout: float) -> bytes | None:
+        q = self._inboxes.setdefault(name, asyncio.Queue())
+        try:
+            return await asyncio.wait_for(q.get(), timeout)
+        except asyncio.TimeoutError:
+            return None
 
     async def seq(self, stream: str) -> int:
         return self._seq.get(stream, 0)
@@ -224,6 +279,34 @@ end
 return seqs
 """
 
+# Events without a state change. ARGV: prefix, replay length, then stream/body pairs.
+_PUBLISH_LUA = """
+local p = ARGV[1]
+local seqs = {}
+local i = 3
+while i < #ARGV do
+  local stream = ARGV[i]
+  local body = ARGV[i + 1]
+  local seq = redis.call('INCR', p .. ':seq:' .. stream)
+  local frame = '{"seq":' .. seq .. ',' .. string.sub(body, 2)
+  redis.call('XADD', p .. ':log:' .. stream, 'MAXLEN', '~', ARGV[2], seq .. '-0', 'f', frame)
+  redis.call('PUBLISH', p .. ':events', stream .. '\\n' .. frame)
+  seqs[#seqs + 1] = seq
+  i = i + 2
+end
+return seqs
+"""
+
+# Take a free lease or renew one's own. ARGV: key, holder, ttl in ms.
+_LEASE_LUA = """
+local cur = redis.call('GET', ARGV[1])
+if cur == false or cur == ARGV[2] then
+  redis.call('SET', ARGV[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
+"""
+
 # Claim due deadlines atomically, so that of several hubs only one acts on each.
 _DUE_LUA = """
 local key = ARGV[1] .. ':deadlines'
@@ -244,6 +327,10 @@ class RedisLiveStore(LiveStore):
         self._pubsub_conn: Any = aioredis.from_url(url)
         self._commit = self.redis.register_script(_COMMIT_LUA)
         self._due = self.redis.register_script(_DUE_LUA)
+        self._publish = self.redis.register_script(_PUBLISH_LUA)
+        self._lease = self.redis.register_script(_LEASE_LUA)
+        # Blocking pops get a connection of their own.
+        self._inbox_conn: Any = aioredis.from_url(url)
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         # Last seq delivered per stream, to notice (and fill) a gap in the live feed.
@@ -262,6 +349,7 @@ class RedisLiveStore(LiveStore):
             except (asyncio.CancelledError, Exception):  # closing: nothing left to report to
                 pass
         await self._pubsub_conn.aclose()
+        await self._inbox_conn.aclose()
         await self.redis.aclose()
 
     async def ping(self) -> bool:
@@ -332,6 +420,32 @@ class RedisLiveStore(LiveStore):
         if result == -1:
             return None
         return [int(x) for x in result]
+
+    async def publish(self, events: list[tuple[str, bytes]]) -> list[int]:
+        args: list[Any] = [self.prefix, self.replay_events]
+        for stream, body in events:
+            args += [stream, body]
+        return [int(x) for x in await self._publish(args=args)]
+
+    async def map_put(self, name: str, key: str, value: bytes) -> None:
+        await self.redis.hset(f"{self.prefix}:map:{name}", key, value)
+
+    async def map_delete(self, name: str, key: str) -> None:
+        await self.redis.hdel(f"{self.prefix}:map:{name}", key)
+
+    async def map_all(self, name: str) -> dict[str, bytes]:
+        raw = await self.redis.hgetall(f"{self.prefix}:map:{name}")
+        return {k.decode(): v for k, v in raw.items()}
+
+    async def lease(self, name: str, holder: str, ttl: float) -> bool:
+        return bool(await self._lease(args=[f"{self.prefix}:lease:{name}", holder, int(ttl * 1000)]))
+
+    async def inbox_push(self, name: str, payload: bytes) -> None:
+        await self.redis.lpush(f"{self.prefix}:inbox:{name}", payload)
+
+    async def inbox_pop(self, name: str, timeout: float) -> bytes | None:
+        got = await self._inbox_conn.brpop([f"{self.prefix}:inbox:{name}"], timeout=max(timeout, 0.01))
+        return got[1] if got else None
 
     async def seq(self, stream: str) -> int:
         raw = await self.redis.get(f"{self.prefix}:seq:{stream}")

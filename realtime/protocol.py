@@ -65,7 +65,38 @@ class ForceState(ClientMessage, tag="force-state"):
     reason: Code | None = None
 
 
-ClientFrame = Union[Auth, Ping, SetState, ExtendWrapUp, ForceState]
+ContactId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
+class AcceptOffer(ClientMessage, tag="accept-offer"):
+    """An agent takes the contact it is being offered."""
+
+    contact_id: ContactId
+
+
+class RejectOffer(ClientMessage, tag="reject-offer"):
+    """An agent declines the contact it is being offered; it goes to the next agent."""
+
+    contact_id: ContactId
+
+
+class EndContact(ClientMessage, tag="end-contact"):
+    """An agent ends its contact (hangs up); wrap-up follows."""
+
+    contact_id: ContactId
+
+
+class CompleteWrapUp(ClientMessage, tag="complete-wrap-up"):
+    """An agent files the wrap-up code and notes of its contact and ends wrap-up."""
+
+    contact_id: ContactId
+    code: Code
+    notes: Annotated[str, msgspec.Meta(max_length=4000)] = ""
+
+
+ClientFrame = Union[
+    Auth, Ping, SetState, ExtendWrapUp, ForceState, AcceptOffer, RejectOffer, EndContact, CompleteWrapUp
+]
 
 
 # ---------------------------------------------------------------- server → client
@@ -100,6 +131,10 @@ class AgentView(msgspec.Struct, omit_defaults=True, kw_only=True):
     queues: list[str] = []
     # Username of whoever caused the last change, when it was not the agent.
     changed_by: str | None = None
+    # The contact the agent is ringing for, talking to or wrapping up.
+    contact_id: str | None = None
+    # Bumped on every change of this agent.
+    version: int = 0
 
 
 class PauseReason(msgspec.Struct, kw_only=True):
@@ -110,6 +145,49 @@ class PauseReason(msgspec.Struct, kw_only=True):
 class QueueInfo(msgspec.Struct, kw_only=True):
     name: str
     label: str
+
+
+class ContactView(msgspec.Struct, omit_defaults=True, kw_only=True):
+    id: str
+    queue: str
+    # The caller's number or address.
+    caller: str
+    caller_name: str | None = None
+    priority: int = 0
+    # Epoch seconds when the contact arrived.
+    arrived_at: float
+    # Free fields shown with the offer (the caller's record until the CRM lookup exists).
+    data: dict[str, str] = {}
+    # waiting, ringing, connected, wrap-up, ended
+    status: str = "waiting"
+    agent_id: int | None = None
+
+
+class QueueStatsView(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """A queue's live figures; docs/acd.md defines each one."""
+
+    queue: str
+    waiting: int
+    longest_wait: float
+    offered: int
+    answered: int
+    abandoned: int
+    overflowed: int
+    service_level_seconds: float
+    # SL1 (abandons within the threshold excluded) and SL2 (all abandons counted); None before any contact.
+    service_level: float | None = None
+    service_level_with_abandons: float | None = None
+    asa: float | None = None
+    aht: float | None = None
+    abandon_rate: float | None = None
+    occupancy: float | None = None
+    agents_logged_in: int = 0
+    agents_available: int = 0
+    agents_ringing: int = 0
+    agents_on_call: int = 0
+    agents_wrap_up: int = 0
+    # Paused agents by reason code.
+    agents_paused: dict[str, int] = {}
 
 
 class Welcome(ServerMessage, tag="welcome"):
@@ -131,12 +209,41 @@ class Snapshot(ServerMessage, tag="snapshot"):
     agents: list[AgentView]
     pause_reasons: list[PauseReason]
     queues: list[QueueInfo]
+    # The contacts the connection's agent holds (an agent's snapshot), or nothing.
+    contacts: list[ContactView] = []
+    # Live queue figures (a board's snapshot).
+    queue_stats: list[QueueStatsView] = []
+    wrapup_codes: list[PauseReason] = []
 
 
 class AgentStateChanged(ServerMessage, tag="agent-state"):
     """An agent's state changed; carries the whole agent, so applying it twice is harmless."""
 
     agent: AgentView
+    seq: int = 0
+
+
+class ContactOffered(ServerMessage, tag="contact-offered"):
+    """This agent is offered a contact: ring, show the caller, accept or reject."""
+
+    contact: ContactView
+    ring_timeout: float
+    seq: int = 0
+
+
+class ContactChanged(ServerMessage, tag="contact-changed"):
+    """The agent's contact moved on: connected, cancelled (offer void), ended, wrapped-up."""
+
+    contact: ContactView
+    # Why, when the change was not the agent's own (e.g. "answered elsewhere", "timeout", "abandoned").
+    reason: str | None = None
+    seq: int = 0
+
+
+class QueueStatsChanged(ServerMessage, tag="queue-stats"):
+    """Live figures of the queues that changed (at most once a second per queue)."""
+
+    queues: list[QueueStatsView]
     seq: int = 0
 
 
@@ -157,7 +264,9 @@ class Error(ServerMessage, tag="error"):
     ref: RequestId | None = None
 
 
-ServerFrame = Union[Welcome, Snapshot, AgentStateChanged, Ack, Pong, Error]
+ServerFrame = Union[
+    Welcome, Snapshot, AgentStateChanged, ContactOffered, ContactChanged, QueueStatsChanged, Ack, Pong, Error
+]
 
 # Error codes, one per kind of failure.
 BAD_FRAME = "bad-frame"  # not JSON, unknown type, wrong or unknown field

@@ -134,6 +134,32 @@ def prepared_backend(tmp: Path, kind: str = BACKEND) -> Backend:
     return b
 
 
+def set_queue_config(b: Backend, tenant: str, queue: str, **config: object) -> None:
+    """Change a queue's routing settings in the store (before its hub starts)."""
+    from sqlalchemy import select
+
+    from store.db import make_engine, make_sessionmaker
+    from store.models import Queue, Tenant
+
+    url = b.database_url.replace("sqlite://", "sqlite+aiosqlite://").replace(
+        "postgresql://", "postgresql+asyncpg://"
+    )
+
+    async def run() -> None:
+        engine = make_engine(url)
+        async with make_sessionmaker(engine)() as s, s.begin():
+            q = (
+                await s.execute(
+                    select(Queue).join(Tenant, Tenant.id == Queue.tenant_id).where(Tenant.slug == tenant, Queue.name == queue)
+                )
+            ).scalar_one()
+            q.config = {**(q.config or {}), **config}
+        await engine.dispose()
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result()
+
+
 @pytest.fixture(scope="session")
 def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
     b = prepared_backend(tmp_path_factory.mktemp("db"))

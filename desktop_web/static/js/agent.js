@@ -9,6 +9,59 @@ const hub = new HubSocket();
 let me = null;
 let agent = null;
 let reasons = [];
+let codes = [];
+let contact = null; // the contact this agent is offered, talking to or wrapping up
+let ringUntil = 0;
+let ringTone = null;
+
+const CONTACT_STATUS = {
+  ringing: "Incoming contact",
+  connected: "On call",
+  "wrap-up": "Wrap-up",
+};
+
+// A short ring from WebAudio, so no sound file is needed; browsers may block it until a click.
+function ring(on) {
+  if (!on) { if (ringTone) { ringTone.stop(); ringTone = null; } return; }
+  if (ringTone) return;
+  try {
+    const ctx = new AudioContext();
+    const osc = ctx.createOscillator();
+    const gain = ctx.createGain();
+    osc.frequency.value = 440;
+    gain.gain.value = 0.05;
+    osc.connect(gain).connect(ctx.destination);
+    osc.start();
+    ringTone = { stop: () => { osc.stop(); ctx.close(); } };
+  } catch { /* no audio: the banner still shows */ }
+}
+
+function renderContact() {
+  const box = $("#contact");
+  const live = contact && ["ringing", "connected", "wrap-up"].includes(contact.status);
+  show(box, Boolean(live));
+  ring(Boolean(live && contact.status === "ringing"));
+  if (!live) return;
+  box.dataset.status = contact.status;
+  box.dataset.contactId = contact.id;
+  $("#contact-status").textContent = CONTACT_STATUS[contact.status];
+  const fields = [
+    ["Caller", contact.caller],
+    ["Name", contact.caller_name || "unknown"],
+    ["Queue", contact.queue],
+    ...Object.entries(contact.data || {}),
+  ];
+  $("#contact-fields").replaceChildren(...fields.flatMap(([k, v]) => [el("dt", {}, k), el("dd", { dataset: { field: k } }, v)]));
+  show($("#offer-controls"), contact.status === "ringing");
+  show($("#call-controls"), contact.status === "connected");
+  show($("#wrap-up-form"), contact.status === "wrap-up");
+  if (contact.status === "wrap-up") {
+    const select = $("#wrap-up-form select");
+    if (select.options.length !== codes.length) {
+      select.replaceChildren(...codes.map((c) => el("option", { value: c.code }, c.label)));
+    }
+  }
+}
 
 function render() {
   if (!agent) return;
@@ -25,6 +78,10 @@ function render() {
 }
 
 function tick() {
+  if (contact && contact.status === "ringing") {
+    $("#ring-left").textContent = `${Math.max(0, Math.ceil(ringUntil - hub.now()))} s`;
+  }
+  if (agent && agent.state === "on-call") $("#talk-timer").textContent = formatDuration(hub.now() - agent.since);
   if (!agent) return;
   $("#state-timer").textContent = formatDuration(hub.now() - agent.since);
   if (agent.state === "wrap-up" && agent.wrap_up_until) {
@@ -53,6 +110,10 @@ hub.addEventListener("welcome", (e) => {
   $("#who").textContent = `${me.display_name} · ${e.detail.tenant.name}`;
 });
 hub.addEventListener("snapshot", (e) => {
+  codes = e.detail.wrapup_codes || [];
+  contact = (e.detail.contacts || [])[0] || null;
+  if (contact && contact.status === "ringing") ringUntil = hub.now() + 10;
+  renderContact();
   reasons = e.detail.pause_reasons;
   renderReasons();
   agent = e.detail.agents.find((a) => a.id === me.id) || null;
@@ -64,6 +125,21 @@ hub.addEventListener("agent-state", (e) => {
     agent = e.detail.agent;
     render();
   }
+});
+hub.addEventListener("contact-offered", (e) => {
+  contact = e.detail.contact;
+  ringUntil = hub.now() + e.detail.ring_timeout;
+  renderContact();
+});
+hub.addEventListener("contact-changed", (e) => {
+  const c = e.detail.contact;
+  if (c.status === "cancelled") {
+    if (contact && contact.id === c.id) {
+      contact = null;
+      if (e.detail.reason) toast(`The offer was withdrawn (${e.detail.reason}).`, "info");
+    }
+  } else contact = c;
+  renderContact();
 });
 hub.addEventListener("status", (e) => {
   const s = $("#conn");
@@ -83,6 +159,35 @@ $("#logout").addEventListener("click", async () => {
     try { await hub.request({ type: "set-state", state: "logged-out" }); } catch (err) { toast(err.message); return; }
   }
   toLogin();
+});
+
+async function contactRequest(type, extra = {}) {
+  if (!contact) return;
+  try {
+    await hub.request({ type, contact_id: contact.id, ...extra });
+  } catch (err) {
+    toast(err.message);
+  }
+}
+$("#accept").addEventListener("click", () => contactRequest("accept-offer"));
+$("#reject").addEventListener("click", async () => {
+  const id = contact && contact.id;
+  await contactRequest("reject-offer");
+  if (contact && contact.id === id && contact.status === "ringing") { contact = null; renderContact(); }
+});
+$("#end-contact").addEventListener("click", () => contactRequest("end-contact"));
+$("#wrap-up-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const form = e.target;
+  await contactRequest("complete-wrap-up", { code: form.code.value, notes: form.notes.value });
+  form.reset();
+});
+// Wrap-up timed out or ended by a supervisor: the contact is done on this desktop.
+hub.addEventListener("agent-state", (e) => {
+  if (me && e.detail.agent.id === me.id && contact && contact.status === "wrap-up" && e.detail.agent.state !== "wrap-up") {
+    contact = null;
+    renderContact();
+  }
 });
 
 hub.start();

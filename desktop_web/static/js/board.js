@@ -50,6 +50,31 @@ function render() {
   );
 }
 
+const queueStats = new Map();
+const pct = (x) => (x === null || x === undefined ? "—" : `${Math.round(x * 100)}%`);
+const secs = (x) => (x === null || x === undefined ? "—" : `${Math.round(x)} s`);
+
+function renderQueues() {
+  const rows = [...queueStats.values()].sort((a, b) => a.queue.localeCompare(b.queue)).map((q) => {
+    const paused = Object.values(q.agents_paused || {}).reduce((a, b) => a + b, 0);
+    const level = q.service_level === undefined || q.service_level === null ? "" : q.service_level >= 0.8 ? "good" : "bad";
+    return el("tr", { dataset: { queue: q.queue } },
+      el("td", { class: "name" }, q.queue),
+      el("td", { class: "waiting" }, q.waiting),
+      el("td", { class: "longest" }, formatDuration(q.longest_wait)),
+      el("td", { class: "offered" }, q.offered),
+      el("td", { class: "answered" }, q.answered),
+      el("td", { class: "abandoned" }, q.abandoned),
+      el("td", { class: "sl", dataset: { level } }, pct(q.service_level)),
+      el("td", { class: "asa" }, secs(q.asa)),
+      el("td", { class: "aht" }, secs(q.aht)),
+      el("td", { class: "abandon-rate" }, pct(q.abandon_rate)),
+      el("td", { class: "occupancy" }, pct(q.occupancy)),
+      el("td", { class: "agents" }, `${q.agents_available || 0} / ${q.agents_on_call || 0} / ${q.agents_wrap_up || 0} / ${paused}`));
+  });
+  $("#queue-panel tbody").replaceChildren(...rows);
+}
+
 function tick() {
   const now = hub.now();
   for (const td of document.querySelectorAll("#agents td.timer")) {
@@ -77,6 +102,13 @@ hub.addEventListener("snapshot", (e) => {
   for (const a of e.detail.agents) agents.set(a.id, a);
   fillFilters();
   render();
+  queueStats.clear();
+  for (const q of e.detail.queue_stats || []) queueStats.set(q.queue, q);
+  renderQueues();
+});
+hub.addEventListener("queue-stats", (e) => {
+  for (const q of e.detail.queues) queueStats.set(q.queue, q);
+  renderQueues();
 });
 hub.addEventListener("agent-state", (e) => {
   agents.set(e.detail.agent.id, e.detail.agent);
