@@ -315,7 +315,10 @@ async def healthz(request: Request) -> Response:
     ctx = request.app.state.ctx
     checks = {"database": await ctx.db_ok(), "bus": await ctx.live.ping()}
     ok = all(checks.values())
-    return JSONResponse({"status": "ok" if ok else "degraded", **checks}, 200 if ok else 503)
+    # Whether this hub is the one routing contacts now (exactly one is).
+    return JSONResponse(
+        {"status": "ok" if ok else "degraded", **checks, "routing": ctx.contacts.leading}, 200 if ok else 503
+    )
 
 
 async def metrics(request: Request) -> Response:

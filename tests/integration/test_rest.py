@@ -138,7 +138,7 @@ def test_another_tenants_agent_is_not_found(hub):
 
 def test_health_and_metrics(hub):
     r = httpx.get(f"{hub.url}/healthz")
-    assert r.status_code == 200 and r.json() == {"status": "ok", "database": True, "bus": True}
+    assert r.status_code == 200 and r.json() == {"status": "ok", "database": True, "bus": True, "routing": True}
     force(hub, "agent5", "logged-out")
     force(hub, "agent5", "available")
     text = httpx.get(f"{hub.url}/metrics").text

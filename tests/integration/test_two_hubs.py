@@ -107,3 +107,50 @@ def test_a_dead_hub_leaves_the_other_serving_with_the_same_state(two_hubs):
     force(b, "agent4", "available")
     board.agent_event("agent4", "available")
     board.close()
+
+
+def _routing(h) -> bool:
+    return httpx.get(f"{h.url}/healthz").json()["routing"]
+
+
+def _wait_for_router(hubs, timeout: float = 15.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        leaders = [h for h in hubs if _routing(h)]
+        if len(leaders) == 1:
+            return leaders[0]
+        assert len(leaders) <= 1, "two hubs route at once"
+        time.sleep(0.1)  # polling for the lease
+    raise AssertionError("no hub took the routing lease")
+
+
+def test_contacts_route_across_hubs_and_survive_the_routing_hub_dying(two_hubs):
+    a, b = two_hubs
+    leader = _wait_for_router([a, b])
+    other = b if leader is a else a
+    for i in range(1, 6):
+        force(other, f"agent{i}", "logged-out")
+    admin = bearer(cached_login(other.url, "admin"))
+    # Created on the hub that does not route, answered by an agent on the other one.
+    agent, _ = connect_as(leader, "agent1")
+    snapshot(agent)
+    agent.request({"type": "set-state", "state": "available"})
+    r = httpx.post(f"{other.url}/api/contacts", json={"queue": "support", "caller": "+49301"}, headers=admin)
+    assert r.status_code == 201, r.text
+    offer = agent.expect(lambda m: m["type"] == "contact-offered", 5, "offer")
+    assert offer["contact"]["id"] == r.json()["contact_id"]
+    assert agent.request({"type": "reject-offer", "contact_id": offer["contact"]["id"]})["type"] == "ack"
+    agent.request({"type": "set-state", "state": "paused", "reason": "lunch"})
+    agent.close()
+    # The contact waits; the routing hub dies; the other takes over and offers it.
+    leader.kill()
+    survivor = _wait_for_router([other])
+    ws, _ = connect_as(survivor, "agent2")
+    snapshot(ws)
+    ws.request({"type": "set-state", "state": "available"})
+    again = ws.expect(lambda m: m["type"] == "contact-offered", 10, "offer after failover")
+    assert again["contact"]["id"] == offer["contact"]["id"] and again["contact"]["caller"] == "+49301"
+    assert ws.request({"type": "accept-offer", "contact_id": again["contact"]["id"]})["type"] == "ack"
+    ws.close()
