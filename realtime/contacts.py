@@ -119,6 +119,10 @@ def stats_map(tenant_id: int) -> str:
     return f"queue-stats:{tenant_id}"
 
 
+def agent_stats_map(tenant_id: int) -> str:
+    return f"agent-stats:{tenant_id}"
+
+
 class _Tenant:
     """One tenant's engine and what the adapter keeps beside it."""
 
@@ -130,6 +134,7 @@ class _Tenant:
         self.wrap_up: dict[str, float] = {}
         self.versions: dict[int, int] = {}
         self.dirty: set[str] = set()
+        self.dirty_agents: set[int] = set()
         self.thresholds: dict[str, float] = {}
 
 
@@ -285,6 +290,7 @@ class ContactCenter:
             case Reject(agent_id=aid, contact_id=cid):
                 if not e.offer_rejected(cid, str(aid), now):
                     raise ContactError("offer-void", f"contact {cid} is no longer offered to you")
+                t.dirty_agents.add(aid)
                 # The engine frees the agent at once; the agent's state follows before any new offer.
                 view = t.views.get(cid) or P.ContactView(id=cid, queue="", caller="", arrived_at=now)
                 gone = msgspec.structs.replace(view, status="cancelled", agent_id=aid)
@@ -351,6 +357,7 @@ class ContactCenter:
         except acd.AcdError:
             pass  # the router restarted since the answer; the record below still closes the talk
         view.status = "wrap-up"
+        t.dirty_agents.add(agent_id)
         wrap = t.wrap_up.pop(cid, 0.0)
         await self._change(t, agent_id, Action.HANG_UP, cid, wrap_up_seconds=wrap, view=view)
         await self._record(t, cid, ended_at=now)
@@ -409,11 +416,13 @@ class ContactCenter:
                     t.engine.offer_rejected(cid, aid, now, busy=True)
                     return
                 t.views[cid] = offered
+                t.dirty_agents.add(int(aid))
                 await self._save(t, offered)
                 await self._record_offer(t, cid, int(aid), now)
             case acd.CancelOffer(contact_id=cid, agent_id=aid, reason=reason):
                 view = t.views.get(cid) or P.ContactView(id=cid, queue="", caller="", arrived_at=now)
                 cancelled = msgspec.structs.replace(view, status="cancelled", agent_id=int(aid))
+                t.dirty_agents.add(int(aid))
                 try:
                     await self._change(t, int(aid), Action.OFFER_ENDED, cid, view=cancelled, reason=reason)
                 except (IllegalTransition, Conflict):
@@ -423,6 +432,7 @@ class ContactCenter:
                 view.status = "connected"
                 view.agent_id = int(aid)
                 t.wrap_up[cid] = wrap
+                t.dirty_agents.add(int(aid))
                 await self._change(t, int(aid), Action.ANSWER, cid, view=view)
                 await self._record(t, cid, agent_id=int(aid), answered_at=now)
                 await self._save(t, view)
@@ -448,6 +458,8 @@ class ContactCenter:
             case acd.StatsChanged(queue=q):
                 t.dirty.add(q)
             case acd.ContactRecorded(record=rec):
+                if rec.agent_id is not None:
+                    t.dirty_agents.add(int(rec.agent_id))
                 if rec.outcome is not acd.Outcome.ANSWERED:
                     t.views.pop(rec.contact_id, None)
                     await self.live.map_delete(contacts_map(t.tenant_id), rec.contact_id)
@@ -520,6 +532,11 @@ class ContactCenter:
         dec = msgspec.json.Decoder(P.QueueStatsView)
         return sorted((dec.decode(v) for v in raw.values()), key=lambda q: q.queue)
 
+    async def agent_stats(self, tenant_id: int) -> list[P.AgentStatsView]:
+        raw = await self.live.map_all(agent_stats_map(tenant_id))
+        dec = msgspec.json.Decoder(P.AgentStatsView)
+        return sorted((dec.decode(v) for v in raw.values()), key=lambda a: a.agent_id)
+
     async def _publish_stats(self, t: _Tenant, now: float) -> None:
         e = t.engine
         names = set(t.dirty)
@@ -527,7 +544,7 @@ class ContactCenter:
         for q in e.queue_names:
             if e.queue_stats(q, now).waiting:
                 names.add(q)  # longest wait grows by itself
-        if not names:
+        if not names and not t.dirty_agents:
             return
         states = await self.live.agents(t.tenant_id)
         d = await self.directory.get(t.tenant_id)
@@ -558,9 +575,28 @@ class ContactCenter:
                     agents_paused=paused,
                 )
             )
+        agents = []
+        for aid in sorted(t.dirty_agents):
+            try:
+                a = e.agent_stats(str(aid), now)
+            except acd.AcdError:
+                continue
+            agents.append(
+                P.AgentStatsView(
+                    agent_id=aid, offered=a.offered, answered=a.answered, missed=a.missed, rejected=a.rejected,
+                    talk_seconds=round(a.talk_seconds, 1), hold_seconds=round(a.hold_seconds, 1),
+                    wrap_up_seconds=round(a.wrap_up_seconds, 1), idle_seconds=round(a.idle_seconds, 1),
+                    occupancy=a.occupancy,
+                )
+            )
+        t.dirty_agents.clear()
         for v in views:
             await self.live.map_put(stats_map(t.tenant_id), v.queue, _enc.encode(v))
-        await self.live.publish([(stream_board(t.tenant_id), P.encode(P.QueueStatsChanged(queues=views)))])
+        for a in agents:
+            await self.live.map_put(agent_stats_map(t.tenant_id), str(a.agent_id), _enc.encode(a))
+        if views or agents:
+            frame = P.encode(P.QueueStatsChanged(queues=views, agents=agents))
+            await self.live.publish([(stream_board(t.tenant_id), frame)])
 
     # ------------------------------------------------------------ building engines
 

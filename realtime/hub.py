@@ -365,10 +365,12 @@ class Hub:
             last = await self.live.seq(stream)
             contacts: list[P.ContactView] = []
             stats: list[P.QueueStatsView] = []
+            agent_stats: list[P.AgentStatsView] = []
             if supervisor:
                 agents = await self.agents.views(p.tenant_id)
                 if self.contacts is not None:
                     stats = await self.contacts.queue_stats(p.tenant_id)
+                    agent_stats = await self.contacts.agent_stats(p.tenant_id)
             elif d.is_agent(p.user_id):
                 agents = [await self.agents.view(p.tenant_id, p.user_id)]
                 if self.contacts is not None:
@@ -384,6 +386,7 @@ class Hub:
                     queues=d.queues,
                     contacts=contacts,
                     queue_stats=stats,
+                    agent_stats=agent_stats,
                     wrapup_codes=d.wrapup_codes,
                 ),
             )

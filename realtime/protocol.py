@@ -190,6 +190,21 @@ class QueueStatsView(msgspec.Struct, omit_defaults=True, kw_only=True):
     agents_paused: dict[str, int] = {}
 
 
+class AgentStatsView(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """An agent's live figures since the interval began; docs/acd.md defines each one."""
+
+    agent_id: int
+    offered: int = 0
+    answered: int = 0
+    missed: int = 0
+    rejected: int = 0
+    talk_seconds: float = 0.0
+    hold_seconds: float = 0.0
+    wrap_up_seconds: float = 0.0
+    idle_seconds: float = 0.0
+    occupancy: float | None = None
+
+
 class Welcome(ServerMessage, tag="welcome"):
     """Answer to a successful `auth`."""
 
@@ -213,6 +228,7 @@ class Snapshot(ServerMessage, tag="snapshot"):
     contacts: list[ContactView] = []
     # Live queue figures (a board's snapshot).
     queue_stats: list[QueueStatsView] = []
+    agent_stats: list[AgentStatsView] = []
     wrapup_codes: list[PauseReason] = []
 
 
@@ -244,6 +260,8 @@ class QueueStatsChanged(ServerMessage, tag="queue-stats"):
     """Live figures of the queues that changed (at most once a second per queue)."""
 
     queues: list[QueueStatsView]
+    # Figures of the agents whose figures changed.
+    agents: list[AgentStatsView] = []
     seq: int = 0
 
 

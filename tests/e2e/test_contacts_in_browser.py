@@ -71,6 +71,8 @@ def test_offer_accept_end_and_wrap_up_in_the_desktop_with_the_board_following(ac
         expect(agent.locator("#state-label")).to_have_text("Available")
         expect(row.locator("td.state")).to_have_text("Available")
         expect(support.locator("td.sl")).to_have_text("100%")
+        expect(row.locator("td.answered")).to_have_text("1")
+        expect(row.locator("td.missed")).to_have_text("0")
         cid = r.json()["contact_id"]
         rec = httpx.get(f"{h.url}/api/contacts/{cid}", headers=bearer(cached_login(h.url, "supervisor"))).json()
         assert (rec["outcome"], rec["wrapup_code"], rec["notes"]) == ("answered", "escalated", "needs second level")

@@ -86,13 +86,18 @@ def test_contact_is_offered_to_the_right_agent_answered_and_wrapped_up(acd_hub):
     assert (rec["wrapup_code"], rec["notes"]) == ("sale", "two licences")
     assert rec["answered_at"] >= rec["created_at"] and rec["ended_at"] >= rec["answered_at"]
     assert rec["data"]["offered_to"] == [agent_id(h, "agent3")]
-    # The board's queue panel shows the figures move.
-    stats = board.expect(
-        lambda m: m["type"] == "queue-stats" and any(q["queue"] == "sales" and q["answered"] >= 1 for q in m["queues"]),
-        5, "queue-stats with an answered sales contact",
-    )
-    sales = next(q for q in stats["queues"] if q["queue"] == "sales")
-    assert sales["offered"] >= 1 and sales["service_level"] == 1.0
+    # The board's queue panel shows the figures move, the queue's and the agent's.
+    a3_id = agent_id(h, "agent3")
+    queues, agents = {}, {}
+    deadline = time.monotonic() + 5
+    while not (queues.get("sales", {}).get("answered") and agents.get(a3_id, {}).get("answered")):
+        assert time.monotonic() < deadline, f"figures did not arrive: {queues} {agents}"
+        m = board.expect(lambda m: m["type"] == "queue-stats", deadline - time.monotonic(), "queue-stats")
+        queues.update({q["queue"]: q for q in m["queues"]})
+        agents.update({a["agent_id"]: a for a in m.get("agents", [])})
+    assert queues["sales"]["offered"] >= 1 and queues["sales"]["service_level"] == 1.0
+    assert agents[a3_id]["offered"] == 1 and agents[a3_id].get("missed", 0) == 0
+    assert agents[a3_id]["talk_seconds"] >= 0
     ws.close()
     board.close()
 
@@ -241,4 +246,23 @@ def test_a_wrong_wrap_up_code_is_refused_and_the_contact_stays_open(acd_hub):
     assert record(h, cid)["wrapup_code"] is None
     assert ws.request({"type": "complete-wrap-up", "contact_id": cid, "code": "callback"})["type"] == "ack"
     assert record(h, cid)["wrapup_code"] == "callback"
+    ws.close()
+
+
+def test_the_cli_creates_a_contact_that_reaches_an_agent(acd_hub):
+    from tests.conftest import cli
+
+    h = acd_hub
+    only_available(h, "agent4")
+    ws, _ = connect_as(h, "agent4")
+    out = cli({}, "contact", "--url", h.url, "--queue", "support", "--caller", "+4989123",
+              "--name", "Max", "--data", "ticket=T-9")
+    assert out.returncode == 0, out.stderr
+    cid = out.stdout.strip()
+    offer = offered(ws)
+    assert offer["contact"]["id"] == cid and offer["contact"]["data"] == {"ticket": "T-9"}
+    ws.request({"type": "reject-offer", "contact_id": cid})
+    assert httpx.post(f"{h.url}/api/contacts/{cid}/abandon", headers=admin(h)).status_code == 200
+    bad = cli({}, "contact", "--url", h.url, "--queue", "nowhere", "--caller", "1")
+    assert bad.returncode == 1 and "unknown queue 'nowhere'" in bad.stderr
     ws.close()

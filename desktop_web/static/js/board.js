@@ -7,6 +7,7 @@ if (!session.access) toLogin();
 
 const hub = new HubSocket();
 const agents = new Map();
+const agentStats = new Map();
 let reasons = [];
 let queues = [];
 const filter = { queue: "", state: "" };
@@ -34,6 +35,9 @@ function row(a) {
     el("td", { class: "reason" }, a.reason ? (reason ? reason.label : a.reason) : ""),
     el("td", { class: "timer", dataset: { since: a.since } }, formatDuration(hub.now() - a.since)),
     el("td", { class: "queues" }, a.queues.join(", ")),
+    el("td", { class: "answered" }, agentStats.get(a.id)?.answered ?? 0),
+    el("td", { class: "missed" }, agentStats.get(a.id)?.missed ?? 0),
+    el("td", { class: "talk" }, formatDuration(agentStats.get(a.id)?.talk_seconds ?? 0)),
     el("td", { class: "changed-by" }, a.changed_by || ""),
     el("td", { class: "actions" }, el("select", { class: "force", "aria-label": `Set state of ${a.username}` }, ...forceOptions())),
   );
@@ -104,11 +108,18 @@ hub.addEventListener("snapshot", (e) => {
   render();
   queueStats.clear();
   for (const q of e.detail.queue_stats || []) queueStats.set(q.queue, q);
+  agentStats.clear();
+  for (const a of e.detail.agent_stats || []) agentStats.set(a.agent_id, a);
   renderQueues();
+  render();
 });
 hub.addEventListener("queue-stats", (e) => {
   for (const q of e.detail.queues) queueStats.set(q.queue, q);
   renderQueues();
+  if ((e.detail.agents || []).length) {
+    for (const a of e.detail.agents) agentStats.set(a.agent_id, a);
+    render();
+  }
 });
 hub.addEventListener("agent-state", (e) => {
   agents.set(e.detail.agent.id, e.detail.agent);
