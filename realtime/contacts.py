@@ -373,7 +373,9 @@ class ContactCenter:
             raise ContactError("unknown-code", f"unknown wrap-up code {msg.code!r}; known: {', '.join(sorted(codes))}")
         if view.status == "connected":
             raise ContactError("illegal-transition", "end the contact before wrapping it up")
-        await self._record(t, msg.contact_id, wrapup_code=msg.code, notes=msg.notes or None)
+        await self._record(
+            t, msg.contact_id, wrapup_code=msg.code, notes=msg.notes or None, default_outcome="answered"
+        )
         view.status = "ended"
         current, _ = await self.agents.live.agent(t.tenant_id, msg.agent_id)
         if current.state is State.WRAP_UP and current.contact_id == msg.contact_id:
@@ -502,13 +504,17 @@ class ContactCenter:
         await self.live.map_put(contacts_map(t.tenant_id), view.id, _enc.encode(view))
 
     async def _record(self, t: _Tenant, cid: str, *, data: dict[str, Any] | None = None,
-                      outcome_reason: str | None = None, **fields: Any) -> None:
+                      outcome_reason: str | None = None, default_outcome: str | None = None,
+                      **fields: Any) -> None:
         async with self.sessionmaker() as s, s.begin():
             row: CallRecord | None = await TenantRepo(s, t.tenant_id).call_record(cid)
             if row is None:
                 return
             for k, v in fields.items():
                 setattr(row, k, v)
+            if default_outcome and row.outcome is None:
+                # Answered under a previous router, whose engine cannot report it.
+                row.outcome = default_outcome
             if data or outcome_reason:
                 merged = dict(row.data or {})
                 merged.update(data or {})
@@ -659,7 +665,19 @@ class ContactCenter:
                 except acd.AcdError:
                     continue
             t.views[view.id] = view
+        await self._close_lost(tenant_id, set(t.views), now)
         return t
+
+    async def _close_lost(self, tenant_id: int, live_ids: set[str], now: float) -> None:
+        """Contacts with an open record but no live state (the embedded hub restarted,
+        or the live store was flushed) can never be served: record them as failed."""
+        async with self.sessionmaker() as s, s.begin():
+            for row in await TenantRepo(s, tenant_id).open_call_records():
+                if row.contact_id in live_ids:
+                    continue
+                row.outcome = row.outcome or ("answered" if row.answered_at else "failed")
+                row.ended_at = row.ended_at or now
+                row.data = {**(row.data or {}), "reason": "lost when the routing hub restarted"}
 
     async def _rebuild(self) -> None:
         self._tenants.clear()

@@ -218,6 +218,11 @@ class TenantRepo:
         await self.session.flush()
         return row
 
+    async def open_call_records(self) -> Sequence[CallRecord]:
+        """Records of contacts that have not ended (no outcome yet)."""
+        q = select(CallRecord).where(CallRecord.tenant_id == self.tenant_id, CallRecord.outcome.is_(None))
+        return (await self.session.execute(q)).scalars().all()
+
     async def call_record(self, contact_id: str) -> CallRecord | None:
         q = select(CallRecord).where(CallRecord.tenant_id == self.tenant_id, CallRecord.contact_id == contact_id)
         return (await self.session.execute(q)).scalar_one_or_none()

@@ -266,3 +266,36 @@ def test_the_cli_creates_a_contact_that_reaches_an_agent(acd_hub):
     bad = cli({}, "contact", "--url", h.url, "--queue", "nowhere", "--caller", "1")
     assert bad.returncode == 1 and "unknown queue 'nowhere'" in bad.stderr
     ws.close()
+
+
+def test_a_restarted_hub_serves_or_honestly_closes_waiting_contacts(tmp_path):
+    from tests.conftest import BACKEND
+
+    b = prepared_backend(tmp_path)
+    try:
+        h = HubProcess(b, tmp_path / "a.log").start()
+        for i in range(1, 6):
+            force(h, f"agent{i}", "logged-out")
+        cid = create(h, "support", caller="+4930999")
+        h.kill()
+        h2 = HubProcess(b, tmp_path / "b.log").start()
+        try:
+            ws, _ = connect_as(h2, "agent1")
+            ws.request({"type": "set-state", "state": "available"})
+            if BACKEND == "redis":
+                # Live state survives in Redis: the waiting contact is offered, nothing lost.
+                assert offered(ws, 10)["contact"]["id"] == cid
+                assert record(h2, cid)["outcome"] is None
+            else:
+                # The embedded default keeps live state in memory: the contact cannot be served,
+                # and its record says so instead of staying open for ever.
+                deadline = time.monotonic() + 10
+                while record(h2, cid)["outcome"] is None and time.monotonic() < deadline:
+                    time.sleep(0.1)  # polling the record
+                rec = record(h2, cid)
+                assert rec["outcome"] == "failed" and "restarted" in rec["data"]["reason"] and rec["ended_at"]
+            ws.close()
+        finally:
+            h2.stop()
+    finally:
+        drop_backend(b)
