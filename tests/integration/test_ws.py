@@ -97,7 +97,7 @@ def test_a_gap_too_old_to_replay_gets_a_snapshot(backend, start_hub):
         assert force(h, "agent5", "paused", "lunch" if i % 2 else "break").status_code == 200
     again, _ = connect_as(h, "supervisor", last_seq=snap["seq"])
     s2 = snapshot(again)
-    assert s2["seq"] == snap["seq"] + 14
+    assert s2["seq"] >= snap["seq"] + 14  # queue figures share the stream
     a5 = next(a for a in s2["agents"] if a["username"] == "agent5")
     assert (a5["state"], a5["reason"]) == ("paused", "lunch")
     again.close()
