@@ -235,7 +235,7 @@ class MemoryLiveStore(LiveStore):
         if after >= last:
             return [] if after == last else None
         log_ = self._logs.get(stream) or deque()
-        if not log_ or log_[0][0] > after + 1 or last - after > limit:
+        if not log_ or log_[0][0] > after + 1 or last - after > min(limit, self.replay_events):
             return None
         return [frame for seq, frame in log_ if seq > after]
 
@@ -455,7 +455,8 @@ class RedisLiveStore(LiveStore):
         last = await self.seq(stream)
         if after >= last:
             return [] if after == last else None
-        if last - after > limit:
+        # The log is trimmed approximately; the promise is UNIDESK_REPLAY_EVENTS, no more.
+        if last - after > min(limit, self.replay_events):
             return None
         entries = await self.redis.xrange(f"{self.prefix}:log:{stream}", min=f"{after + 1}-0", max="+")
         if not entries or int(entries[0][0].split(b"-")[0]) != after + 1:
