@@ -17,9 +17,11 @@ Only the call that decides is timed (time.perf_counter around it; the
 figure reported is the median over blocks of 250 decisions, so that
 preemption by other load on the machine, which only ever makes a block
 slower, does not count); answering, hanging up and pausing the agent again
-keep the world steady and are not timed. The naive baseline makes the
-same decisions by scanning every agent (contact path) or every waiting
-contact (agent path).
+keep the world steady and are not timed, nor is the `next_deadline()` the
+hub calls after every drain (without it, the ring timers of answered offers
+and the contacts they hold would pile up for the whole run). The naive
+baseline makes the same decisions by scanning every agent (contact path) or
+every waiting contact (agent path).
 """
 
 from __future__ import annotations
@@ -170,7 +172,9 @@ def run_engine(world: World, decisions: int) -> dict[str, float]:
         if block_made >= BLOCK:
             blocks.append((timed - block_time) / block_made)
             block_time, block_made = timed, 0
-        # Keep the world steady (not timed): answer, hang up, send the agent back.
+        # Keep the world steady (not timed): answer, hang up, send the agent
+        # back; then, as the hub does after every drain, ask for the next
+        # deadline, which also drops the ring timers of answered offers.
         while offers:
             nxt = []
             for o in offers:
@@ -185,6 +189,7 @@ def run_engine(world: World, decisions: int) -> dict[str, float]:
                 nxt += [c for c in e.commands_out() if isinstance(c, OfferContact)]
             offers = nxt
         e.commands_out()
+        e.next_deadline()
     waiting = sum(e.queue_stats(q, now).waiting for q in world.queues[:BACKLOGGED])
     blocks.sort()
     # The median block is the figure reported: other load on a shared machine

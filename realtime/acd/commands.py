@@ -7,10 +7,12 @@ caller carries them out in order.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class Outcome(StrEnum):
@@ -241,3 +243,36 @@ Command = (
     OfferContact | CancelOffer | ContactAssigned | ContactRequeued | OverflowContact | EndContact
     | RejectContact | AnnouncePosition | PauseAgent | StatsChanged | ContactRecorded
 )
+
+
+def builder(cls: type[T]) -> Callable[..., T]:
+    """A faster constructor for one of the frozen, slotted dataclasses above.
+
+    build(*values), with every field given in order, returns the same value
+    as cls(*values). The __init__ that dataclasses generates for a frozen
+    class stores each field through object.__setattr__, a generic path that
+    makes building the value about twice as slow; `build` stores through the
+    slot descriptors instead. The engine builds commands on every routing
+    decision.
+    """
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    assert not {"value", "new", "cls"} & set(names), f"{cls.__name__}: a field name clashes with build()"
+    namespace: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    body = ["    value = new(cls)"]
+    for name in names:
+        namespace[f"set_{name}"] = getattr(cls, name).__set__
+        body.append(f"    set_{name}(value, {name})")
+    source = f"def build({', '.join(names)}):\n" + "\n".join(body) + "\n    return value\n"
+    exec(source, namespace)
+    build = namespace["build"]
+    build.__qualname__ = build.__name__ = f"build_{cls.__name__}"
+    return build
+
+
+# Faster constructors (see builder) of the values built for every offer and contact.
+build_offer_contact = builder(OfferContact)
+build_contact_assigned = builder(ContactAssigned)
+build_offer_attempt = builder(OfferAttempt)
+build_queue_segment = builder(QueueSegment)
+build_contact_record = builder(ContactRecord)
+build_contact_recorded = builder(ContactRecorded)

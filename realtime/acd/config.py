@@ -172,7 +172,10 @@ _NOTHING: Requirement = ((), None)
 def effective_requirement(required: Mapping[str, int], step: RoutingStep | None) -> Requirement:
     """The (skills, max_penalty) a contact needs at a step; skills sorted for hashing."""
     if step is None:
-        return (tuple(sorted(required.items())), None) if required else _NOTHING
+        if not required:
+            return _NOTHING
+        # One skill (the usual case) needs no sorting.
+        return (tuple(required.items()) if len(required) == 1 else tuple(sorted(required.items())), None)
     if step.any_member:
         return (), step.max_penalty
     skills = []

@@ -6,13 +6,17 @@ drained with `commands_out()`. The caller owns the clock: it asks
 a clock, sleeps, or touches the network, so the same class runs the live hub
 and the simulator.
 
+This module holds the public class: its inputs, and the routing that follows
+them. The records and their bookkeeping are in `records` and `state`, the
+deadlines in `timers`, the ordered indexes in `strategies`.
+
 Two paths make every decision, and both look only at candidates:
 
 * contact path (a contact arrives or comes back to waiting): the queue's
   AgentIndex yields the best available member for the strategy; skills are
   checked on that candidate only.
-* agent path (an agent becomes available): for each queue the agent serves,
-  WaitingContacts yields the best contact per requirement group the agent's
+* agent path (an agent becomes available): `best_waiting` looks, in each
+  queue the agent serves, at the head of each requirement group the agent's
   skills satisfy; the best across queues wins.
 
 After every input the engine is work-conserving: no waiting contact has an
@@ -22,194 +26,61 @@ that are rules: preferred-agent windows, retry and reject delays).
 
 from __future__ import annotations
 
-import itertools
 import math
 import random
 from collections.abc import Iterable
-from heapq import heappop, heappush
 
 from .commands import (
-    AnnouncePosition, CancelOffer, ContactAssigned, ContactRecord, ContactRecorded, ContactRequeued,
-    EndContact, OfferAttempt, OfferContact, Outcome, OverflowContact, PauseAgent, QueueSegment,
-    RejectContact, SegmentOutcome, StatsChanged,
+    AnnouncePosition, CancelOffer, ContactRequeued, EndContact, Outcome, OverflowContact, PauseAgent, RejectContact,
+    SegmentOutcome, build_contact_assigned, build_offer_attempt, build_offer_contact,
 )
 from .config import (
-    AgentConfig, ConfigError, Contact, EmptyRule, InvalidContactError, QueueConfig, StateError, Strategy,
-    UnknownAgentError, UnknownContactError, UnknownQueueError, effective_requirement,
+    AgentConfig, ConfigError, Contact, InvalidContactError, QueueConfig, StateError, UnknownContactError,
 )
-from .stats import AgentCounters, AgentStats, QueueCounters, QueueStats, agent_snapshot, queue_snapshot
-from .strategies import AgentIndex, WaitingContacts, skills_ok
-
-# Contact states.
-WAITING, RINGING, CONNECTED, WRAP_UP, DONE = "waiting", "ringing", "connected", "wrap-up", "done"
-# Timer kinds.
-_T_RING, _T_MAXWAIT, _T_STEP, _T_ANNOUNCE, _T_PREFER, _T_RETRY, _T_UNBLOCK = range(7)
-# Weight of the newest handled contact in the handle-time average used for
-# expected-wait announcements (the rest is history).
-_AHT_SMOOTHING = 0.25
+from .records import (
+    CONNECTED, RINGING, WAITING, WRAP_UP, AgentRec, ContactRec, MemberRec, QueueRec, empty_reason, may_take,
+)
+from .state import EngineState
+from .stats import AgentStats, QueueStats, agent_snapshot, queue_snapshot
+from .strategies import AgentIndex, WaitingContacts, best_waiting
+from .timers import T_ANNOUNCE, T_MAXWAIT, T_PREFER, T_RETRY, T_RING, T_STEP, T_UNBLOCK, next_announcement
 
 
-class _Member:
-    __slots__ = ("penalty", "weight", "order")
-
-    def __init__(self, penalty: int, weight: float, order: int) -> None:
-        self.penalty = penalty
-        self.weight = weight
-        # Position in the queue's member list (top-down, round-robin, ring-all order).
-        self.order = order
-
-
-class _Agent:
-    __slots__ = (
-        "id", "skills", "members", "logged_in", "paused", "ready", "available", "offer", "contact", "epoch",
-        "idle_since", "calls", "talk_total", "missed_streak", "blocked_until", "block_epoch", "counters",
-    )
-
-    def __init__(self, agent_id: str) -> None:
-        self.id = agent_id
-        self.skills: dict[str, int] = {}
-        self.members: dict[str, _Member] = {}
-        self.logged_in = False
-        # Not ready by choice (pause), as opposed to busy with a contact.
-        self.paused = False
-        # The hub says ready for offers (stays true while ringing).
-        self.ready = False
-        # May be offered a contact right now: ready, not ringing, not blocked.
-        self.available = False
-        self.offer: str | None = None
-        self.contact: _Contact | None = None
-        # Bumped whenever the agent stops being available: kills its index entries.
-        self.epoch = 0
-        self.idle_since = 0.0
-        # Routing counters (lifetime, not reset with the statistics).
-        self.calls = 0
-        self.talk_total = 0.0
-        self.missed_streak = 0
-        self.blocked_until = -math.inf
-        self.block_epoch = 0
-        self.counters = AgentCounters()
-
-
-class _Queue:
-    __slots__ = ("name", "config", "index", "waiting", "contacts", "counters", "logged_in", "working", "ready",
-                 "aht")
-
-    def __init__(self, config: QueueConfig, rng: random.Random) -> None:
-        self.name = config.name
-        self.config = config
-        self.index = AgentIndex(config.strategy, rng)  # type: ignore[arg-type]
-        self.waiting = WaitingContacts(config.ordering, config.priority_weight)  # type: ignore[arg-type]
-        # Contacts waiting or ringing here, in order of entry (oldest first).
-        self.contacts: dict[str, _Contact] = {}
-        self.counters = QueueCounters()
-        # Members logged in / logged in and not paused / ready.
-        self.logged_in = 0
-        self.working = 0
-        self.ready = 0
-        # Smoothed handle time of this queue's contacts, for expected waits.
-        self.aht: float | None = None
-
-
-class _Contact:
-    __slots__ = (
-        "id", "spec", "priority", "seq", "arrived_at", "queue", "entered_at", "state", "qkey", "req", "steps",
-        "step", "pref_agent", "pref_declined", "bucket", "wait_epoch", "timer_epoch", "offer_epoch", "ringing", "tried",
-        "segments", "offers", "agent_id", "answered_at", "talk_ended_at", "talk", "hold", "busy",
-    )
-
-    def __init__(self, spec: Contact, seq: int, now: float) -> None:
-        self.id = spec.id
-        self.spec = spec
-        self.priority = spec.priority
-        self.seq = seq
-        self.arrived_at = now
-        self.queue = spec.queue
-        self.entered_at = now
-        self.state = WAITING
-        self.qkey: tuple = ()
-        self.req: tuple = ((), None)
-        self.steps: tuple = ()
-        self.step = -1
-        self.pref_agent: str | None = None
-        self.pref_declined = False
-        self.bucket = None
-        self.wait_epoch = 0
-        self.timer_epoch = 0
-        self.offer_epoch = 0
-        # Agent id -> when it started ringing.
-        self.ringing: dict[str, float] = {}
-        # Agent id -> time until which it may not be offered this contact again.
-        self.tried: dict[str, float] = {}
-        self.segments: list[QueueSegment] = []
-        self.offers: list[OfferAttempt] = []
-        self.agent_id: str | None = None
-        self.answered_at: float | None = None
-        self.talk_ended_at: float | None = None
-        self.talk = 0.0
-        self.hold = 0.0
-        # The LiveSum its busy time runs in (survives a queue's removal).
-        self.busy = None
-
-
-class AcdEngine:
+class AcdEngine(EngineState):
     """Automatic call distribution as a pure state machine. See docs/acd.md."""
 
     def __init__(self, *, rng: random.Random | None = None, max_missed_offers: int = 0,
                  stats_changed: bool = True) -> None:
         if isinstance(max_missed_offers, bool) or not isinstance(max_missed_offers, int) or max_missed_offers < 0:
             raise ConfigError(f"AcdEngine.max_missed_offers: {max_missed_offers!r} must be an integer >= 0")
-        # Random strategies draw from this; pass a seeded one for reproducible runs.
-        self._rng = rng if rng is not None else random.Random()
+        super().__init__(rng if rng is not None else random.Random())
         self._max_missed = max_missed_offers
         # Emit StatsChanged at drains (a caller that polls statistics can turn it off).
         self._stats_changed = stats_changed
-        self._queues: dict[str, _Queue] = {}
-        self._agents: dict[str, _Agent] = {}
-        # Queue name -> its member agents; kept for queues not configured yet too.
-        self._members: dict[str, dict[str, _Agent]] = {}
-        self._orders = itertools.count()
-        self._contacts: dict[str, _Contact] = {}
-        self._seq = itertools.count()
-        self._timers: list[tuple] = []
-        self._timer_seq = itertools.count()
-        self._out: list = []
-        self._dirty: dict[str, None] = {}
-        # StatsChanged values are immutable: one per queue is reused.
-        self._stats_cmds: dict[str, StatsChanged] = {}
-        self._now = 0.0
 
     # ----------------------------------------------------------------- outputs
 
     def commands_out(self) -> list:
         """Return the commands produced since the last call, and forget them."""
-        out, self._out = self._out, []
-        if self._dirty:
+        out = self._out
+        self._out = []
+        dirty = self._dirty
+        if dirty:
             if self._stats_changed:
-                cache = self._stats_cmds
-                for name in self._dirty:
-                    if name in self._queues:
-                        cmd = cache.get(name)
-                        if cmd is None:
-                            cmd = cache[name] = StatsChanged(name)
-                        out.append(cmd)
-            self._dirty = {}
+                out += dirty.values()
+            dirty.clear()
         return out
 
     def next_deadline(self) -> float | None:
         """When handle_timeout must be called next, or None if nothing is pending."""
-        timers = self._timers
-        while timers and not self._timer_live(timers[0]):
-            heappop(timers)
-        return timers[0][0] if timers else None
+        return self._timers.next_deadline()
 
     def handle_timeout(self, now: float) -> None:
         """Fire every timer due at `now`: ring timeouts, max waits, steps, announcements..."""
         self._tick(now)
         timers = self._timers
-        while timers and timers[0][0] <= now:
-            entry = heappop(timers)
-            if self._timer_live(entry):
-                self._fire(entry, now)
+        while (entry := timers.pop_due(now)) is not None:
+            self._fire(entry, now)
 
     # ----------------------------------------------------------- configuration
 
@@ -222,16 +93,17 @@ class AcdEngine:
             raise ConfigError(f"QueueConfig[{config.name!r}].overflow: queue {target!r} is not configured")
         q = self._queues.get(config.name)
         if q is None:
-            q = self._queues[config.name] = _Queue(config, self._rng)
+            q = self._queues[config.name] = QueueRec(config, self._rng)
             for agent in self._members.get(config.name, {}).values():
+                self._serve(agent)
                 self._count(q, agent, +1, now)
                 if agent.available:
                     q.index.push(agent, agent.members[q.name])
             q.counters.reset(now)
-            self._dirty[q.name] = None
+            self._dirty[q] = q.changed
             return
         old = q.config
-        q.config = config
+        q.set_config(config)
         if config.strategy != old.strategy:
             q.index = AgentIndex(config.strategy, self._rng)  # type: ignore[arg-type]
             for agent in self._members.get(q.name, {}).values():
@@ -245,11 +117,11 @@ class AcdEngine:
             # Timings restart from the new rules; places in line are kept.
             c.timer_epoch += 1
             c.qkey = q.waiting.key_for(c)
-            self._apply_steps(c, q, now)
+            c.apply_steps(q, now)
             if c.state == WAITING:
                 q.waiting.add(c)
-            self._arm(c, q, now, restart=False)
-        self._dirty[q.name] = None
+            self._timers.arm(c, q.config, now)
+        self._dirty[q] = q.changed
         self._settle(now, sorted(waiting, key=lambda c: c.qkey), ())
         self._check_leave(q, now)
 
@@ -262,13 +134,15 @@ class AcdEngine:
                 raise ConfigError(f"remove_queue: queue {name!r} is the overflow target of {other.name!r}")
         # Gone first, so that agents freed below are not offered its own contacts.
         del self._queues[name]
-        freed: list[_Agent] = []
+        for agent in self._members.get(name, {}).values():
+            self._serve(agent)
+        freed: list[AgentRec] = []
         for c in list(q.contacts.values()):
             freed += self._cancel_offers(c, now, "removed")
             self._leave_queue(c, q, now, SegmentOutcome.ENDED)
             self._end(c, now, "queue-removed")
         self._settle(now, (), freed)
-        self._dirty.pop(name, None)
+        self._dirty.pop(q, None)
 
     def configure_agent(self, config: AgentConfig, now: float | None = None) -> None:
         """Add or replace an agent's skills and memberships. A new agent starts logged out."""
@@ -276,7 +150,7 @@ class AcdEngine:
         now = self._tick(now)
         agent = self._agents.get(config.id)
         if agent is None:
-            agent = self._agents[config.id] = _Agent(config.id)
+            agent = self._agents[config.id] = AgentRec(config.id)
         was_available = agent.available
         if was_available:
             self._set_unavailable(agent)
@@ -285,7 +159,7 @@ class AcdEngine:
         old = agent.members
         agent.skills = dict(config.skills)
         agent.members = {
-            m.queue: _Member(m.penalty, m.weight, old[m.queue].order if m.queue in old else next(self._orders))
+            m.queue: MemberRec(m.penalty, m.weight, old[m.queue].order if m.queue in old else next(self._orders))
             for m in config.memberships
         }
         self._attach(agent, now)
@@ -302,7 +176,7 @@ class AcdEngine:
         contact = agent.contact
         if contact is not None and contact.state == WRAP_UP:
             self._complete(contact, now - contact.talk_ended_at, now)
-        self._set_state(agent, now, logged_in=False, paused=False, ready=False)
+        self._set_state(agent, now, False, False, False)
         self._refresh(agent, now)
         queues = list(agent.members)
         self._detach(agent, now)
@@ -314,19 +188,24 @@ class AcdEngine:
 
     def agent_ready(self, agent_id: str, now: float) -> None:
         """The agent is available for offers (login, end of pause, end of wrap-up)."""
-        self._tick(now)
-        agent = self._agent(agent_id)
+        if now > self._now:
+            self._now = now  # the usual case of _tick(), spared a call on this hot path
+        else:
+            self._tick(now)
+        agent = self._agents.get(agent_id)
+        if agent is None:
+            self._agent(agent_id)  # raises UnknownAgentError
         contact = agent.contact
         if contact is not None:
             if contact.state == CONNECTED:
                 raise StateError(f"agent_ready: agent {agent_id!r} is still connected to contact {contact.id!r}")
             # Ready again means wrap-up is over, if the hub did not say so already.
             self._complete(contact, now - contact.talk_ended_at, now)
-        self._set_state(agent, now, logged_in=True, paused=False, ready=True)
+        self._set_state(agent, now, True, False, True)
         if not agent.available and agent.offer is None and agent.blocked_until <= now:
             # Look for work before entering the indexes: when there is some, the
             # agent would only leave them again at once.
-            c = self._best_contact(agent, now)
+            c = best_waiting(agent, now)
             if c is not None:
                 self._offer(c, (agent,), now)
                 return
@@ -342,7 +221,7 @@ class AcdEngine:
         contact = agent.contact
         if logged_out and contact is not None and contact.state == WRAP_UP:
             self._complete(contact, now - contact.talk_ended_at, now)
-        self._set_state(agent, now, logged_in=not logged_out, paused=not logged_out, ready=False)
+        self._set_state(agent, now, not logged_out, not logged_out, False)
         self._refresh(agent, now)
         self._settle(now, requeued, ())
         self._check_leave_all(agent.members, now)
@@ -352,26 +231,33 @@ class AcdEngine:
     def contact_arrived(self, contact: Contact, now: float) -> None:
         """A contact asks for a queue: it is offered, queued, or rejected (RejectContact)."""
         assert isinstance(contact, Contact), "contact_arrived takes a Contact"
-        self._tick(now)
+        if now > self._now:
+            self._now = now  # the usual case of _tick(), spared a call on this hot path
+        else:
+            self._tick(now)
         if contact.id in self._contacts:
             raise StateError(f"contact_arrived: contact {contact.id!r} is already in the ACD")
         q = self._queues.get(contact.queue)
-        refusal = "unknown-queue" if q is None else self._refusal(q)
-        c = _Contact(contact, next(self._seq), now)
+        if q is None:
+            refusal = "unknown-queue"
+        else:
+            refusal = None if q.always_open else q.refusal()
+        c = ContactRec(contact, next(self._seq), now)
         if refusal is not None:
             if q is not None:
                 q.counters.rejected += 1
-                self._dirty[q.name] = None
+                self._dirty[q] = q.changed
             self._out.append(RejectContact(contact.id, refusal))
             self._record(c, now, Outcome.REJECTED, refusal)
             return
         self._contacts[c.id] = c
-        self._enter(c, q, now, wait=False)
+        self._enter(c, q, now, False)
         # Available agents have nothing waiting that they may take (the engine
         # is work-conserving), so no agent prefers an older contact: the queue's
         # strategy alone picks, and the contact waits only if nobody may take it.
-        if q.index.live:
-            self._route_contact(c, now)
+        # (An index whose entries are all dead is emptied by the attempt.)
+        if q.index.heap:
+            self._route_contact(c, q, now)
         if c.state == WAITING:
             q.waiting.add(c)
 
@@ -399,13 +285,13 @@ class AcdEngine:
         agent = self._agents[agent_id]
         offered_at = c.ringing.pop(agent_id)
         freed = self._cancel_offers(c, now, "answered-elsewhere")
-        c.offers.append(OfferAttempt(agent_id, q.name, offered_at, now, "accepted"))
+        c.offers.append(build_offer_attempt(agent_id, q.name, offered_at, now, "accepted"))
         agent.offer = None
         agent.contact = c
         agent.calls += 1
         agent.missed_streak = 0
         agent.counters.answered += 1
-        self._set_state(agent, now, ready=False)
+        self._set_state(agent, now, agent.logged_in, agent.paused, False)
         wait = now - c.entered_at
         q.counters.on_answered(wait, q.config.service_level_seconds)
         c.busy = q.counters.busy
@@ -414,7 +300,7 @@ class AcdEngine:
         c.state = CONNECTED
         c.agent_id = agent_id
         c.answered_at = now
-        self._out.append(ContactAssigned(c.id, agent_id, q.name, wait, q.config.wrap_up_seconds))
+        self._out.append(build_contact_assigned(c.id, agent_id, q.name, wait, q.config.wrap_up_seconds))
         self._settle(now, (), freed)
         return True
 
@@ -426,10 +312,10 @@ class AcdEngine:
             return False
         q = self._queues[c.queue]
         agent = self._agents[agent_id]
-        c.offers.append(OfferAttempt(agent_id, q.name, c.ringing.pop(agent_id), now, "busy" if busy else "rejected"))
+        c.offers.append(build_offer_attempt(agent_id, q.name, c.ringing.pop(agent_id), now, "busy" if busy else "rejected"))
         agent.offer = None
         agent.counters.rejected += 1
-        self._block(agent, now, q.config.busy_delay if busy else q.config.reject_delay)
+        self._timers.block(agent, now, q.config.busy_delay if busy else q.config.reject_delay)
         self._tried(c, agent, q, now)
         self._refresh(agent, now)
         requeued: tuple = ()
@@ -494,7 +380,7 @@ class AcdEngine:
         self._tick(now)
         for q in self._queues.values():
             q.counters.reset(now)
-            self._dirty[q.name] = None
+            self._dirty[q] = q.changed
         for agent in self._agents.values():
             agent.counters.reset(now)
 
@@ -531,117 +417,9 @@ class AcdEngine:
 
     # ================================================================ internals
 
-    def _tick(self, now: float | None) -> float:
-        if now is None:
-            return self._now
-        assert now >= self._now - 1e-9, f"time went backwards: {now} < {self._now}"
-        if now > self._now:
-            self._now = now
-        return now
-
-    def _queue(self, name: str) -> _Queue:
-        q = self._queues.get(name)
-        if q is None:
-            raise UnknownQueueError(f"queue {name!r} is not configured")
-        return q
-
-    def _agent(self, agent_id: str) -> _Agent:
-        agent = self._agents.get(agent_id)
-        if agent is None:
-            raise UnknownAgentError(f"agent {agent_id!r} is not configured")
-        return agent
-
-    # -- agent availability and per-queue head counts
-
-    def _count(self, q: _Queue, agent: _Agent, sign: int, now: float) -> None:
-        # Add (+1) or remove (-1) the agent's contribution to one queue's counts.
-        if agent.logged_in:
-            q.logged_in += sign
-            if not agent.paused:
-                q.working += sign
-        if agent.ready:
-            q.ready += sign
-            if sign > 0:
-                q.counters.idle.open(agent.idle_since, now)
-            else:
-                q.counters.idle.close(agent.idle_since, now)
-        self._dirty[q.name] = None
-
-    def _set_state(self, agent: _Agent, now: float, *, logged_in: bool | None = None,
-                   paused: bool | None = None, ready: bool | None = None) -> None:
-        was_logged, was_paused, was_ready = agent.logged_in, agent.paused, agent.ready
-        is_logged = was_logged if logged_in is None else logged_in
-        is_paused = was_paused if paused is None else paused
-        is_ready = was_ready if ready is None else ready
-        d_logged = is_logged - was_logged
-        d_working = (is_logged and not is_paused) - (was_logged and not was_paused)
-        d_ready = is_ready - was_ready
-        agent.logged_in, agent.paused, agent.ready = is_logged, is_paused, is_ready
-        if not (d_logged or d_working or d_ready):
-            return
-        since = agent.idle_since
-        if d_ready < 0:
-            agent.counters.idle.close(since, now)
-        elif d_ready > 0:
-            since = agent.idle_since = now
-            agent.counters.idle.open(now, now)
-        queues = self._queues
-        for name in agent.members:
-            q = queues.get(name)
-            if q is None:
-                continue
-            q.logged_in += d_logged
-            q.working += d_working
-            if d_ready:
-                q.ready += d_ready
-                if d_ready > 0:
-                    q.counters.idle.open(now, now)
-                else:
-                    q.counters.idle.close(since, now)
-            self._dirty[name] = None
-
-    def _detach(self, agent: _Agent, now: float) -> None:
-        for name in agent.members:
-            self._members[name].pop(agent.id, None)
-            q = self._queues.get(name)
-            if q is not None:
-                self._count(q, agent, -1, now)
-
-    def _attach(self, agent: _Agent, now: float) -> None:
-        for name in agent.members:
-            self._members.setdefault(name, {})[agent.id] = agent
-            q = self._queues.get(name)
-            if q is not None:
-                self._count(q, agent, +1, now)
-
-    def _refresh(self, agent: _Agent, now: float) -> None:
-        want = agent.ready and agent.offer is None and agent.blocked_until <= now
-        if want and not agent.available:
-            agent.available = True
-            for name, member in agent.members.items():
-                q = self._queues.get(name)
-                if q is not None:
-                    q.index.push(agent, member)
-        elif not want and agent.available:
-            self._set_unavailable(agent)
-
-    def _set_unavailable(self, agent: _Agent) -> None:
-        agent.available = False
-        agent.epoch += 1
-        for name in agent.members:
-            q = self._queues.get(name)
-            if q is not None:
-                q.index.discard()
-
-    def _block(self, agent: _Agent, now: float, delay: float) -> None:
-        if delay > 0:
-            agent.blocked_until = max(agent.blocked_until, now + delay)
-            agent.block_epoch += 1
-            self._timer(agent.blocked_until, _T_UNBLOCK, agent, agent.block_epoch)
-
     # -- matching
 
-    def _settle(self, now: float, contacts: Iterable[_Contact], agents: Iterable[_Agent]) -> None:
+    def _settle(self, now: float, contacts: Iterable[ContactRec], agents: Iterable[AgentRec]) -> None:
         # Newly available agents first take the best contact that was already
         # waiting for them; a new contact that is some agent's best is routed by
         # its queue's strategy instead (it may prefer another agent); agents it
@@ -650,7 +428,7 @@ class AcdEngine:
             # Only agents: each takes the best contact waiting for it, if any.
             for agent in agents:
                 if agent.available:
-                    c = self._best_contact(agent, now)
+                    c = best_waiting(agent, now)
                     if c is not None:
                         self._offer(c, (agent,), now)
             return
@@ -660,7 +438,7 @@ class AcdEngine:
         for agent in agents:
             if not agent.available:
                 continue
-            c = self._best_contact(agent, now)
+            c = best_waiting(agent, now)
             if c is None:
                 continue
             if c.id in fresh:
@@ -669,37 +447,19 @@ class AcdEngine:
                 self._offer(c, (agent,), now)
         for c in contacts:
             if c.state == WAITING:
-                self._route_contact(c, now)
+                self._route_contact(c, self._queues[c.queue], now)
         for agent in later:
             if agent.available:
-                c = self._best_contact(agent, now)
+                c = best_waiting(agent, now)
                 if c is not None:
                     self._offer(c, (agent,), now)
 
-    def _best_contact(self, agent: _Agent, now: float) -> _Contact | None:
-        best = None
-        best_rank = None
-        for name, member in agent.members.items():
-            q = self._queues.get(name)
-            if q is None or not q.waiting.count:
-                continue
-            entry = q.waiting.best_for(agent, member.penalty, now)
-            if entry is None:
-                continue
-            c = entry[-1]
-            # Across queues: queue weight, then priority, then arrival.
-            rank = (-q.config.weight, -c.priority, c.arrived_at, c.seq)
-            if best_rank is None or rank < best_rank:
-                best, best_rank = c, rank
-        return best
-
-    def _route_contact(self, c: _Contact, now: float) -> None:
-        q = self._queues[c.queue]
+    def _route_contact(self, c: ContactRec, q: QueueRec, now: float) -> None:
         if c.pref_agent is not None:
             agent = self._agents.get(c.pref_agent)
             member = agent.members.get(q.name) if agent is not None else None
             if member is not None:
-                if agent.available and _may_take(agent, member.penalty, c, now):
+                if agent.available and may_take(agent, member.penalty, c, now):
                     self._offer(c, (agent,), now)
                 return
             # The preferred agent is gone from the queue: route normally.
@@ -710,40 +470,43 @@ class AcdEngine:
             if queued:
                 q.waiting.add(c)
 
-        if q.config.strategy is Strategy.RING_ALL:
-            agents = q.index.select_all(_may_take, c, now)
+        if q.ring_all:
+            agents = q.index.select_all(may_take, c, now)
             if agents:
                 self._offer(c, agents, now)
         else:
-            agent = q.index.select(_may_take, c, now)
+            agent = q.index.select(may_take, c, now)
             if agent is not None:
                 self._offer(c, (agent,), now)
 
-    def _offer(self, c: _Contact, agents: Iterable[_Agent], now: float) -> None:
+    def _offer(self, c: ContactRec, agents: Iterable[AgentRec], now: float) -> None:
         q = self._queues[c.queue]
         if c.bucket is not None:
             q.waiting.remove(c)
         c.state = RINGING
         c.offer_epoch += 1
-        cfg = q.config
+        ring_timeout = q.config.ring_timeout
+        out = self._out
         for agent in agents:
             assert agent.ready and agent.offer is None, "offer to an agent that is not ready"
             agent.offer = c.id
             if agent.available:
-                self._set_unavailable(agent)
+                # _set_unavailable(agent), inlined: every contact-path offer does it.
+                agent.available = False
+                agent.epoch += 1
             agent.counters.offered += 1
             c.ringing[agent.id] = now
-            self._out.append(OfferContact(c.id, agent.id, q.name, cfg.ring_timeout, c.spec.caller_data))
-        self._timer(now + cfg.ring_timeout, _T_RING, c, c.offer_epoch)
-        self._dirty[q.name] = None
+            out.append(build_offer_contact(c.id, agent.id, q.name, ring_timeout, c.spec.caller_data))
+        self._timers.push(now + ring_timeout, T_RING, c, c.offer_epoch)
+        self._dirty[q] = q.changed
 
     # -- offers that end without an answer
 
-    def _cancel_offers(self, c: _Contact, now: float, reason: str) -> list[_Agent]:
+    def _cancel_offers(self, c: ContactRec, now: float, reason: str) -> list[AgentRec]:
         freed = []
         for agent_id, offered_at in c.ringing.items():
             agent = self._agents[agent_id]
-            c.offers.append(OfferAttempt(agent_id, c.queue, offered_at, now, "canceled"))
+            c.offers.append(build_offer_attempt(agent_id, c.queue, offered_at, now, "canceled"))
             self._out.append(CancelOffer(c.id, agent_id, reason))
             agent.offer = None
             self._refresh(agent, now)
@@ -751,12 +514,12 @@ class AcdEngine:
         c.ringing.clear()
         return freed
 
-    def _drop_offer(self, agent: _Agent, now: float, reason: str) -> tuple:
+    def _drop_offer(self, agent: AgentRec, now: float, reason: str) -> tuple:
         # The agent stops ringing for a reason of its own; its contact waits again.
         if agent.offer is None:
             return ()
         c = self._contacts[agent.offer]
-        c.offers.append(OfferAttempt(agent.id, c.queue, c.ringing.pop(agent.id), now, "canceled"))
+        c.offers.append(build_offer_attempt(agent.id, c.queue, c.ringing.pop(agent.id), now, "canceled"))
         self._out.append(CancelOffer(c.id, agent.id, reason))
         agent.offer = None
         self._refresh(agent, now)
@@ -765,29 +528,31 @@ class AcdEngine:
         self._requeue(c, self._queues[c.queue], now, reason)
         return (c,)
 
-    def _tried(self, c: _Contact, agent: _Agent, q: _Queue, now: float) -> None:
+    def _tried(self, c: ContactRec, agent: AgentRec, q: QueueRec, now: float) -> None:
         if c.spec.preferred_agent == agent.id:
             # The preferred agent passed: anyone may take it now, here and after an overflow.
             c.pref_agent = None
             c.pref_declined = True
         if q.config.retry_delay > 0:
             until = now + q.config.retry_delay
+            if c.tried is None:
+                c.tried = {}
             c.tried[agent.id] = until
-            self._timer(until, _T_RETRY, c, c.timer_epoch)
+            self._timers.push(until, T_RETRY, c, c.timer_epoch)
 
-    def _requeue(self, c: _Contact, q: _Queue, now: float, reason: str) -> None:
+    def _requeue(self, c: ContactRec, q: QueueRec, now: float, reason: str) -> None:
         c.state = WAITING
         q.waiting.add(c)
         self._out.append(ContactRequeued(c.id, q.name, reason))
-        self._dirty[q.name] = None
+        self._dirty[q] = q.changed
 
-    def _ring_timeout(self, c: _Contact, now: float) -> None:
+    def _ring_timeout(self, c: ContactRec, now: float) -> None:
         q = self._queues[c.queue]
         limit = q.config.max_missed_offers or self._max_missed
         freed = []
         for agent_id, offered_at in c.ringing.items():
             agent = self._agents[agent_id]
-            c.offers.append(OfferAttempt(agent_id, q.name, offered_at, now, "no-answer"))
+            c.offers.append(build_offer_attempt(agent_id, q.name, offered_at, now, "no-answer"))
             self._out.append(CancelOffer(c.id, agent_id, "no-answer"))
             agent.offer = None
             agent.counters.missed += 1
@@ -796,9 +561,9 @@ class AcdEngine:
             if limit and agent.missed_streak >= limit:
                 agent.missed_streak = 0
                 self._out.append(PauseAgent(agent_id, "no-answer"))
-                self._set_state(agent, now, paused=True, ready=False)
+                self._set_state(agent, now, agent.logged_in, True, False)
             else:
-                self._block(agent, now, q.config.no_answer_delay)
+                self._timers.block(agent, now, q.config.no_answer_delay)
             self._refresh(agent, now)
             freed.append(agent)
         c.ringing.clear()
@@ -806,77 +571,13 @@ class AcdEngine:
         self._settle(now, (c,), freed)
         self._check_leave_all([n for a in freed for n in a.members], now)
 
-    # -- queue entry and exit
+    # -- queue exits
 
-    def _refusal(self, q: _Queue) -> str | None:
-        cfg = q.config
-        if cfg.max_length and len(q.contacts) >= cfg.max_length:
-            return "queue-full"
-        return _empty_reason(cfg.join_when_empty, q)
-
-    def _enter(self, c: _Contact, q: _Queue, now: float, *, wait: bool = True) -> None:
-        c.queue = q.name
-        c.entered_at = now
-        c.state = WAITING
-        c.timer_epoch += 1
-        spec = c.spec
-        c.pref_agent = None
-        if spec.preferred_agent is not None and spec.preferred_until > now and not c.pref_declined:
-            if spec.preferred_agent in self._members.get(q.name, ()):
-                c.pref_agent = spec.preferred_agent
-        c.qkey = q.waiting.key_for(c)
-        self._apply_steps(c, q, now)
-        q.contacts[c.id] = c
-        q.counters.offered += 1
-        if wait:
-            q.waiting.add(c)
-        self._arm(c, q, now, restart=True)
-        self._dirty[q.name] = None
-
-    def _apply_steps(self, c: _Contact, q: _Queue, now: float) -> None:
-        c.steps = c.spec.routing_steps if c.spec.routing_steps is not None else q.config.routing_steps
-        if not c.steps:
-            c.step = -1
-            c.req = effective_requirement(c.spec.required_skills, None)
-            return
-        waited = now - c.entered_at
-        step = -1
-        for i, s in enumerate(c.steps):
-            if s.after_seconds <= waited:
-                step = i
-        c.step = step
-        c.req = effective_requirement(c.spec.required_skills, c.steps[step] if step >= 0 else None)
-
-    def _arm(self, c: _Contact, q: _Queue, now: float, *, restart: bool) -> None:
-        cfg = q.config
-        epoch = c.timer_epoch
-        if cfg.max_wait is not None:
-            self._timer(c.entered_at + cfg.max_wait, _T_MAXWAIT, c, epoch)
-        if c.step + 1 < len(c.steps):
-            self._timer(c.entered_at + c.steps[c.step + 1].after_seconds, _T_STEP, c, epoch)
-        if cfg.announce_interval > 0:
-            self._timer(now + cfg.announce_interval, _T_ANNOUNCE, c, epoch)
-        if c.pref_agent is not None:
-            self._timer(c.spec.preferred_until, _T_PREFER, c, epoch)
-        if restart:
-            c.tried.clear()
-        for until in c.tried.values():
-            if until > now:
-                self._timer(until, _T_RETRY, c, epoch)
-
-    def _leave_queue(self, c: _Contact, q: _Queue, now: float, outcome: SegmentOutcome) -> None:
-        del q.contacts[c.id]
-        if c.bucket is not None:
-            q.waiting.remove(c)
-        c.segments.append(QueueSegment(q.name, c.entered_at, now, outcome))
-        c.timer_epoch += 1
-        self._dirty[q.name] = None
-
-    def _end(self, c: _Contact, now: float, reason: str) -> None:
+    def _end(self, c: ContactRec, now: float, reason: str) -> None:
         self._out.append(EndContact(c.id, reason))
         self._record(c, now, Outcome.ENDED, reason)
 
-    def _max_wait(self, c: _Contact, now: float) -> None:
+    def _max_wait(self, c: ContactRec, now: float) -> None:
         q = self._queues[c.queue]
         freed = self._cancel_offers(c, now, "max-wait")
         q.counters.overflowed += 1
@@ -888,12 +589,12 @@ class AcdEngine:
         else:
             target = self._queues[target_name]
             self._out.append(OverflowContact(c.id, q.name, target_name))
-            refusal = self._refusal(target)
+            refusal = target.refusal()
             if refusal is not None:
                 self._end(c, now, refusal)
             else:
                 # Same arrival time and sequence: it keeps its place by arrival.
-                self._enter(c, target, now)
+                self._enter(c, target, now, True)
                 moved = (c,)
         self._settle(now, moved, freed)
 
@@ -903,11 +604,11 @@ class AcdEngine:
             if q is not None:
                 self._check_leave(q, now)
 
-    def _check_leave(self, q: _Queue, now: float) -> None:
-        reason = _empty_reason(q.config.leave_when_empty, q)
+    def _check_leave(self, q: QueueRec, now: float) -> None:
+        reason = empty_reason(q.config.leave_when_empty, q)
         if reason is None or not q.contacts:
             return
-        freed: list[_Agent] = []
+        freed: list[AgentRec] = []
         for c in list(q.contacts.values()):
             freed += self._cancel_offers(c, now, "leave-empty")
             q.counters.ended += 1
@@ -915,109 +616,42 @@ class AcdEngine:
             self._end(c, now, "leave-empty")
         self._settle(now, (), freed)
 
-    # -- completion and records
-
-    def _complete(self, c: _Contact, wrap_up: float, now: float) -> None:
-        done_at = c.talk_ended_at + wrap_up
-        q = self._queues.get(c.queue)
-        c.busy.close(c.answered_at, done_at)
-        if q is not None:
-            q.counters.on_handled(c.talk, c.hold, wrap_up)
-            handle = c.talk + c.hold + wrap_up
-            q.aht = handle if q.aht is None else (1 - _AHT_SMOOTHING) * q.aht + _AHT_SMOOTHING * handle
-            self._dirty[q.name] = None
-        agent = self._agents.get(c.agent_id)
-        if agent is not None:
-            agent.counters.talk += c.talk
-            agent.counters.hold += c.hold
-            agent.counters.wrap_up += wrap_up
-            agent.talk_total += c.talk
-            if agent.contact is c:
-                agent.contact = None
-        self._record(c, done_at, Outcome.ANSWERED, None, wrap_up)
-
-    def _record(self, c: _Contact, now: float, outcome: Outcome, reason: str | None, wrap_up: float = 0.0) -> None:
-        c.state = DONE
-        self._contacts.pop(c.id, None)
-        answered = c.answered_at is not None
-        record = ContactRecord(
-            contact_id=c.id, priority=c.priority, arrived_at=c.arrived_at, segments=tuple(c.segments),
-            offers=tuple(c.offers), outcome=outcome, reason=reason, queue=c.queue, agent_id=c.agent_id,
-            answered_at=c.answered_at, talk_ended_at=c.talk_ended_at, ended_at=now,
-            wait_seconds=(c.answered_at if answered else now) - c.arrived_at, talk_seconds=c.talk,
-            hold_seconds=c.hold, wrap_up_seconds=wrap_up, caller_data=c.spec.caller_data,
-        )
-        self._out.append(ContactRecorded(record))
-
     # -- timers
-
-    def _timer(self, when: float, kind: int, obj: object, epoch: int) -> None:
-        heappush(self._timers, (when, next(self._timer_seq), kind, obj, epoch))
-
-    def _timer_live(self, entry: tuple) -> bool:
-        _, _, kind, obj, epoch = entry
-        if kind == _T_UNBLOCK:
-            return obj.block_epoch == epoch and self._agents.get(obj.id) is obj
-        if kind == _T_RING:
-            return obj.state == RINGING and obj.offer_epoch == epoch
-        return obj.timer_epoch == epoch and obj.state in (WAITING, RINGING)
 
     def _fire(self, entry: tuple, now: float) -> None:
         due, _, kind, obj, _ = entry
-        if kind == _T_RING:
+        if kind == T_RING:
             self._ring_timeout(obj, now)
-        elif kind == _T_MAXWAIT:
+        elif kind == T_MAXWAIT:
             self._max_wait(obj, now)
-        elif kind == _T_UNBLOCK:
+        elif kind == T_UNBLOCK:
             self._refresh(obj, now)
             self._settle(now, (), (obj,))
         else:
             c = obj
             q = self._queues[c.queue]
-            if kind == _T_ANNOUNCE:
+            if kind == T_ANNOUNCE:
                 if c.state == WAITING:
                     position = q.waiting.position(c)
                     expected = position * q.aht / max(1, q.working) if q.aht is not None else None
                     self._out.append(AnnouncePosition(c.id, position, expected))
-                # Keep the cadence of the first announcement even if this one fired late.
-                interval = q.config.announce_interval
-                due += interval * (1 + math.floor((now - due) / interval))
-                self._timer(due, _T_ANNOUNCE, c, c.timer_epoch)
+                due = next_announcement(due, now, q.config.announce_interval)
+                self._timers.push(due, T_ANNOUNCE, c, c.timer_epoch)
                 return
             waiting = c.state == WAITING
             if waiting:
                 q.waiting.remove(c)
-            if kind == _T_STEP:
-                self._apply_steps(c, q, now)
+            if kind == T_STEP:
+                c.apply_steps(q, now)
                 if c.step + 1 < len(c.steps):
-                    self._timer(c.entered_at + c.steps[c.step + 1].after_seconds, _T_STEP, c, c.timer_epoch)
-            elif kind == _T_PREFER:
+                    self._timers.push(c.entered_at + c.steps[c.step + 1].after_seconds, T_STEP, c, c.timer_epoch)
+            elif kind == T_PREFER:
                 c.pref_agent = None
-            elif kind == _T_RETRY:
+            elif kind == T_RETRY and c.tried:
                 c.tried = {a: until for a, until in c.tried.items() if until > now}
             if waiting:
                 q.waiting.add(c)
                 self._settle(now, (c,), ())
-
-
-def _may_take(agent: _Agent, penalty: int, c: _Contact, now: float) -> bool:
-    """Whether the contact, at its current step, may be offered to this member."""
-    required, max_penalty = c.req
-    if max_penalty is not None and penalty > max_penalty:
-        return False
-    if c.tried and c.tried.get(agent.id, now) > now:
-        return False
-    return not required or skills_ok(agent.skills, required)
-
-
-def _empty_reason(rule: EmptyRule, q: _Queue) -> str | None:
-    if rule is EmptyRule.NO_LOGGED_IN and q.logged_in == 0:
-        return "no-agents-logged-in"
-    if rule is EmptyRule.NO_WORKING and q.working == 0:
-        return "no-agents-working"
-    if rule is EmptyRule.NO_READY and q.ready == 0:
-        return "no-agents-ready"
-    return None
 
 
 def _duration(where: str, value: float) -> None:
