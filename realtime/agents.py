@@ -1,5 +1,6 @@
-"""Applies agent-state transitions: decide (pure), record (store), commit and
-publish (live store). The one place that changes an agent's state."""
+"""Applies agent-state transitions: decide (pure), commit and publish (live
+store), then record (the history writer, in batches). The one place that
+changes an agent's state."""
 
 from __future__ import annotations
 
@@ -7,14 +8,12 @@ import logging
 import time
 from collections.abc import Callable
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from realtime.agent_state import Action, AgentState, IllegalTransition, State, transition
 from realtime.directory import Directory, TenantDirectory
+from realtime.history import HistoryRow, HistoryWriter
 from realtime.live import LiveStore, stream_agent, stream_board
 from realtime.metrics import Metrics
 from realtime.protocol import AgentStateChanged, AgentView, encode
-from store.repos import TenantRepo
 
 log = logging.getLogger("unidesk.agents")
 
@@ -31,22 +30,18 @@ class Conflict(Exception):
     """Other writers kept changing the agent; the change was not applied."""
 
 
-class _Lost(Exception):
-    """Raised inside the transaction to roll it back when the compare-and-set lost."""
-
-
 class AgentService:
     def __init__(
         self,
         live: LiveStore,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        history: HistoryWriter | None,
         directory: Directory,
         clock: Callable[[], float] = time.time,
         on_change: Callable[[int, int, AgentState, AgentState], None] | None = None,
         metrics: Metrics | None = None,
     ) -> None:
         self.live = live
-        self.sessionmaker = sessionmaker
+        self.history = history
         self.directory = directory
         self.clock = clock
         # Called after each committed change (tenant, agent, before, after); the ACD listens here.
@@ -116,34 +111,28 @@ class AgentService:
                 wrap_up_seconds=wrap_up_seconds,
             )
             body = encode(AgentStateChanged(agent=d.view(agent_id, new, changed_by)))
-            try:
-                async with self.sessionmaker() as session, session.begin():
-                    await TenantRepo(session, tenant_id).record_transition(
-                        user_id=agent_id,
-                        from_state=current.state.value,
-                        to_state=new.state.value,
-                        reason=new.reason,
-                        at=now,
-                        by_user_id=by_user_id,
-                        source=source,
-                        contact_id=new.contact_id or contact_id,
+            seqs = await self.live.commit(
+                tenant_id,
+                agent_id,
+                current.version,
+                new,
+                changed_by,
+                [
+                    (stream_board(tenant_id), body),
+                    (stream_agent(tenant_id, agent_id), body),
+                    *(events(new) if events else ()),
+                ],
+            )
+            if seqs is None:
+                continue  # another writer changed the agent first: decide again on the fresh state
+            if self.history is not None:
+                self.history.add(
+                    HistoryRow(
+                        tenant_id=tenant_id, user_id=agent_id, from_state=current.state.value,
+                        to_state=new.state.value, reason=new.reason, at=now, by_user_id=by_user_id,
+                        source=source, contact_id=new.contact_id or contact_id,
                     )
-                    seqs = await self.live.commit(
-                        tenant_id,
-                        agent_id,
-                        current.version,
-                        new,
-                        changed_by,
-                        [
-                            (stream_board(tenant_id), body),
-                            (stream_agent(tenant_id, agent_id), body),
-                            *(events(new) if events else ()),
-                        ],
-                    )
-                    if seqs is None:
-                        raise _Lost
-            except _Lost:
-                continue
+                )
             if self.metrics is not None:
                 self.metrics.state_changes.labels(source).inc()
             if self.on_change is not None:

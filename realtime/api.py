@@ -219,6 +219,8 @@ async def agent_history(request: Request) -> Response:
     d = await ctx.directory.get(p.tenant_id)
     if d is None or agent_id not in d.users:
         raise ApiError(404, "not-found", "no such agent")
+    # Every change this hub committed is in the history a reader gets.
+    await ctx.history.flush()
     async with ctx.sessionmaker() as session:
         rows = await TenantRepo(session, p.tenant_id).history(agent_id, limit=200)
     by_name = {uid: person.username for uid, person in d.users.items()}

@@ -24,6 +24,7 @@ from realtime.auth import LoginThrottle, RedisLoginThrottle, TokenService
 from realtime.config import Settings
 from realtime.contacts import ContactCenter
 from realtime.directory import Directory
+from realtime.history import HistoryWriter
 from realtime.hub import Hub
 from realtime.live import LiveStore, RedisLiveStore, make_live_store
 from realtime.metrics import Metrics
@@ -41,6 +42,7 @@ class Context:
     sessionmaker: async_sessionmaker[AsyncSession]
     live: LiveStore
     directory: Directory
+    history: HistoryWriter
     agents: AgentService
     tokens: TokenService
     throttle: LoginThrottle
@@ -63,7 +65,8 @@ def build_context(settings: Settings) -> Context:
     live = make_live_store(settings.redis_url, settings.redis_prefix, settings.replay_events)
     directory = Directory(sessionmaker)
     metrics = Metrics()
-    agents = AgentService(live, sessionmaker, directory, metrics=metrics)
+    history = HistoryWriter(sessionmaker)
+    agents = AgentService(live, history, directory, metrics=metrics)
     tokens = TokenService(settings.secret, settings.access_ttl, settings.refresh_ttl)
     throttle: LoginThrottle
     if isinstance(live, RedisLiveStore):
@@ -73,7 +76,7 @@ def build_context(settings: Settings) -> Context:
     contacts = ContactCenter(live, sessionmaker, directory, agents)
     hub = Hub(settings, live, agents, tokens, metrics, contacts)
     return Context(
-        settings, engine, sessionmaker, live, directory, agents, tokens, throttle, metrics, hub, contacts
+        settings, engine, sessionmaker, live, directory, history, agents, tokens, throttle, metrics, hub, contacts
     )
 
 
@@ -99,6 +102,7 @@ def build_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await ctx.live.start()
+        ctx.history.start()
         await ctx.contacts.start()
         tasks = [
             asyncio.create_task(ctx.hub.reaper(), name="reaper"),
@@ -112,6 +116,7 @@ def build_app(settings: Settings) -> Starlette:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await ctx.contacts.close()
+            await ctx.history.close()
             await ctx.live.close()
             await ctx.engine.dispose()
 

@@ -10,6 +10,7 @@ indexed by stream so one event costs O(subscribers of its stream).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -36,6 +37,7 @@ SUPERVISORS = ("supervisor", "admin")
 # Close codes: RFC 6455 §7.4.1 for 1008/1009; 4xxx are ours.
 CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
+CLOSE_INTERNAL = 1011
 CLOSE_TRY_AGAIN = 1013
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_HEARTBEAT = 4408
@@ -175,6 +177,8 @@ class Hub:
                 await self.handle(conn, text)
         except Exception:  # a failure of this connection must not take the hub down
             log.exception("websocket connection failed")
+            with contextlib.suppress(Exception):  # the peer may be gone already
+                await ws.close(CLOSE_INTERNAL, "internal error")
         finally:
             self._forget(conn)
             conn.closing = True

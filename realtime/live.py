@@ -323,7 +323,10 @@ class RedisLiveStore(LiveStore):
 
         self.url = url
         self.prefix = prefix
-        self.redis: Any = aioredis.from_url(url)
+        # A bounded pool that waits for a free connection: under a burst of changes an unbounded pool
+        # opened hundreds of connections and Redis refused some (load/bench_hub.py --backend redis).
+        pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=64, timeout=10)
+        self.redis: Any = aioredis.Redis(connection_pool=pool)
         self._pubsub_conn: Any = aioredis.from_url(url)
         self._commit = self.redis.register_script(_COMMIT_LUA)
         self._due = self.redis.register_script(_DUE_LUA)
