@@ -307,6 +307,25 @@ async def contact_record(request: Request) -> Response:
     )
 
 
+async def call_record(request: Request) -> Response:
+    """A call between agents: supervisors and admins see any; an agent the calls it was party to."""
+    p = principal(request, "supervisor", "admin", "agent")
+    async with request.app.state.ctx.sessionmaker() as session:
+        row = await TenantRepo(session, p.tenant_id).call_record(request.path_params["call_id"])
+    party = row is not None and p.username in (row.caller, row.callee)
+    if row is None or row.direction != "internal" or not (party or p.has_any("supervisor", "admin")):
+        raise ApiError(404, "not-found", "no such call")
+    data = row.data or {}
+    return JSONResponse(
+        {
+            "id": row.contact_id, "from": row.caller, "to": row.callee, "started_at": row.created_at,
+            "answered_at": row.answered_at, "ended_at": row.ended_at, "outcome": row.outcome,
+            "end_reason": data.get("end_reason"), "ended_by": data.get("ended_by"),
+            "held_seconds": data.get("held_seconds", 0.0), "digits": data.get("digits", ""),
+        }
+    )
+
+
 async def queue_stats(request: Request) -> Response:
     p = principal(request, "supervisor", "admin")
     stats = await request.app.state.ctx.contacts.queue_stats(p.tenant_id)
@@ -317,9 +336,11 @@ async def healthz(request: Request) -> Response:
     ctx = request.app.state.ctx
     checks = {"database": await ctx.db_ok(), "bus": await ctx.live.ping()}
     ok = all(checks.values())
-    # Whether this hub is the one routing contacts now (exactly one is).
+    # Whether this hub is the one routing contacts now (exactly one is), and the media workers connected.
+    workers = await ctx.phone.worker_names() if checks["bus"] else []
     return JSONResponse(
-        {"status": "ok" if ok else "degraded", **checks, "routing": ctx.contacts.leading}, 200 if ok else 503
+        {"status": "ok" if ok else "degraded", **checks, "routing": ctx.contacts.leading, "media_workers": workers},
+        200 if ok else 503,
     )
 
 
@@ -340,6 +361,7 @@ routes = [
     Route("/api/contacts/{contact_id}", contact_record),
     Route("/api/contacts/{contact_id}/abandon", abandon_contact, methods=["POST"]),
     Route("/api/queue-stats", queue_stats),
+    Route("/api/calls/{call_id}", call_record),
     Route("/healthz", healthz),
     Route("/metrics", metrics),
 ]

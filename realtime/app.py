@@ -28,6 +28,7 @@ from realtime.history import HistoryWriter
 from realtime.hub import Hub
 from realtime.live import LiveStore, RedisLiveStore, make_live_store
 from realtime.metrics import Metrics
+from realtime.phone import PhoneService
 from store.db import make_engine, make_sessionmaker
 
 log = logging.getLogger("unidesk.app")
@@ -49,6 +50,7 @@ class Context:
     metrics: Metrics
     hub: Hub
     contacts: ContactCenter
+    phone: PhoneService
 
     async def db_ok(self) -> bool:
         try:
@@ -74,9 +76,10 @@ def build_context(settings: Settings) -> Context:
     else:
         throttle = LoginThrottle()
     contacts = ContactCenter(live, sessionmaker, directory, agents)
-    hub = Hub(settings, live, agents, tokens, metrics, contacts)
+    phone = PhoneService(live, sessionmaker, directory)
+    hub = Hub(settings, live, agents, tokens, metrics, contacts, phone)
     return Context(
-        settings, engine, sessionmaker, live, directory, history, agents, tokens, throttle, metrics, hub, contacts
+        settings, engine, sessionmaker, live, directory, history, agents, tokens, throttle, metrics, hub, contacts, phone
     )
 
 

@@ -82,8 +82,10 @@ class TokenService:
             "expires_in": self.access_ttl,
         }
 
-    def verify(self, token: str, kind: str = "access") -> Principal:
-        """Decode and check a token; raise TokenError with a readable reason."""
+    def verify(self, token: str, kind: str | tuple[str, ...] = "access") -> Principal:
+        """Decode and check a token of the given kind (or one of the kinds);
+        raise TokenError with a readable reason."""
+        kinds = (kind,) if isinstance(kind, str) else kind
         try:
             header = jwt.get_unverified_header(token)
         except jwt.DecodeError:
@@ -104,8 +106,9 @@ class TokenService:
             raise TokenError("token signature is not valid") from None
         except jwt.InvalidTokenError as exc:
             raise TokenError(f"token not valid: {exc}") from None
-        if claims.get("typ") != kind:
-            raise TokenError(f"a {claims.get('typ')} token cannot be used here; a {kind} token is needed")
+        if claims.get("typ") not in kinds:
+            need = " or ".join(kinds)
+            raise TokenError(f"a {claims.get('typ')} token cannot be used here; a {need} token is needed")
         try:
             return Principal(
                 user_id=int(claims["sub"]),
@@ -114,7 +117,7 @@ class TokenService:
                 username=str(claims.get("usr", "")),
                 roles=frozenset(str(r) for r in claims.get("roles", [])),
                 expires_at=float(claims["exp"]),
-                kind=kind,
+                kind=str(claims["typ"]),
             )
         except (TypeError, ValueError):
             raise TokenError("token claims are malformed") from None
@@ -196,3 +199,14 @@ class RedisLoginThrottle(LoginThrottle):
 
     async def succeeded(self, keys: list[str]) -> None:
         await self._r.delete(self._key(keys[0]))
+
+
+WORKER_ROLE = "media-worker"
+
+
+def worker_principal(name: str) -> Principal:
+    """The identity of a media worker: no tenant, no user; it serves every tenant's sessions."""
+    return Principal(
+        user_id=0, tenant_id=0, tenant_slug="", username=f"worker:{name}", roles=frozenset({WORKER_ROLE}),
+        expires_at=0.0, kind="worker",
+    )

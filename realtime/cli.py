@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import asyncio
+import gc
+import os
+import subprocess
 import sys
 from collections.abc import Sequence
 
@@ -141,7 +143,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     sim.add_argument("rest", nargs=argparse.REMAINDER)
     erl = sub.add_parser("erlang", help="Erlang C staffing figures", add_help=False)
     erl.add_argument("rest", nargs=argparse.REMAINDER)
+    mw = sub.add_parser("media-worker", help="start a media worker for a hub (softphone audio)", add_help=False)
+    mw.add_argument("rest", nargs=argparse.REMAINDER)
+    bot = sub.add_parser("bot-agent", help="a headless agent with a softphone (load tests, checks)", add_help=False)
+    bot.add_argument("rest", nargs=argparse.REMAINDER)
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("media-worker", "bot-agent"):
+        # Both are clients of the hub; they live in webrtc/ and own their options.
+        if argv[0] == "media-worker":
+            from webrtc.worker import main as client_main
+        else:
+            from webrtc.bot import main as client_main
+        return client_main(argv[1:])
     if argv and argv[0] in ("simulate", "erlang"):
         # These tools own their options (`unidesk erlang --help`).
         from realtime.acd import simulate
@@ -171,7 +184,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         _migrate(settings)
         asyncio.run(_seed(settings))
-        _serve(settings, DEMO_BANNER.format(url=f"http://{settings.host}:{settings.port}/"))
+        # A media worker beside the hub, in a process of its own (media must not share the hub's CPU).
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "webrtc.worker", "--name", "embedded"],
+            env={**os.environ, "UNIDESK_SECRET": settings.secret},
+        )
+        try:
+            _serve(settings, DEMO_BANNER.format(url=f"http://{settings.host}:{settings.port}/"))
+        finally:
+            worker.terminate()
+            try:
+                worker.wait(10)
+            except subprocess.TimeoutExpired:
+                worker.kill()
         return 0
     if args.command == "serve":
         _serve(settings)

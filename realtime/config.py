@@ -43,6 +43,15 @@ class Settings:
     # Log as JSON lines (default when stderr is not a terminal).
     log_json: bool | None = None
     log_level: str = "INFO"
+    # TURN servers handed to softphones (turn:/turns: URLs) and the coturn `static-auth-secret`
+    # that signs their short-lived credentials. None: no ICE servers at all (loopback, one LAN).
+    turn_urls: tuple[str, ...] = ()
+    turn_secret: str | None = None
+    turn_ttl: int = 3600
+    # Music the other party hears while a call is held (a WAV file); unset: a built-in melody.
+    hold_music: str | None = None
+    # Softphone sessions one media worker takes.
+    media_capacity: int = 200
 
 
 def _int(env: dict[str, str], name: str, default: int, lo: int, hi: int) -> int:
@@ -114,7 +123,22 @@ def load_settings(
     level = (env.get("UNIDESK_LOG_LEVEL") or "INFO").upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"UNIDESK_LOG_LEVEL={level!r}: expected DEBUG, INFO, WARNING or ERROR")
+    turn_urls = tuple(u.strip() for u in (env.get("UNIDESK_TURN_URLS") or "").split(",") if u.strip())
+    for u in turn_urls:
+        if not u.startswith(("turn:", "turns:", "stun:")):
+            raise ConfigError(f"UNIDESK_TURN_URLS: {u!r} is not a turn:, turns: or stun: URL")
+    turn_secret = env.get("UNIDESK_TURN_SECRET") or None
+    if turn_urls and any(u.startswith("turn") for u in turn_urls) and not turn_secret:
+        raise ConfigError("UNIDESK_TURN_SECRET is not set but UNIDESK_TURN_URLS names a TURN server")
+    hold_music = env.get("UNIDESK_HOLD_MUSIC") or None
+    if hold_music is not None and not Path(hold_music).is_file():
+        raise ConfigError(f"UNIDESK_HOLD_MUSIC={hold_music!r} is not a file")
     return Settings(
+        turn_urls=turn_urls,
+        turn_secret=turn_secret,
+        turn_ttl=_int(env, "UNIDESK_TURN_TTL", 3600, 60, 86400),
+        hold_music=hold_music,
+        media_capacity=_int(env, "UNIDESK_MEDIA_CAPACITY", 200, 1, 100_000),
         host=host,
         port=port,
         database_url=database_url,

@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
+from collections.abc import Coroutine
 from typing import Any
 
 import msgspec
@@ -21,11 +23,12 @@ from starlette.websockets import WebSocket, WebSocketState
 from realtime import protocol as P
 from realtime.agent_state import Action, IllegalTransition, action_for_target
 from realtime.agents import AgentService, Conflict, NotFound, UnknownReason
-from realtime.auth import Principal, TokenError, TokenService
+from realtime.auth import WORKER_ROLE, Principal, TokenError, TokenService
 from realtime.config import Settings
 from realtime.contacts import Accept, ContactCenter, ContactError, End, Reject, WrapUp
 from realtime.live import LiveStore, frame_seq, stream_agent, stream_board
 from realtime.metrics import Metrics
+from realtime.phone import RING_SECONDS, PhoneError, PhoneService, ice_servers, stream_worker
 
 log = logging.getLogger("unidesk.hub")
 
@@ -57,6 +60,8 @@ class Connection:
         "bad_auth",
         "closing",
         "writer",
+        "worker",
+        "conn_id",
     )
 
     def __init__(self, ws: WebSocket) -> None:
@@ -71,6 +76,9 @@ class Connection:
         self.bad_auth = 0
         self.closing = False
         self.writer: asyncio.Task[None] | None = None
+        # The media worker's name, for a worker's connection.
+        self.worker: str | None = None
+        self.conn_id = uuid.uuid4().hex
 
     def push(self, frame: str) -> None:
         if self.closing:
@@ -102,9 +110,12 @@ class Hub:
         tokens: TokenService,
         metrics: Metrics,
         contacts: ContactCenter | None = None,
+        phone: PhoneService | None = None,
     ) -> None:
         self.settings = settings
         self.contacts = contacts
+        self.phone = phone
+        self._timers: set[asyncio.Task[None]] = set()
         self.live = live
         self.agents = agents
         self.tokens = tokens
@@ -185,6 +196,11 @@ class Hub:
             if conn.writer is not None:
                 conn.writer.cancel()
             self.metrics.connections.dec()
+            if conn.worker is not None and self.phone is not None:
+                try:
+                    await self.phone.worker_gone(conn.worker, conn.conn_id)
+                except Exception:  # the store is away: the sessions are cleaned up when the worker says hello again
+                    log.exception("could not clean up after media worker %s", conn.worker)
 
     def _forget(self, conn: Connection) -> None:
         self.connections.discard(conn)
@@ -287,6 +303,13 @@ class Hub:
                         frame.id,
                         WrapUp(tenant_id=p.tenant_id, agent_id=p.user_id, contact_id=cid, code=code, notes=notes),
                     )
+                case P.PhoneOffer() | P.PhoneClose() | P.PhoneTest() | P.CallDial() | P.CallAnswer() | P.CallHangup() \
+                        | P.CallHold() | P.CallMute() | P.CallDtmf():
+                    self._need(p, "agent")
+                    await self._phone(conn, p, frame)
+                case P.WorkerHello() | P.MediaAnswer() | P.MediaFailed() | P.MediaClosed() | P.MediaCheck():
+                    self._need(p, WORKER_ROLE)
+                    await self._worker_frame(conn, frame)
                 case _:  # pragma: no cover - the union is exhaustive
                     raise AssertionError(f"unhandled frame {frame!r}")
         except _Forbidden as exc:
@@ -299,9 +322,69 @@ class Hub:
             self._error(conn, P.ILLEGAL_TRANSITION, str(exc), frame.id)
         except Conflict as exc:
             self._error(conn, P.CONFLICT, str(exc), frame.id)
+        except PhoneError as exc:
+            self._error(conn, exc.code, str(exc), frame.id)
         except Exception:  # a bug in one request must not end the connection
             log.exception("frame %s failed", kind)
             self._error(conn, P.INTERNAL, "internal error; the request was not applied", frame.id)
+
+    async def _phone(self, conn: Connection, p: Principal, frame: P.ClientMessage) -> None:
+        phone = self.phone
+        assert phone is not None, "the hub was built without softphones"
+        t, me = p.tenant_id, p.user_id
+        match frame:
+            case P.PhoneOffer(offer_id=oid, sdp=sdp):
+                if "m=audio" not in sdp:
+                    raise PhoneError(P.BAD_SDP, "the offer has no audio section (m=audio)")
+                await phone.offer(t, me, oid, sdp)
+            case P.PhoneClose():
+                await phone.close(t, me)
+            case P.PhoneTest(tone_hz=hz):
+                await phone.test_tone(t, me, hz)
+            case P.CallDial(to=to):
+                cid = await phone.dial(t, me, to)
+                self._send(conn, P.Ack(ref=frame.id, call_id=cid))
+                self._later(RING_SECONDS, phone.ring_timeout(t, cid))
+                return
+            case P.CallAnswer(call_id=cid):
+                await phone.answer(t, me, cid)
+            case P.CallHangup(call_id=cid):
+                await phone.hangup(t, me, cid)
+            case P.CallHold(call_id=cid, on=on):
+                await phone.hold(t, me, cid, on)
+            case P.CallMute(call_id=cid, on=on):
+                await phone.mute(t, me, cid, on)
+            case P.CallDtmf(call_id=cid, digits=digits):
+                await phone.dtmf(t, me, cid, digits)
+        self._send(conn, P.Ack(ref=frame.id))
+
+    async def _worker_frame(self, conn: Connection, frame: P.ClientMessage) -> None:
+        phone = self.phone
+        assert phone is not None and conn.worker is not None, "a worker connection has a name"
+        match frame:
+            case P.WorkerHello() as hello:
+                await phone.worker_hello(conn.worker, conn.conn_id, hello)
+            case P.MediaAnswer() as m:
+                await phone.media_answer(conn.worker, m)
+            case P.MediaFailed() as m:
+                await phone.media_failed(conn.worker, m)
+            case P.MediaClosed() as m:
+                await phone.media_closed(conn.worker, m)
+            case P.MediaCheck() as m:
+                await phone.media_check(conn.worker, m)
+        self._send(conn, P.Ack(ref=frame.id))
+
+    def _later(self, delay: float, coro: Coroutine[Any, Any, None]) -> None:
+        async def run() -> None:
+            await asyncio.sleep(delay)
+            try:
+                await coro
+            except Exception:  # a timer's failure is logged; the call is cleaned up by its parties
+                log.exception("timer failed")
+
+        task = asyncio.create_task(run())
+        self._timers.add(task)
+        task.add_done_callback(self._timers.discard)
 
     async def _to_router(self, conn: Connection, ref: str | None, msg: object) -> None:
         assert self.contacts is not None, "the hub was built without a router"
@@ -319,7 +402,7 @@ class Hub:
 
     async def _auth(self, conn: Connection, frame: P.Auth) -> None:
         try:
-            p = self.tokens.verify(frame.token, "access")
+            p = self.tokens.verify(frame.token, ("access", "worker"))
         except TokenError as exc:
             conn.bad_auth += 1
             self._error(conn, P.UNAUTHORIZED, str(exc), frame.id)
@@ -334,6 +417,9 @@ class Hub:
                 return
             conn.principal = p
             self._send(conn, P.Ack(ref=frame.id))
+            return
+        if p.kind == "worker":
+            await self._auth_worker(conn, frame, p)
             return
         d = await self.agents.directory.get(p.tenant_id)
         person = d.users.get(p.user_id) if d else None
@@ -360,6 +446,10 @@ class Hub:
                 heartbeat_seconds=self.settings.heartbeat_seconds,
                 server_time=time.time(),
                 stream=stream,
+                ice_servers=ice_servers(
+                    self.settings.turn_urls, self.settings.turn_secret, self.settings.turn_ttl,
+                    f"{d.slug}:{person.username}", time.time(),
+                ),
             ),
         )
         frames = None
@@ -368,6 +458,7 @@ class Hub:
         if frames is None:
             last = await self.live.seq(stream)
             contacts: list[P.ContactView] = []
+            calls: list[P.CallView] = []
             stats: list[P.QueueStatsView] = []
             agent_stats: list[P.AgentStatsView] = []
             if supervisor:
@@ -379,6 +470,8 @@ class Hub:
                 agents = [await self.agents.view(p.tenant_id, p.user_id)]
                 if self.contacts is not None:
                     contacts = await self.contacts.contacts_of(p.tenant_id, p.user_id)
+                if self.phone is not None:
+                    calls = await self.phone.calls_of(p.tenant_id, p.user_id)
             else:
                 agents = []
             self._send_now(
@@ -392,12 +485,43 @@ class Hub:
                     queue_stats=stats,
                     agent_stats=agent_stats,
                     wrapup_codes=d.wrapup_codes,
+                    calls=calls,
                 ),
             )
         else:
             for f in frames:
                 self._push_now(conn, f.decode())
             last = frame_seq(frames[-1]) if frames else frame.last_seq  # type: ignore[assignment]
+        pending, conn.pending = conn.pending, None
+        for text in pending or []:
+            if frame_seq(text) > last:
+                conn.push(text)
+
+    async def _auth_worker(self, conn: Connection, frame: P.Auth, p: Principal) -> None:
+        """A media worker follows its own stream of commands, resuming from `last_seq`."""
+        if conn.principal is not None:
+            conn.principal = p
+            self._send(conn, P.Ack(ref=frame.id))
+            return
+        name = p.username.split(":", 1)[1]
+        stream = stream_worker(name)
+        conn.principal, conn.stream, conn.worker, conn.pending = p, stream, name, []
+        self.by_stream.setdefault(stream, set()).add(conn)
+        self._send_now(
+            conn,
+            P.Welcome(
+                ref=frame.id, user=P.UserInfo(id=0, username=p.username, display_name=name, roles=[WORKER_ROLE]),
+                tenant=P.TenantInfo(id=0, slug="", name=""), heartbeat_seconds=self.settings.heartbeat_seconds,
+                server_time=time.time(), stream=stream,
+            ),
+        )
+        last = await self.live.seq(stream)
+        if frame.last_seq is not None:
+            frames = await self.live.replay(stream, frame.last_seq)
+            for f in frames or []:
+                self._push_now(conn, f.decode())
+            if frames:
+                last = frame_seq(frames[-1])
         pending, conn.pending = conn.pending, None
         for text in pending or []:
             if frame_seq(text) > last:

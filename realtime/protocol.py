@@ -94,8 +94,119 @@ class CompleteWrapUp(ClientMessage, tag="complete-wrap-up"):
     notes: Annotated[str, msgspec.Meta(max_length=4000)] = ""
 
 
+# -- the softphone (agent) -------------------------------------------------------
+
+Sdp = Annotated[str, msgspec.Meta(min_length=1, max_length=20_000)]
+OfferId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+CallId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
+class PhoneOffer(ClientMessage, tag="phone-offer"):
+    """The agent's browser offers its softphone peer connection (audio, ICE
+    gathered, no trickle); the answer comes back as `phone-answer` with the
+    same `offer_id`. Sent again for an ICE restart: the session survives."""
+
+    offer_id: OfferId
+    sdp: Sdp
+
+
+class PhoneClose(ClientMessage, tag="phone-close"):
+    """The agent closes its softphone session (calls on it end)."""
+
+
+class PhoneTest(ClientMessage, tag="phone-test"):
+    """Headset check: the worker plays `tone_hz` to the agent (0 stops it) and
+    reports what it hears from the agent's microphone as `phone-check`."""
+
+    tone_hz: Annotated[int, msgspec.Meta(ge=0, le=3400)] = 1000
+
+
+class CallDial(ClientMessage, tag="call-dial"):
+    """Call another agent of the tenant (by username); it rings on their softphone."""
+
+    to: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
+class CallAnswer(ClientMessage, tag="call-answer"):
+    call_id: CallId
+
+
+class CallHangup(ClientMessage, tag="call-hangup"):
+    """End (or decline, or cancel) a call."""
+
+    call_id: CallId
+
+
+class CallHold(ClientMessage, tag="call-hold"):
+    """Hold (the other party hears music) or resume."""
+
+    call_id: CallId
+    on: bool
+
+
+class CallMute(ClientMessage, tag="call-mute"):
+    """Mute or unmute this agent's microphone toward the other party."""
+
+    call_id: CallId
+    on: bool
+
+
+class CallDtmf(ClientMessage, tag="call-dtmf"):
+    """Digits pressed on the keypad (RFC 4733 on a SIP leg)."""
+
+    call_id: CallId
+    digits: Annotated[str, msgspec.Meta(pattern=r"^[0-9*#A-D]{1,32}$")]
+
+
+# -- the media worker ---------------------------------------------------------------
+
+SessionId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
+class WorkerHello(ClientMessage, tag="worker-hello"):
+    """A media worker announces itself after `auth`; the hub places sessions on it."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    capacity: Annotated[int, msgspec.Meta(ge=1, le=100_000)]
+    # Sessions it still carries (after reconnecting to a hub).
+    sessions: list[SessionId] = []
+
+
+class MediaAnswer(ClientMessage, tag="media-answer"):
+    session_id: SessionId
+    offer_id: OfferId
+    sdp: Sdp
+    codec: Annotated[str, msgspec.Meta(max_length=32)] = ""
+
+
+class MediaFailed(ClientMessage, tag="media-failed"):
+    """The worker could not serve a command for a session (bad SDP, unknown session, …)."""
+
+    session_id: SessionId
+    code: Code
+    message: Annotated[str, msgspec.Meta(max_length=1000)]
+    offer_id: OfferId | None = None
+
+
+class MediaClosed(ClientMessage, tag="media-closed"):
+    """A session's peer connection ended (ICE failed, closed)."""
+
+    session_id: SessionId
+    reason: Annotated[str, msgspec.Meta(max_length=200)]
+
+
+class MediaCheck(ClientMessage, tag="media-check"):
+    """What the worker hears from a session's microphone (headset check)."""
+
+    session_id: SessionId
+    frequency: float
+    level_db: float
+
+
 ClientFrame = Union[
-    Auth, Ping, SetState, ExtendWrapUp, ForceState, AcceptOffer, RejectOffer, EndContact, CompleteWrapUp
+    Auth, Ping, SetState, ExtendWrapUp, ForceState, AcceptOffer, RejectOffer, EndContact, CompleteWrapUp,
+    PhoneOffer, PhoneClose, PhoneTest, CallDial, CallAnswer, CallHangup, CallHold, CallMute, CallDtmf,
+    WorkerHello, MediaAnswer, MediaFailed, MediaClosed, MediaCheck,
 ]
 
 
@@ -214,7 +325,16 @@ class Welcome(ServerMessage, tag="welcome"):
     server_time: float
     # Stream whose `seq` this connection follows.
     stream: str
+    # For the softphone's RTCPeerConnection: TURN with short-lived credentials when one is configured,
+    # otherwise empty (nothing reaches out to a public STUN server).
+    ice_servers: list[IceServer] = []
     ref: RequestId | None = None
+
+
+class IceServer(msgspec.Struct, omit_defaults=True, kw_only=True):
+    urls: list[str]
+    username: str | None = None
+    credential: str | None = None
 
 
 class Snapshot(ServerMessage, tag="snapshot"):
@@ -230,6 +350,8 @@ class Snapshot(ServerMessage, tag="snapshot"):
     queue_stats: list[QueueStatsView] = []
     agent_stats: list[AgentStatsView] = []
     wrapup_codes: list[PauseReason] = []
+    # The agent's calls in progress (an agent's snapshot).
+    calls: list[CallView] = []
 
 
 class AgentStateChanged(ServerMessage, tag="agent-state"):
@@ -265,8 +387,93 @@ class QueueStatsChanged(ServerMessage, tag="queue-stats"):
     seq: int = 0
 
 
+class PhoneAnswer(ServerMessage, tag="phone-answer"):
+    """The media worker's answer to the agent's `phone-offer` with this `offer_id`."""
+
+    offer_id: str
+    sdp: str
+    codec: str = ""
+    seq: int = 0
+
+
+class PhoneState(ServerMessage, tag="phone-state"):
+    """The softphone session: "failed" (with `reason`: bad offer, no worker),
+    "lost" (its media worker went away; calls on it ended), "closed"."""
+
+    state: Literal["failed", "lost", "closed"]
+    reason: str = ""
+    offer_id: str | None = None
+    seq: int = 0
+
+
+class PhoneCheck(ServerMessage, tag="phone-check"):
+    """Headset check: the dominant frequency and level the worker hears from this agent."""
+
+    frequency: float
+    level_db: float
+    seq: int = 0
+
+
+class CallView(msgspec.Struct, omit_defaults=True, kw_only=True):
+    id: str
+    # "inbound" for the agent being called, "outbound" for the one calling.
+    direction: Literal["inbound", "outbound"]
+    status: Literal["ringing", "connected", "ended"]
+    # The other party: username and display name.
+    peer: str
+    peer_name: str
+    started_at: float
+    answered_at: float | None = None
+    ended_at: float | None = None
+    # Why it ended: "hangup", "declined", "cancelled", "no-answer", "media-lost".
+    end_reason: str | None = None
+    # Who ended it (username), when an agent did.
+    ended_by: str | None = None
+    held: bool = False
+    # Held by the other party.
+    held_by_peer: bool = False
+    muted: bool = False
+
+
+class CallChanged(ServerMessage, tag="call-changed"):
+    """A call of this agent rang, connected, was held or muted, or ended."""
+
+    call: CallView
+    seq: int = 0
+
+
+class CallDigits(ServerMessage, tag="call-digits"):
+    """The other party pressed keypad digits."""
+
+    call_id: str
+    digits: str
+    seq: int = 0
+
+
+class MediaCommand(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """One instruction for a media worker (see docs/protocol.md, "Media worker")."""
+
+    op: Literal["offer", "close", "connect", "disconnect", "hold", "mute", "tone"]
+    session_id: str
+    offer_id: str | None = None
+    sdp: str | None = None
+    # The other session of a connect.
+    peer: str | None = None
+    on: bool | None = None
+    tone_hz: int | None = None
+
+
+class MediaCommands(ServerMessage, tag="media-commands"):
+    """Commands for the media worker this stream belongs to, in order."""
+
+    commands: list[MediaCommand]
+    seq: int = 0
+
+
 class Ack(ServerMessage, tag="ack"):
     ref: RequestId | None = None
+    # The call a `call-dial` started.
+    call_id: str | None = None
 
 
 class Pong(ServerMessage, tag="pong"):
@@ -283,7 +490,8 @@ class Error(ServerMessage, tag="error"):
 
 
 ServerFrame = Union[
-    Welcome, Snapshot, AgentStateChanged, ContactOffered, ContactChanged, QueueStatsChanged, Ack, Pong, Error
+    Welcome, Snapshot, AgentStateChanged, ContactOffered, ContactChanged, QueueStatsChanged, PhoneAnswer,
+    PhoneState, PhoneCheck, CallChanged, CallDigits, MediaCommands, Ack, Pong, Error
 ]
 
 # Error codes, one per kind of failure.
@@ -296,6 +504,10 @@ ILLEGAL_TRANSITION = "illegal-transition"
 UNKNOWN_REASON = "unknown-reason"
 CONFLICT = "conflict"
 INTERNAL = "internal"
+NO_MEDIA_WORKER = "no-media-worker"  # no media worker is connected (or all are full)
+NO_PHONE = "no-phone"  # the agent (or the one called) has no softphone session
+BUSY = "busy"  # the one called is on another call
+BAD_SDP = "bad-sdp"
 
 client_decoder = msgspec.json.Decoder(ClientFrame)
 server_decoder = msgspec.json.Decoder(ServerFrame)

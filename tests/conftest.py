@@ -22,11 +22,15 @@ from pathlib import Path
 import httpx
 import pytest
 
+from webrtc.tones import write_tone_wav
+
 ROOT = Path(__file__).resolve().parent.parent
 BACKEND = os.environ.get("UNIDESK_TEST_BACKEND", "embedded")
 PG_BASE = os.environ.get("UNIDESK_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("UNIDESK_TEST_REDIS", "redis://127.0.0.1:6379/0")
 SECRET = "test-secret-" + "x" * 40
+# The music a held call plays to the other party in tests: a known tone, detected by frequency.
+HOLD_MUSIC_HZ = 700.0
 assert BACKEND in ("embedded", "redis"), f"UNIDESK_TEST_BACKEND={BACKEND!r}: use embedded or redis"
 
 
@@ -229,6 +233,52 @@ class HubProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
+class WorkerProcess:
+    """A media worker (`unidesk media-worker`) serving a hub; ready once the hub lists it."""
+
+    def __init__(self, hub: HubProcess, log_path: Path, name: str | None = None, **env: str) -> None:
+        self.hub = hub
+        self.name = name or f"w{free_port()}"
+        self.log_path = log_path
+        self.env = {**hub.env, **env}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "realtime.cli", "media-worker", "--hub", self.hub.url, "--name", self.name],
+            env=self.env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"media worker exited with {self.proc.returncode}: {self.log()}")
+            if self.name in httpx.get(self.hub.url + "/healthz", timeout=2).json().get("media_workers", []):
+                return self
+            time.sleep(0.05)  # polling for readiness, not a synchronisation sleep
+        raise RuntimeError(f"media worker did not register: {self.log()}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if hasattr(self, "_log"):
+            self._log.close()
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+        self._log.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
 @pytest.fixture(scope="session")
 def hub(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
     h = HubProcess(backend, tmp_path_factory.mktemp("hub") / "hub.log").start()
@@ -249,3 +299,14 @@ def start_hub(backend: Backend, tmp_path: Path) -> Iterator:
     yield start
     for h in started:
         h.stop()
+
+
+@pytest.fixture(scope="session")
+def media_worker(hub: HubProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
+    """A media worker for the session's hub (music on hold: a known 700 Hz tone, see `hold_music_wav`)."""
+    folder = tmp_path_factory.mktemp("worker")
+    music = folder / "hold.wav"
+    write_tone_wav(music, HOLD_MUSIC_HZ, 2.0, 8000)
+    w = WorkerProcess(hub, folder / "worker.log", UNIDESK_HOLD_MUSIC=str(music)).start()
+    yield w
+    w.stop()

@@ -1,0 +1,446 @@
+"""Softphones and calls between agents: the hub's side of the media workers.
+
+Media workers (webrtc/worker.py) are websocket clients of the hub with a
+worker token. Each follows the stream `worker:<name>`: the hub sends it
+`media-commands` there, numbered and replayable like every stream, so a
+worker that reconnects (to any hub) misses nothing. What a worker reports
+(`media-answer`, `media-failed`, `media-closed`, `media-check`) is published
+on the agent's own stream. Every hop goes through the live store, so the
+agent, the worker and the hub that handles a frame may each be on a
+different hub.
+
+Live state (in the live store, shared by all hubs):
+- map `media-workers`: worker name → its capacity, the hub and connection that
+  hold it;
+- map `worker-sessions:<name>`: session id → "tenant:agent", the sessions
+  placed on that worker (for cleaning up when it goes away);
+- map `phones:<tenant>`: agent id → the worker carrying the agent's softphone;
+- map `calls:<tenant>`: call id → the call, while it lasts. An ended call is
+  written to the store (call_records, direction "internal") and removed.
+
+A call's two softphones must be on one worker (the worker mixes them):
+placement puts a tenant's softphones together on the worker that already
+carries most of them while it has room.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import msgspec
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from realtime import protocol as P
+from realtime.directory import Directory
+from realtime.live import LiveStore, stream_agent
+from store.repos import TenantRepo
+
+log = logging.getLogger("unidesk.phone")
+
+WORKERS = "media-workers"
+
+
+def stream_worker(name: str) -> str:
+    return f"worker:{name}"
+
+
+def worker_sessions(name: str) -> str:
+    return f"worker-sessions:{name}"
+
+
+def phones_map(tenant_id: int) -> str:
+    return f"phones:{tenant_id}"
+
+
+def calls_map(tenant_id: int) -> str:
+    return f"calls:{tenant_id}"
+
+
+def session_id(tenant_id: int, agent_id: int) -> str:
+    return f"{tenant_id}-{agent_id}"
+
+
+def parse_session(sid: str) -> tuple[int, int] | None:
+    try:
+        t, a = sid.split("-", 1)
+        return int(t), int(a)
+    except ValueError:
+        return None
+
+
+class PhoneError(Exception):
+    """A request that cannot be served; `code` is the protocol's error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class WorkerInfo(msgspec.Struct, kw_only=True):
+    name: str
+    capacity: int
+    # Which connection holds the worker: a stale holder's disconnect must not remove a reconnected worker.
+    conn: str
+
+
+class Call(msgspec.Struct, kw_only=True):
+    id: str
+    caller: int
+    callee: int
+    status: str  # ringing, connected
+    started_at: float
+    answered_at: float | None = None
+    held: list[int] = []
+    muted: list[int] = []
+    digits: list[str] = []
+    hold_started: dict[str, float] = {}
+    held_seconds: float = 0.0
+
+
+_worker_dec = msgspec.json.Decoder(WorkerInfo)
+_call_dec = msgspec.json.Decoder(Call)
+_enc = msgspec.json.Encoder()
+
+RING_SECONDS = 30.0
+
+
+@dataclass
+class _Party:
+    id: int
+    username: str
+    display_name: str
+
+
+class PhoneService:
+    def __init__(
+        self,
+        live: LiveStore,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        directory: Directory,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.live = live
+        self.sessionmaker = sessionmaker
+        self.directory = directory
+        self.clock = clock
+
+    # ------------------------------------------------------------ workers
+
+    async def worker_hello(self, name: str, conn_id: str, hello: P.WorkerHello) -> None:
+        info = WorkerInfo(name=name, capacity=hello.capacity, conn=conn_id)
+        await self.live.map_put(WORKERS, name, _enc.encode(info))
+        # Sessions the worker no longer carries (it restarted) are lost for their agents.
+        placed = await self.live.map_all(worker_sessions(name))
+        carried = set(hello.sessions)
+        for sid in placed:
+            if sid not in carried:
+                await self._session_lost(name, sid, "the media worker restarted")
+        log.info("media worker %s ready", name, extra={"ud_capacity": hello.capacity})
+
+    async def worker_gone(self, name: str, conn_id: str) -> None:
+        raw = (await self.live.map_all(WORKERS)).get(name)
+        if raw is None or _worker_dec.decode(raw).conn != conn_id:
+            return  # it reconnected elsewhere already
+        await self.live.map_delete(WORKERS, name)
+        for sid in await self.live.map_all(worker_sessions(name)):
+            await self._session_lost(name, sid, "the media worker went away")
+        log.warning("media worker %s went away", name)
+
+    async def _session_lost(self, worker: str, sid: str, reason: str) -> None:
+        await self.live.map_delete(worker_sessions(worker), sid)
+        parsed = parse_session(sid)
+        if parsed is None:
+            return
+        tid, aid = parsed
+        entry = (await self.live.map_all(phones_map(tid))).get(str(aid))
+        if entry is not None and entry.decode() == worker:
+            await self.live.map_delete(phones_map(tid), str(aid))
+        await self._end_calls_of(tid, aid, "media-lost", None)
+        await self.live.publish([(stream_agent(tid, aid), P.encode(P.PhoneState(state="lost", reason=reason)))])
+
+    async def worker_names(self) -> list[str]:
+        return sorted(await self.live.map_all(WORKERS))
+
+    async def _workers(self) -> dict[str, WorkerInfo]:
+        return {k: _worker_dec.decode(v) for k, v in (await self.live.map_all(WORKERS)).items()}
+
+    async def _place(self, tenant_id: int) -> str:
+        workers = await self._workers()
+        if not workers:
+            raise PhoneError(P.NO_MEDIA_WORKER, "no media worker is connected; calls are not possible right now")
+        phones = await self.live.map_all(phones_map(tenant_id))
+        load: dict[str, int] = {}
+        for name in workers:
+            load[name] = len(await self.live.map_all(worker_sessions(name)))
+        mine: dict[str, int] = {}
+        for w in phones.values():
+            mine[w.decode()] = mine.get(w.decode(), 0) + 1
+        room = [w for w in workers.values() if load[w.name] < w.capacity]
+        if not room:
+            raise PhoneError(P.NO_MEDIA_WORKER, "every media worker is full; try again shortly")
+        # Together with the tenant's other softphones (calls between them need one worker), then the least loaded.
+        best = max(room, key=lambda w: (mine.get(w.name, 0), -load[w.name], w.name))
+        return best.name
+
+    async def _command(self, worker: str, *commands: P.MediaCommand) -> None:
+        await self.live.publish([(stream_worker(worker), P.encode(P.MediaCommands(commands=list(commands))))])
+
+    async def _worker_of(self, tenant_id: int, agent_id: int) -> str | None:
+        raw = (await self.live.map_all(phones_map(tenant_id))).get(str(agent_id))
+        return raw.decode() if raw is not None else None
+
+    # ------------------------------------------------------------ the agent's softphone
+
+    async def offer(self, tenant_id: int, agent_id: int, offer_id: str, sdp: str) -> None:
+        worker = await self._worker_of(tenant_id, agent_id)
+        if worker is None or worker not in await self._workers():
+            worker = await self._place(tenant_id)
+            sid = session_id(tenant_id, agent_id)
+            await self.live.map_put(phones_map(tenant_id), str(agent_id), worker.encode())
+            await self.live.map_put(worker_sessions(worker), sid, f"{tenant_id}:{agent_id}".encode())
+        await self._command(
+            worker, P.MediaCommand(op="offer", session_id=session_id(tenant_id, agent_id), offer_id=offer_id, sdp=sdp)
+        )
+
+    async def close(self, tenant_id: int, agent_id: int) -> None:
+        worker = await self._worker_of(tenant_id, agent_id)
+        if worker is None:
+            raise PhoneError(P.NO_PHONE, "there is no softphone session to close")
+        await self._end_calls_of(tenant_id, agent_id, "hangup", agent_id)
+        sid = session_id(tenant_id, agent_id)
+        await self.live.map_delete(phones_map(tenant_id), str(agent_id))
+        await self.live.map_delete(worker_sessions(worker), sid)
+        await self._command(worker, P.MediaCommand(op="close", session_id=sid))
+        await self.live.publish([(stream_agent(tenant_id, agent_id), P.encode(P.PhoneState(state="closed")))])
+
+    async def test_tone(self, tenant_id: int, agent_id: int, tone_hz: int) -> None:
+        worker = await self._need_phone(tenant_id, agent_id)
+        await self._command(worker, P.MediaCommand(op="tone", session_id=session_id(tenant_id, agent_id), tone_hz=tone_hz))
+
+    async def _need_phone(self, tenant_id: int, agent_id: int) -> str:
+        worker = await self._worker_of(tenant_id, agent_id)
+        if worker is None:
+            raise PhoneError(P.NO_PHONE, "the softphone is not connected")
+        return worker
+
+    # ------------------------------------------------------------ what workers report
+
+    async def _check_owner(self, worker: str, sid: str) -> tuple[int, int]:
+        parsed = parse_session(sid)
+        if parsed is None or (await self._worker_of(*parsed)) != worker:
+            raise PhoneError(P.NOT_FOUND, f"session {sid!r} is not placed on this worker")
+        return parsed
+
+    async def media_answer(self, worker: str, m: P.MediaAnswer) -> None:
+        tid, aid = await self._check_owner(worker, m.session_id)
+        frame = P.PhoneAnswer(offer_id=m.offer_id, sdp=m.sdp, codec=m.codec)
+        await self.live.publish([(stream_agent(tid, aid), P.encode(frame))])
+
+    async def media_failed(self, worker: str, m: P.MediaFailed) -> None:
+        tid, aid = await self._check_owner(worker, m.session_id)
+        if m.code == "no-session":
+            await self.live.map_delete(phones_map(tid), str(aid))
+            await self.live.map_delete(worker_sessions(worker), m.session_id)
+        frame = P.PhoneState(state="failed", reason=f"{m.code}: {m.message}", offer_id=m.offer_id)
+        await self.live.publish([(stream_agent(tid, aid), P.encode(frame))])
+
+    async def media_closed(self, worker: str, m: P.MediaClosed) -> None:
+        await self._check_owner(worker, m.session_id)
+        await self._session_lost(worker, m.session_id, m.reason)
+
+    async def media_check(self, worker: str, m: P.MediaCheck) -> None:
+        tid, aid = await self._check_owner(worker, m.session_id)
+        frame = P.PhoneCheck(frequency=round(m.frequency, 1), level_db=round(m.level_db, 1))
+        await self.live.publish([(stream_agent(tid, aid), P.encode(frame))])
+
+    # ------------------------------------------------------------ calls between agents
+
+    async def _calls(self, tenant_id: int) -> dict[str, Call]:
+        return {k: _call_dec.decode(v) for k, v in (await self.live.map_all(calls_map(tenant_id))).items()}
+
+    async def _call_of(self, tenant_id: int, agent_id: int) -> Call | None:
+        for c in (await self._calls(tenant_id)).values():
+            if agent_id in (c.caller, c.callee):
+                return c
+        return None
+
+    async def calls_of(self, tenant_id: int, agent_id: int) -> list[P.CallView]:
+        c = await self._call_of(tenant_id, agent_id)
+        return [await self._view(tenant_id, c, agent_id)] if c else []
+
+    async def _party(self, tenant_id: int, user_id: int) -> _Party:
+        d = await self.directory.get(tenant_id)
+        u = d.users.get(user_id) if d else None
+        return _Party(user_id, u.username if u else "?", u.display_name if u else "?")
+
+    async def _view(
+        self, tenant_id: int, c: Call, me: int, ended: str | None = None, by: int | None = None
+    ) -> P.CallView:
+        other = c.callee if me == c.caller else c.caller
+        peer = await self._party(tenant_id, other)
+        by_name = (await self._party(tenant_id, by)).username if by else None
+        return P.CallView(
+            id=c.id, direction="outbound" if me == c.caller else "inbound",
+            status="ended" if ended else ("connected" if c.status == "connected" else "ringing"),
+            peer=peer.username, peer_name=peer.display_name, started_at=c.started_at, answered_at=c.answered_at,
+            ended_at=self.clock() if ended else None, end_reason=ended, ended_by=by_name,
+            held=me in c.held, held_by_peer=other in c.held, muted=me in c.muted,
+        )
+
+    async def _announce(self, tenant_id: int, c: Call, ended: str | None = None, by: int | None = None) -> None:
+        await self.live.publish(
+            [
+                (stream_agent(tenant_id, who), P.encode(P.CallChanged(call=await self._view(tenant_id, c, who, ended, by))))
+                for who in (c.caller, c.callee)
+            ]
+        )
+
+    async def _save(self, tenant_id: int, c: Call) -> None:
+        await self.live.map_put(calls_map(tenant_id), c.id, _enc.encode(c))
+
+    async def dial(self, tenant_id: int, agent_id: int, to: str) -> str:
+        d = await self.directory.get(tenant_id)
+        callee = next((u for u in d.users.values() if u.username == to), None) if d else None
+        if d is None or callee is None or not d.is_agent(callee.id):
+            raise PhoneError(P.NOT_FOUND, f"no agent {to!r} in this tenant")
+        if callee.id == agent_id:
+            raise PhoneError(P.BAD_FRAME, "an agent cannot call itself")
+        mine = await self._need_phone(tenant_id, agent_id)
+        theirs = await self._worker_of(tenant_id, callee.id)
+        if theirs is None:
+            raise PhoneError(P.NO_PHONE, f"{to} has no softphone connected")
+        if theirs != mine:
+            raise PhoneError(P.NO_MEDIA_WORKER, f"{to}'s softphone is on another media worker; calls between workers are not supported yet")
+        if await self._call_of(tenant_id, agent_id):
+            raise PhoneError(P.BUSY, "you are on a call already")
+        if await self._call_of(tenant_id, callee.id):
+            raise PhoneError(P.BUSY, f"{to} is on another call")
+        c = Call(id=uuid.uuid4().hex[:16], caller=agent_id, callee=callee.id, status="ringing", started_at=self.clock())
+        await self._save(tenant_id, c)
+        await self._announce(tenant_id, c)
+        return c.id
+
+    async def _own_call(self, tenant_id: int, agent_id: int, call_id: str) -> Call:
+        c = (await self._calls(tenant_id)).get(call_id)
+        if c is None or agent_id not in (c.caller, c.callee):
+            raise PhoneError(P.NOT_FOUND, f"no call {call_id} of yours")
+        return c
+
+    async def answer(self, tenant_id: int, agent_id: int, call_id: str) -> None:
+        c = await self._own_call(tenant_id, agent_id, call_id)
+        if c.callee != agent_id or c.status != "ringing":
+            raise PhoneError(P.CONFLICT, "only a ringing call to you can be answered")
+        worker = await self._need_phone(tenant_id, agent_id)
+        c.status = "connected"
+        c.answered_at = self.clock()
+        await self._save(tenant_id, c)
+        await self._command(
+            worker,
+            P.MediaCommand(op="connect", session_id=session_id(tenant_id, c.caller), peer=session_id(tenant_id, c.callee)),
+        )
+        await self._announce(tenant_id, c)
+
+    async def hangup(self, tenant_id: int, agent_id: int, call_id: str) -> None:
+        c = await self._own_call(tenant_id, agent_id, call_id)
+        if c.status == "ringing":
+            reason = "cancelled" if agent_id == c.caller else "declined"
+        else:
+            reason = "hangup"
+        await self._end(tenant_id, c, reason, agent_id)
+
+    async def ring_timeout(self, tenant_id: int, call_id: str) -> None:
+        c = (await self._calls(tenant_id)).get(call_id)
+        if c is not None and c.status == "ringing":
+            await self._end(tenant_id, c, "no-answer", None)
+
+    async def hold(self, tenant_id: int, agent_id: int, call_id: str, on: bool) -> None:
+        c = await self._own_call(tenant_id, agent_id, call_id)
+        if c.status != "connected":
+            raise PhoneError(P.CONFLICT, "only a connected call can be held")
+        worker = await self._need_phone(tenant_id, agent_id)
+        now = self.clock()
+        if on and agent_id not in c.held:
+            c.held.append(agent_id)
+            c.hold_started[str(agent_id)] = now
+        elif not on and agent_id in c.held:
+            c.held.remove(agent_id)
+            c.held_seconds += now - c.hold_started.pop(str(agent_id), now)
+        await self._save(tenant_id, c)
+        await self._command(worker, P.MediaCommand(op="hold", session_id=session_id(tenant_id, agent_id), on=on))
+        await self._announce(tenant_id, c)
+
+    async def mute(self, tenant_id: int, agent_id: int, call_id: str, on: bool) -> None:
+        c = await self._own_call(tenant_id, agent_id, call_id)
+        worker = await self._need_phone(tenant_id, agent_id)
+        if on and agent_id not in c.muted:
+            c.muted.append(agent_id)
+        elif not on and agent_id in c.muted:
+            c.muted.remove(agent_id)
+        await self._save(tenant_id, c)
+        await self._command(worker, P.MediaCommand(op="mute", session_id=session_id(tenant_id, agent_id), on=on))
+        await self._announce(tenant_id, c)
+
+    async def dtmf(self, tenant_id: int, agent_id: int, call_id: str, digits: str) -> None:
+        c = await self._own_call(tenant_id, agent_id, call_id)
+        if c.status != "connected":
+            raise PhoneError(P.CONFLICT, "digits need a connected call")
+        c.digits.append(digits)
+        await self._save(tenant_id, c)
+        other = c.callee if agent_id == c.caller else c.caller
+        await self.live.publish([(stream_agent(tenant_id, other), P.encode(P.CallDigits(call_id=c.id, digits=digits)))])
+
+    async def _end_calls_of(self, tenant_id: int, agent_id: int, reason: str, by: int | None) -> None:
+        c = await self._call_of(tenant_id, agent_id)
+        if c is not None:
+            await self._end(tenant_id, c, reason, by)
+
+    async def _end(self, tenant_id: int, c: Call, reason: str, by: int | None) -> None:
+        now = self.clock()
+        for who, since in c.hold_started.items():
+            c.held_seconds += now - since
+        await self.live.map_delete(calls_map(tenant_id), c.id)
+        if c.status == "connected":
+            worker = await self._worker_of(tenant_id, c.caller) or await self._worker_of(tenant_id, c.callee)
+            if worker is not None:
+                await self._command(
+                    worker,
+                    *(P.MediaCommand(op="disconnect", session_id=session_id(tenant_id, who)) for who in (c.caller, c.callee)),
+                )
+        caller = await self._party(tenant_id, c.caller)
+        callee = await self._party(tenant_id, c.callee)
+        async with self.sessionmaker() as s, s.begin():
+            await TenantRepo(s, tenant_id).add_call_record(
+                c.id, c.started_at, direction="internal", caller=caller.username, callee=callee.username,
+                agent_id=c.callee, answered_at=c.answered_at, ended_at=now,
+                outcome="answered" if c.answered_at else reason,
+            )
+            row = await TenantRepo(s, tenant_id).call_record(c.id)
+            assert row is not None
+            row.data = {
+                "kind": "internal", "end_reason": reason, "ended_by": (await self._party(tenant_id, by)).username if by else None,
+                "held_seconds": round(c.held_seconds, 3), "digits": "".join(c.digits),
+            }
+        await self._announce(tenant_id, c, ended=reason, by=by)
+
+
+def ice_servers(urls: tuple[str, ...], secret: str | None, ttl: int, who: str, now: float) -> list[P.IceServer]:
+    """ICE servers for a softphone. TURN credentials follow coturn's REST scheme
+    (`use-auth-secret`): the username is "<expiry>:<who>" and the password is
+    base64(HMAC-SHA1(secret, username)), so coturn checks them without a database."""
+    if not urls:
+        return []
+    stun = [u for u in urls if u.startswith("stun:")]
+    turn = [u for u in urls if not u.startswith("stun:")]
+    out = [P.IceServer(urls=stun)] if stun else []
+    if turn and secret:
+        username = f"{int(now) + ttl}:{who}"
+        digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
+        out.append(P.IceServer(urls=turn, username=username, credential=base64.b64encode(digest).decode()))
+    return out

@@ -1,0 +1,149 @@
+"""Softphones through the hub and a real media worker, with aiortc agents (the bot agent) as browsers.
+
+Audio is proven by frequency on the far side: each agent's microphone plays its own tone.
+"""
+
+import asyncio
+
+import httpx
+import pytest
+
+from tests.conftest import HOLD_MUSIC_HZ, HubProcess, WorkerProcess, drop_backend, prepared_backend
+from tests.helpers import bearer, cached_login
+from webrtc.audio import ToneSource
+from webrtc.bot import BotAgent
+
+A_HZ, B_HZ = 500.0, 1200.0
+
+
+async def bot(hub, username: str, hz: float) -> BotAgent:
+    b = BotAgent(hub.url, "demo", username, "demo", ToneSource(hz))
+    await b.login()
+    return b
+
+
+async def test_headset_check_both_ways(hub, media_worker):
+    a = await bot(hub, "agent1", A_HZ)
+    try:
+        codec = await a.connect_phone()
+        assert codec.upper() in ("PCMU", "PCMA"), codec
+        assert (await a.request({"type": "phone-test", "tone_hz": 1000}))["type"] == "ack"
+        assert await a.hears(1000.0), f"heard {a.hearing():.0f} Hz instead of the worker's 1000 Hz"
+        # The worker reports what it hears from the microphone: the bot's own tone.
+        check = await a.expect(lambda m: m["type"] == "phone-check" and abs(m["frequency"] - A_HZ) < 15, 8)
+        assert check["level_db"] > -40
+        assert (await a.request({"type": "phone-test", "tone_hz": 0}))["type"] == "ack"
+    finally:
+        await a.close()
+
+
+async def test_two_agents_call_hear_each_other_mute_hold_and_hang_up(hub, media_worker):
+    a = await bot(hub, "agent1", A_HZ)
+    b = await bot(hub, "agent2", B_HZ)
+    try:
+        await asyncio.gather(a.connect_phone(), b.connect_phone())
+        ack = await a.request({"type": "call-dial", "to": "agent2"})
+        assert ack["type"] == "ack", ack
+        call_id = ack["call_id"]
+        ring = await b.expect(lambda m: m["type"] == "call-changed" and m["call"]["status"] == "ringing")
+        assert ring["call"]["direction"] == "inbound" and ring["call"]["peer"] == "agent1"
+        assert (await b.request({"type": "call-answer", "call_id": call_id}))["type"] == "ack"
+        for who in (a, b):
+            await who.expect(lambda m: m["type"] == "call-changed" and m["call"]["status"] == "connected")
+        assert await a.hears(B_HZ), f"agent1 heard {a.hearing():.0f} Hz"
+        assert await b.hears(A_HZ), f"agent2 heard {b.hearing():.0f} Hz"
+
+        # Mute: agent2 no longer hears agent1's tone; unmute brings it back.
+        assert (await a.request({"type": "call-mute", "call_id": call_id, "on": True}))["type"] == "ack"
+        assert await b.hears_not(A_HZ), "agent1's tone still reaches agent2 while muted"
+        assert (await a.request({"type": "call-mute", "call_id": call_id, "on": False}))["type"] == "ack"
+        assert await b.hears(A_HZ)
+
+        # Hold: the other party hears the music, not the agent.
+        assert (await a.request({"type": "call-hold", "call_id": call_id, "on": True}))["type"] == "ack"
+        held = await b.expect(lambda m: m["type"] == "call-changed" and m["call"].get("held_by_peer"))
+        assert held["call"]["status"] == "connected"
+        assert await b.hears(HOLD_MUSIC_HZ), f"agent2 heard {b.hearing():.0f} Hz on hold"
+        assert not await b.hears(A_HZ, timeout=0.6)
+        assert (await a.request({"type": "call-hold", "call_id": call_id, "on": False}))["type"] == "ack"
+        assert await b.hears(A_HZ)
+
+        assert (await a.request({"type": "call-dtmf", "call_id": call_id, "digits": "12#"}))["type"] == "ack"
+        digits = await b.expect(lambda m: m["type"] == "call-digits")
+        assert digits["digits"] == "12#"
+
+        assert (await b.request({"type": "call-hangup", "call_id": call_id}))["type"] == "ack"
+        for who in (a, b):
+            end = await who.expect(lambda m: m["type"] == "call-changed" and m["call"]["status"] == "ended")
+            assert end["call"]["end_reason"] == "hangup" and end["call"]["ended_by"] == "agent2"
+        rec = httpx.get(f"{hub.url}/api/calls/{call_id}", headers=bearer(cached_login(hub.url, "supervisor"))).json()
+        assert rec["from"] == "agent1" and rec["to"] == "agent2" and rec["outcome"] == "answered"
+        assert rec["end_reason"] == "hangup" and rec["digits"] == "12#" and rec["held_seconds"] > 0
+        assert rec["answered_at"] <= rec["ended_at"]
+        # Another tenant's supervisor does not see it.
+        other = httpx.get(f"{hub.url}/api/calls/{call_id}", headers=bearer(cached_login(hub.url, "supervisor", tenant="acme")))
+        assert other.status_code == 404
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_bad_signaling_gets_clear_errors_and_the_session_survives(hub, media_worker):
+    a = await bot(hub, "agent3", A_HZ)
+    b = await bot(hub, "agent4", B_HZ)
+    try:
+        await a.connect_phone()
+        # An offer without audio is refused by the hub; a broken one by the worker.
+        err = await a.request({"type": "phone-offer", "offer_id": "x1", "sdp": "v=0\r\n"})
+        assert err["type"] == "error" and err["code"] == "bad-sdp"
+        assert (await a.request({"type": "phone-offer", "offer_id": "x2", "sdp": "m=audio garbage"}))["type"] == "ack"
+        failed = await a.expect(lambda m: m["type"] == "phone-state" and m.get("offer_id") == "x2")
+        assert failed["state"] == "failed" and "bad-sdp" in failed["reason"]
+        # Worker frames from an agent, and another agent's call.
+        err = await a.request({"type": "media-answer", "session_id": "1-1", "offer_id": "o", "sdp": "v=0"})
+        assert err["code"] == "forbidden"
+        err = await b.request({"type": "call-answer", "call_id": "not-a-call"})
+        assert err["code"] == "not-found"
+        err = await b.request({"type": "call-dial", "to": "agent3"})
+        assert err["code"] == "no-phone", err  # agent4 has no softphone yet
+        await b.connect_phone()
+        err = await b.request({"type": "call-dial", "to": "nobody"})
+        assert err["code"] == "not-found"
+        # After all that, the first session still carries audio.
+        assert (await a.request({"type": "phone-test", "tone_hz": 800}))["type"] == "ack"
+        assert await a.hears(800.0)
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_worker_lost_mid_call_ends_the_call_with_a_record(tmp_path):
+    # A hub of its own whose only media worker is the one killed.
+    backend = prepared_backend(tmp_path)
+    hub = HubProcess(backend, tmp_path / "hub.log").start()
+    w = WorkerProcess(hub, tmp_path / "w.log", name="doomed").start()
+    a = await bot(hub, "agent5", A_HZ)
+    b = await bot(hub, "agent1", B_HZ)
+    try:
+        await a.connect_phone()
+        await b.connect_phone()
+        ack = await a.request({"type": "call-dial", "to": "agent1"})
+        if ack["type"] == "error":
+            pytest.fail(f"dial refused: {ack}")
+        call_id = ack["call_id"]
+        await b.request({"type": "call-answer", "call_id": call_id})
+        assert await b.hears(A_HZ)
+        w.kill()
+        for who in (a, b):
+            lost = await who.expect(lambda m: m["type"] == "phone-state" and m["state"] == "lost", 10)
+            assert "went away" in lost["reason"]
+            end = await who.expect(lambda m: m["type"] == "call-changed" and m["call"]["status"] == "ended", 10)
+            assert end["call"]["end_reason"] == "media-lost"
+        rec = httpx.get(f"{hub.url}/api/calls/{call_id}", headers=bearer(cached_login(hub.url, "supervisor"))).json()
+        assert rec["end_reason"] == "media-lost" and rec["ended_at"] and rec["answered_at"]
+    finally:
+        await a.close()
+        await b.close()
+        w.stop()
+        hub.stop()
+        drop_backend(backend)

@@ -1,0 +1,285 @@
+"""Canonical audio frames and the things that produce and hold them.
+
+Canonical format: 8 kHz, mono, signed 16-bit, 160 samples per 20 ms frame,
+as numpy int16 arrays. It is the telephone band: G.711 (PCMU/PCMA) toward
+SIP and browsers needs no resampling, and only an Opus leg is resampled.
+
+Nothing here imports aiortc: a SIP leg (pjsua2) uses the same sources,
+buffers and G.711 tables as a browser leg.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+from os import PathLike
+from typing import Protocol
+
+import av
+import numpy as np
+
+from .tones import tone
+
+RATE = 8000
+FRAME_MS = 20
+FRAME_SAMPLES = RATE * FRAME_MS // 1000  # 160
+FRAME_SECONDS = FRAME_MS / 1000.0
+
+SILENCE = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+SILENCE.flags.writeable = False
+
+
+class MediaError(ValueError):
+    """Bad input to the media engine (SDP, session id, WAV file); the message names it."""
+
+
+# ---------------------------------------------------------------- sources
+
+
+class Source(Protocol):
+    """Anything that yields one canonical frame per engine tick.
+
+    `frame(tick)` is called at most once per tick per listener and must be
+    cheap; several listeners may read the same tick (a player heard by two
+    sessions), so a source is indexed by tick rather than popped.
+    """
+
+    def frame(self, tick: int) -> np.ndarray: ...
+
+
+class Silence:
+    """Zeros, forever."""
+
+    def frame(self, tick: int) -> np.ndarray:
+        return SILENCE
+
+    def __repr__(self) -> str:
+        return "Silence()"
+
+
+class SampleSource:
+    """Frames cut from a sample buffer at load time, served by index."""
+
+    def __init__(self, samples: np.ndarray, loop: bool) -> None:
+        n = len(samples)
+        padded = -(-n // FRAME_SAMPLES) * FRAME_SAMPLES if n else FRAME_SAMPLES
+        data = np.zeros(padded, dtype=np.int16)
+        data[:n] = samples
+        data.flags.writeable = False
+        self._frames = data.reshape(-1, FRAME_SAMPLES)
+        self.loop = loop
+        self._start: int | None = None
+
+    @property
+    def frame_count(self) -> int:
+        return len(self._frames)
+
+    def frame(self, tick: int) -> np.ndarray:
+        if self._start is None:
+            self._start = tick
+        index = tick - self._start
+        if self.loop:
+            return self._frames[index % len(self._frames)]
+        if 0 <= index < len(self._frames):
+            return self._frames[index]
+        return SILENCE
+
+    def finished(self, tick: int) -> bool:
+        """A one-shot source has played its last frame before `tick`."""
+        return not self.loop and self._start is not None and tick - self._start >= len(self._frames)
+
+    def rewind(self) -> None:
+        """Start again from the first frame at the next read."""
+        self._start = None
+
+
+class ToneSource(SampleSource):
+    """A continuous sine (ringback, beeps, tests).
+
+    One second is precomputed and looped: seamless for whole-hertz
+    frequencies, a phase step once a second otherwise.
+    """
+
+    def __init__(self, freq: float, amplitude: float = 0.3, seconds: float | None = None) -> None:
+        assert 0 < freq < RATE / 2, f"tone of {freq} Hz does not fit an {RATE} Hz stream"
+        self.freq = freq
+        if seconds is None:
+            super().__init__(tone(freq, RATE, RATE, amplitude), loop=True)
+        else:
+            super().__init__(tone(freq, int(seconds * RATE), RATE, amplitude), loop=False)
+
+    def __repr__(self) -> str:
+        return f"ToneSource({self.freq})"
+
+
+class WavPlayer(SampleSource):
+    """An audio file (music on hold, a prompt), converted once at load, served by index.
+
+    Any file libav decodes is accepted (WAV of any rate, width and channel
+    count; also MP3, FLAC, ...). `loop=False` plays it once then silence.
+    """
+
+    def __init__(self, path: str | PathLike[str], loop: bool = True) -> None:
+        self.path = os.fspath(path)
+        super().__init__(load_audio(self.path), loop=loop)
+
+    def __repr__(self) -> str:
+        return f"WavPlayer({self.path!r}, loop={self.loop})"
+
+
+def load_audio(path: str) -> np.ndarray:
+    """Decode a whole audio file to canonical samples (8 kHz mono int16)."""
+    if not os.path.isfile(path):
+        raise MediaError(f"audio file {path!r} does not exist")
+    chunks: list[np.ndarray] = []
+    try:
+        with av.open(path) as container:
+            if not container.streams.audio:
+                raise MediaError(f"{path!r} has no audio stream")
+            resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
+            for frame in container.decode(audio=0):
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray().reshape(-1).copy())
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray().reshape(-1).copy())
+    except MediaError:
+        raise
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise MediaError(f"cannot decode audio file {path!r}: {exc}") from exc
+    if not chunks:
+        raise MediaError(f"audio file {path!r} holds no samples")
+    return np.concatenate(chunks).astype(np.int16, copy=False)
+
+
+# ---------------------------------------------------------------- inbound buffer
+
+
+class FrameBuffer:
+    """A small bounded ring of inbound frames between a network leg and the ticker.
+
+    The network side `push`es whenever a frame is decoded; the engine's
+    ticker `pop`s exactly one per 20 ms tick. Full: the oldest frame is
+    dropped (`dropped`). Empty at a tick once audio has started: silence is
+    played and `late` counts it. Jitter that once made a read late leaves
+    one more frame queued, so later jitter of the same size is absorbed;
+    `trim_after` ticks in a row with more than `target` frames queued drop
+    one frame, so a burst does not add latency for the rest of the call.
+
+    Thread-safe enough for one producer thread (pjsua2's media clock) and the
+    asyncio ticker: deque append/popleft are atomic under the GIL; the
+    counters are only advisory.
+    """
+
+    def __init__(self, capacity: int = 5, target: int = 2, trim_after: int = 100) -> None:
+        assert capacity >= 1 and 0 <= target < capacity, f"capacity {capacity}, target {target}"
+        self.capacity = capacity
+        self.target = target
+        self.trim_after = trim_after
+        self._frames: collections.deque[np.ndarray] = collections.deque()
+        self.received = 0
+        self.dropped = 0
+        self.late = 0
+        self._above = 0
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def push(self, frame: np.ndarray) -> None:
+        """Queue one canonical frame (160 int16 samples; not copied, do not reuse it)."""
+        if len(self._frames) >= self.capacity:
+            self._frames.popleft()
+            self.dropped += 1
+        self._frames.append(frame)
+        self.received += 1
+
+    def pop(self) -> np.ndarray:
+        """The frame for this tick, or silence (counted late once audio has started)."""
+        frames = self._frames
+        if not frames:
+            if self.received:
+                self.late += 1
+            return SILENCE
+        if len(frames) > self.target:
+            self._above += 1
+            if self._above >= self.trim_after:
+                self._above = 0
+                frames.popleft()
+                self.dropped += 1
+        else:
+            self._above = 0
+        return frames.popleft()
+
+    def clear(self) -> None:
+        self._frames.clear()
+
+
+# ---------------------------------------------------------------- conversion
+
+
+class FrameSplitter:
+    """Turns decoded `av.AudioFrame`s of any format into canonical 160-sample frames.
+
+    G.711 frames (s16, mono, 8 kHz, 160 samples) take a copy-only fast path;
+    anything else (Opus at 48 kHz stereo) goes through one `av.AudioResampler`
+    and a sample accumulator.
+    """
+
+    def __init__(self) -> None:
+        self._resampler: av.AudioResampler | None = None
+        self._pending = np.zeros(0, dtype=np.int16)
+
+    def split(self, frame: av.AudioFrame) -> list[np.ndarray]:
+        if (
+            frame.sample_rate == RATE
+            and frame.samples == FRAME_SAMPLES
+            and frame.format.name == "s16"
+            and frame.layout.nb_channels == 1
+            and not len(self._pending)
+        ):
+            return [np.frombuffer(frame.planes[0], dtype=np.int16, count=FRAME_SAMPLES).copy()]
+        if self._resampler is None:
+            self._resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
+        parts = [self._pending]
+        for out in self._resampler.resample(frame):
+            parts.append(out.to_ndarray().reshape(-1))
+        samples = np.concatenate(parts)
+        whole = len(samples) // FRAME_SAMPLES * FRAME_SAMPLES
+        self._pending = samples[whole:].copy()
+        return [samples[i : i + FRAME_SAMPLES].copy() for i in range(0, whole, FRAME_SAMPLES)]
+
+
+# ---------------------------------------------------------------- G.711
+
+
+def _g711_table(codec_name: str) -> np.ndarray:
+    """int16 → G.711 byte for all 65,536 inputs, encoded once by libav so it is bit-exact."""
+    ctx = av.CodecContext.create(codec_name, "w")
+    ctx.format = "s16"
+    ctx.layout = "mono"
+    ctx.sample_rate = RATE
+    everything = np.arange(-32768, 32768, dtype=np.int16)
+    frame = av.AudioFrame.from_ndarray(everything.reshape(1, -1), format="s16", layout="mono")
+    frame.sample_rate = RATE
+    frame.pts = 0
+    encoded = b"".join(bytes(p) for p in ctx.encode(frame)) + b"".join(bytes(p) for p in ctx.encode(None))
+    table = np.frombuffer(encoded, dtype=np.uint8)
+    assert len(table) == 65536, f"{codec_name} table has {len(table)} entries"
+    return table
+
+
+class G711Encoder:
+    """Canonical frame → PCMU or PCMA payload with one table lookup (no codec context)."""
+
+    _tables: dict[str, np.ndarray] = {}
+
+    def __init__(self, mime: str) -> None:
+        name = {"audio/pcmu": "pcm_mulaw", "audio/pcma": "pcm_alaw"}[mime.lower()]
+        if name not in self._tables:
+            self._tables[name] = _g711_table(name)
+        self._table = self._tables[name]
+        self._index = np.empty(FRAME_SAMPLES, dtype=np.int32)
+
+    def encode(self, frame: np.ndarray) -> bytes:
+        np.add(frame, 32768, out=self._index, dtype=np.int32)
+        return self._table.take(self._index).tobytes()
+

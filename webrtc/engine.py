@@ -1,0 +1,383 @@
+"""The media worker's engine: one aiortc peer connection per softphone, mixed on one clock.
+
+A *session* is an agent's browser softphone: one RTCPeerConnection kept up
+across calls, one inbound pump (remote track → canonical frames → the leg's
+FrameBuffer) and one outbound `MixTrack` (the leg's mix, paced by the
+engine's ticker). Routing (who hears whom) lives in `Mixer` and is shared
+with non-WebRTC legs (`add_leg`), so a SIP leg plugs in the same way.
+
+All methods run on the engine's event loop (single writer, no locks except
+one per session to serialise its offer/answer exchanges).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import logging
+from dataclasses import dataclass
+from os import PathLike
+from typing import Callable
+
+import av
+from aiortc import (
+    MediaStreamTrack,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+    sdp,
+)
+from aiortc.mediastreams import MediaStreamError
+
+from .audio import FRAME_SAMPLES, RATE, FrameSplitter, G711Encoder, MediaError, Source
+from .ice import adopt_remote_credentials, remote_ice_changed, restart_local_credentials, rtc_configuration
+from .mixer import ClockStats, Input, Leg, LegPort, Mixer
+
+__all__ = ["ClockStats", "Input", "LegPort", "MediaEngine", "MediaError", "SessionStats"]
+
+log = logging.getLogger(__name__)
+
+# The answer's codec order: G.711 first (no transcoding toward SIP, no resampling).
+CODEC_PREFERENCE = ("audio/PCMU", "audio/PCMA", "audio/opus")
+TIME_BASE = fractions.Fraction(1, RATE)
+
+
+@dataclass
+class SessionStats:
+    """A session's media counters (frames are 20 ms)."""
+
+    codec: str | None
+    "Negotiated codec, e.g. 'audio/PCMU' (None before the first answer)."
+    received: int
+    "Inbound frames that reached the session's buffer."
+    sent: int
+    "Mixed frames handed to the sender."
+    late: int
+    "Ticks at which no inbound frame was ready (silence was used instead)."
+    dropped: int
+    "Inbound frames dropped because the buffer was full or latency was trimmed."
+    out_dropped: int
+    "Mixed frames dropped because the sender fell behind."
+    ice_state: str
+    "RTCPeerConnection.iceConnectionState."
+    connection_state: str
+    "RTCPeerConnection.connectionState."
+
+
+# ---------------------------------------------------------------- SDP checks (pure)
+
+
+def parse_offer(offer_sdp: str) -> sdp.SessionDescription:
+    """Parse and check a softphone offer; raise MediaError naming what is wrong."""
+    if not isinstance(offer_sdp, str) or not offer_sdp.strip():
+        raise MediaError("offer SDP is empty")
+    if not offer_sdp.lstrip().startswith("v=0"):
+        raise MediaError("offer SDP does not start with 'v=0'")
+    try:
+        description = sdp.SessionDescription.parse(offer_sdp)
+    except Exception as exc:  # the parser raises whatever the bad line provokes
+        raise MediaError(f"offer SDP cannot be parsed: {type(exc).__name__}: {exc}") from exc
+    if not description.media:
+        raise MediaError("offer SDP has no media section")
+    for m in description.media:
+        if m.kind != "audio":
+            raise MediaError(f"offer SDP has a {m.kind!r} media section; a softphone offers audio only")
+        if not m.ice or not m.ice.usernameFragment or not m.ice.password:
+            raise MediaError("offer SDP audio section lacks ice-ufrag or ice-pwd")
+        if not m.dtls or not m.dtls.fingerprints:
+            raise MediaError("offer SDP audio section lacks a DTLS fingerprint")
+        if not m.rtcp_mux:
+            raise MediaError("offer SDP audio section lacks rtcp-mux")
+        names = {c.mimeType.lower() for c in m.rtp.codecs}
+        if not names & {c.lower() for c in CODEC_PREFERENCE}:
+            offered = ", ".join(sorted(names)) or "none"
+            raise MediaError(f"offer SDP audio section offers no PCMU, PCMA or Opus (offered: {offered})")
+    return description
+
+
+def preferred_codecs() -> list:
+    caps = RTCRtpSender.getCapabilities("audio").codecs
+    return [c for name in CODEC_PREFERENCE for c in caps if c.mimeType.lower() == name.lower()]
+
+
+def answered_codec(answer_sdp: str) -> str | None:
+    for m in sdp.SessionDescription.parse(answer_sdp).media:
+        if m.kind == "audio" and m.rtp.codecs:
+            return m.rtp.codecs[0].mimeType
+    return None
+
+
+# ---------------------------------------------------------------- tracks
+
+
+class MixTrack(MediaStreamTrack):
+    """A session's outbound audio: its leg's mix, one frame per engine tick.
+
+    Pacing comes from the ticker (recv waits for the next mixed frame), so
+    every outbound track runs on the same clock as every inbound buffer.
+    For G.711 the frame is encoded here with a table lookup and handed to
+    the sender as an `av.Packet` (the sender only packetises it, instead of
+    running libav's encoder and resampler on a thread-pool hop per frame).
+    """
+
+    kind = "audio"
+
+    def __init__(self, leg: Leg) -> None:
+        super().__init__()
+        self._leg = leg
+        self._encoder: G711Encoder | None = None
+        self._first_tick: int | None = None
+        self.sent = 0
+
+    def set_codec(self, mime: str | None) -> None:
+        if mime and mime.lower() in ("audio/pcmu", "audio/pcma"):
+            self._encoder = G711Encoder(mime)
+        else:
+            self._encoder = None
+
+    async def recv(self) -> av.AudioFrame | av.Packet:
+        if self.readyState != "live":
+            raise MediaStreamError
+        try:
+            tick, samples = await self._leg.next_frame()
+        except asyncio.CancelledError:
+            if self.readyState != "live":
+                raise MediaStreamError
+            raise
+        if self._first_tick is None:
+            self._first_tick = tick
+        pts = (tick - self._first_tick) * FRAME_SAMPLES
+        self.sent += 1
+        if self._encoder is not None:
+            packet = av.Packet(self._encoder.encode(samples))
+            packet.pts = pts
+            packet.time_base = TIME_BASE
+            return packet
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = RATE
+        frame.pts = pts
+        frame.time_base = TIME_BASE
+        return frame
+
+
+# ---------------------------------------------------------------- sessions
+
+
+class _Session:
+    def __init__(self, session_id: str, pc: RTCPeerConnection, leg: Leg, track: MixTrack) -> None:
+        self.id = session_id
+        self.pc = pc
+        self.leg = leg
+        self.track = track
+        self.lock = asyncio.Lock()
+        self.codec: str | None = None
+        self.pump: asyncio.Task[None] | None = None
+        self.closing = False
+
+
+async def _pump(track: MediaStreamTrack, leg: Leg) -> None:
+    """Remote track → canonical frames → the leg's inbound buffer, until the track ends."""
+    splitter = FrameSplitter()
+    push = leg.inbound.push
+    while True:
+        try:
+            frame = await track.recv()
+        except MediaStreamError:
+            return
+        for samples in splitter.split(frame):
+            push(samples)
+
+
+class MediaEngine:
+    """Terminates softphone peer connections and moves their audio through one mixer.
+
+    `ice_servers` defaults to none at all: host candidates only, never a
+    public STUN server (pass coturn's STUN/TURN in production).
+    `on_session_closed(session_id, reason)` is called when a peer connection
+    fails or is closed by the far end (not for `close()` called here);
+    reason is the connection state, 'failed' or 'closed'.
+    """
+
+    def __init__(
+        self,
+        ice_servers: list[RTCIceServer] | None = None,
+        on_session_closed: Callable[[str, str], object] | None = None,
+    ) -> None:
+        self._ice_servers = list(ice_servers or [])
+        self._on_session_closed = on_session_closed
+        self._sessions: dict[str, _Session] = {}
+        self.mixer = Mixer()
+
+    # ------------------------------------------------------------ signaling
+
+    async def answer(self, session_id: str, offer_sdp: str) -> str:
+        """Apply a softphone's offer and return the answer SDP (candidates included).
+
+        The first offer for `session_id` creates its peer connection; a later
+        one renegotiates the same connection (an ICE restart if the offer has
+        new ICE credentials), keeping routing and counters. A bad offer raises
+        MediaError and leaves an existing session as it was.
+        """
+        description = parse_offer(offer_sdp)
+        session = self._sessions.get(session_id)
+        created = session is None
+        if session is None:
+            session = self._create(session_id)
+        async with session.lock:
+            pc = session.pc
+            if session.closing:
+                raise MediaError(f"session {session_id!r} is closing")
+            restarted = False
+            try:
+                if not created and remote_ice_changed(pc, description):
+                    adopt_remote_credentials(pc, description)
+                    restart_local_credentials(pc)
+                    restarted = True
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+                await pc.setLocalDescription(await pc.createAnswer())
+            except Exception as exc:  # aiortc raises ValueError, OperationError, InvalidStateError, ...
+                if created:
+                    await self._drop(session)
+                raise MediaError(f"offer for session {session_id!r} rejected: {exc}") from exc
+            answer_sdp = pc.localDescription.sdp
+            if session.codec is None:
+                # aiortc keeps the first negotiated send codec for the life of the sender.
+                session.codec = answered_codec(answer_sdp)
+                session.track.set_codec(session.codec)
+            if restarted:
+                log.info("session %s: ICE restart", session_id)
+            return answer_sdp
+
+    def _create(self, session_id: str) -> _Session:
+        if session_id in self.mixer.legs:
+            raise MediaError(f"{session_id!r} is already a leg of another kind")
+        pc = RTCPeerConnection(rtc_configuration(self._ice_servers))
+        leg = self.mixer.add(session_id)
+        track = MixTrack(leg)
+        transceiver = pc.addTransceiver(track, direction="sendrecv")
+        transceiver.setCodecPreferences(preferred_codecs())
+        session = _Session(session_id, pc, leg, track)
+        self._sessions[session_id] = session
+
+        @pc.on("track")
+        def on_track(remote: MediaStreamTrack) -> None:
+            if remote.kind == "audio" and session.pump is None:
+                session.pump = asyncio.ensure_future(_pump(remote, leg))
+
+        @pc.on("connectionstatechange")
+        def on_state() -> None:
+            state = pc.connectionState
+            if state in ("failed", "closed") and not session.closing:
+                asyncio.ensure_future(self._lost(session, state))
+
+        return session
+
+    async def _lost(self, session: _Session, reason: str) -> None:
+        if session.closing:
+            return
+        await self._drop(session)
+        if self._on_session_closed is not None:
+            try:
+                self._on_session_closed(session.id, reason)
+            except Exception:  # a failing observer must not take the engine down
+                log.exception("on_session_closed(%r, %r) raised", session.id, reason)
+
+    async def _drop(self, session: _Session) -> None:
+        session.closing = True
+        if self._sessions.get(session.id) is session:
+            del self._sessions[session.id]
+        self.mixer.remove(session.id)
+        session.track.stop()
+        if session.pump is not None:
+            session.pump.cancel()
+        await session.pc.close()
+
+    async def close(self, session_id: str) -> None:
+        """Close a session's peer connection; a no-op for an unknown or already closed one."""
+        session = self._sessions.get(session_id)
+        if session is not None:
+            await self._drop(session)
+
+    async def close_all(self) -> None:
+        """Close every session and remove every leg; the clock stops."""
+        for session in list(self._sessions.values()):
+            await self._drop(session)
+        for leg_id in list(self.mixer.legs):
+            self.mixer.remove(leg_id)
+        await self.mixer.stop()
+
+    # ------------------------------------------------------------ other legs
+
+    def add_leg(self, leg_id: str) -> LegPort:
+        """Add a non-WebRTC leg (a SIP call, a probe) and return the port its adapter drives."""
+        if leg_id in self._sessions or leg_id in self.mixer.legs:
+            raise MediaError(f"leg {leg_id!r} already exists")
+        return LegPort(self.mixer.add(leg_id))
+
+    def remove_leg(self, leg_id: str) -> None:
+        if leg_id in self._sessions:
+            raise MediaError(f"{leg_id!r} is a softphone session: close() it")
+        self.mixer.remove(leg_id)
+
+    # ------------------------------------------------------------ routing
+
+    def set_inputs(self, session_id: str, inputs: list[Input]) -> None:
+        """What `session_id` hears from now on: a sum of other legs and sources."""
+        self.mixer.set_inputs(session_id, inputs)
+
+    def connect(self, a: str, b: str) -> None:
+        """A hears B and B hears A (and nothing else)."""
+        self.mixer.connect(a, b)
+
+    def disconnect(self, session_id: str) -> None:
+        """`session_id` hears silence and nobody hears it any more."""
+        self.mixer.disconnect(session_id)
+
+    def mute(self, session_id: str, on: bool) -> None:
+        """Everyone hearing `session_id` hears silence from it while on."""
+        self.mixer.mute(session_id, on)
+
+    def hold(self, session_id: str, moh: str | PathLike[str] | Source | None) -> None:
+        """Put `session_id`'s call on hold.
+
+        Whoever hears `session_id` hears `moh` instead (a file path, looped and
+        shared; a Source; None for silence), and `session_id` itself hears
+        nothing of its inputs until `unhold`. Routing is untouched, so
+        unhold restores the call exactly.
+        """
+        self.mixer.hold(session_id, moh)
+
+    def unhold(self, session_id: str) -> None:
+        self.mixer.unhold(session_id)
+
+    def play(self, session_id: str, source: Source | str | PathLike[str], gain: float = 1.0) -> Source:
+        """Play a prompt or tone to `session_id` on top of what it hears (a path plays once)."""
+        return self.mixer.play(session_id, source, gain)
+
+    def stop_playing(self, session_id: str) -> None:
+        self.mixer.stop_playing(session_id)
+
+    # ------------------------------------------------------------ figures
+
+    def sessions(self) -> list[str]:
+        return list(self._sessions)
+
+    def stats(self, session_id: str) -> SessionStats:
+        session = self._sessions.get(session_id)
+        if session is None:
+            raise MediaError(f"unknown session {session_id!r}")
+        buf = session.leg.inbound
+        return SessionStats(
+            codec=session.codec,
+            received=buf.received,
+            sent=session.track.sent,
+            late=buf.late,
+            dropped=buf.dropped,
+            out_dropped=session.leg.out_dropped,
+            ice_state=session.pc.iceConnectionState,
+            connection_state=session.pc.connectionState,
+        )
+
+    def clock_stats(self) -> ClockStats:
+        return self.mixer.clock_stats()

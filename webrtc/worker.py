@@ -1,0 +1,271 @@
+"""The media worker process: a client of the hub that carries softphone audio.
+
+It authenticates with a worker token (signed with the hub's secret), follows
+its own command stream (`media-commands`), and drives a `MediaEngine`:
+answering softphone offers, connecting calls, hold, mute, and the headset
+check. What it learns (answers, failures, closed peers, what a microphone
+sends) goes back to the hub as frames. When the hub connection drops it
+reconnects and resumes its stream from the last command it saw; calls in
+progress keep their audio meanwhile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+import numpy as np
+import websockets
+
+from realtime import protocol as P
+from realtime.auth import TokenService, worker_principal
+from realtime.config import ConfigError, Settings, load_settings
+from webrtc.audio import MediaError, ToneSource, SampleSource
+from webrtc.engine import MediaEngine
+from webrtc.mixer import Input
+from webrtc.tones import dominant_frequency
+
+log = logging.getLogger("unidesk.worker")
+
+CHECK_FRAMES = 25  # 0.5 s of 20 ms frames per headset-check report
+TOKEN_TTL = 24 * 3600
+
+
+class _Frame(msgspec.Struct):
+    type: str
+    seq: int = 0
+
+
+_frame_dec = msgspec.json.Decoder(_Frame)
+_cmds_dec = msgspec.json.Decoder(P.MediaCommands)
+
+
+class Worker:
+    def __init__(self, settings: Settings, hub_url: str, name: str, capacity: int) -> None:
+        self.settings = settings
+        self.url = hub_url.rstrip("/").replace("http://", "ws://").replace("https://", "wss://") + "/ws"
+        self.name = name
+        self.capacity = capacity
+        self.tokens = TokenService(settings.secret, settings.access_ttl, settings.refresh_ttl)
+        self.engine = MediaEngine(on_session_closed=self._closed)
+        self.hold_music: str | None = settings.hold_music
+        self.last_seq: int | None = None
+        self._ws: Any = None
+        self._outbox: asyncio.Queue[str] = asyncio.Queue()
+        self._checks: dict[str, asyncio.Task[None]] = {}
+        self._melody = hold_melody()
+
+    # ------------------------------------------------------------ connection
+
+    async def run(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                await self._session()
+                delay = 0.2
+            except (OSError, websockets.exceptions.WebSocketException) as exc:
+                log.warning("hub connection lost (%s); reconnecting in %.1fs", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def _session(self) -> None:
+        token = self.tokens.issue(worker_principal(self.name), "worker", TOKEN_TTL)
+        async with websockets.connect(self.url, max_size=2**22, ping_interval=20) as ws:
+            self._ws = ws
+            await ws.send(msgspec.json.encode({"type": "auth", "token": token, "last_seq": self.last_seq}).decode())
+            welcome = msgspec.json.decode(await ws.recv())
+            if welcome.get("type") != "welcome":
+                raise websockets.exceptions.InvalidHandshake(f"hub refused the worker: {welcome}")
+            await ws.send(
+                msgspec.json.encode(
+                    {"type": "worker-hello", "name": self.name, "capacity": self.capacity,
+                     "sessions": self.engine.sessions()}
+                ).decode()
+            )
+            log.info("connected to the hub at %s as %s", self.url, self.name)
+            sender = asyncio.create_task(self._sender(ws))
+            pinger = asyncio.create_task(self._pinger(ws))
+            try:
+                async for raw in ws:
+                    await self._on_frame(raw)
+            finally:
+                sender.cancel()
+                pinger.cancel()
+                self._ws = None
+
+    async def _sender(self, ws: Any) -> None:
+        while True:
+            data = await self._outbox.get()
+            try:
+                await ws.send(data)
+            except Exception:
+                # Not sent: keep it for the next connection (the hub may have gone for a moment).
+                self._outbox.put_nowait(data)
+                raise
+
+    async def _pinger(self, ws: Any) -> None:
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_seconds / 2)
+            self._send({"type": "ping"})
+
+    def _send(self, frame: dict[str, Any]) -> None:
+        self._outbox.put_nowait(msgspec.json.encode(frame).decode())
+
+    async def _on_frame(self, raw: str | bytes) -> None:
+        head = _frame_dec.decode(raw)
+        if head.type == "error":
+            log.warning("hub: %s", raw)
+            return
+        if head.type != "media-commands":
+            return
+        if self.last_seq is not None and head.seq and head.seq <= self.last_seq:
+            return  # replayed twice
+        cmds = _cmds_dec.decode(raw)
+        for c in cmds.commands:
+            try:
+                await self._apply(c)
+            except MediaError as exc:
+                code = "bad-sdp" if c.op == "offer" else ("no-session" if "unknown" in str(exc) else "media-error")
+                self._send(
+                    {"type": "media-failed", "session_id": c.session_id, "code": code, "message": str(exc)[:1000],
+                     **({"offer_id": c.offer_id} if c.offer_id else {})}
+                )
+            except Exception:  # one bad command must not stop the worker
+                log.exception("command %s for %s failed", c.op, c.session_id)
+        if head.seq:
+            self.last_seq = head.seq
+
+    # ------------------------------------------------------------ commands
+
+    async def _apply(self, c: P.MediaCommand) -> None:
+        e = self.engine
+        sid = c.session_id
+        match c.op:
+            case "offer":
+                assert c.sdp is not None and c.offer_id is not None, "an offer carries its SDP"
+                answer = await e.answer(sid, c.sdp)
+                codec = e.stats(sid).codec or ""
+                self._send({"type": "media-answer", "session_id": sid, "offer_id": c.offer_id, "sdp": answer,
+                            "codec": codec.split("/")[-1]})
+            case "close":
+                self._stop_check(sid)
+                await e.close(sid)
+            case "connect":
+                assert c.peer is not None, "connect names the peer"
+                self._need(sid)
+                self._need(c.peer)
+                e.connect(sid, c.peer)
+            case "disconnect":
+                if sid in e.sessions():
+                    e.unhold(sid)
+                    e.mute(sid, False)
+                    e.disconnect(sid)
+            case "hold":
+                self._need(sid)
+                if c.on:
+                    e.hold(sid, self.hold_music or self._melody)
+                else:
+                    e.unhold(sid)
+            case "mute":
+                self._need(sid)
+                e.mute(sid, bool(c.on))
+            case "tone":
+                self._need(sid)
+                e.stop_playing(sid)
+                self._stop_check(sid)
+                if c.tone_hz:
+                    e.play(sid, ToneSource(float(c.tone_hz), amplitude=0.3))
+                    self._checks[sid] = asyncio.create_task(self._check(sid))
+
+    def _need(self, sid: str) -> None:
+        if sid not in self.engine.sessions():
+            raise MediaError(f"unknown session {sid!r}")
+
+    def _stop_check(self, sid: str) -> None:
+        task = self._checks.pop(sid, None)
+        if task is not None:
+            task.cancel()
+
+    async def _check(self, sid: str) -> None:
+        """Report what the session's microphone sends, twice a second, until stopped."""
+        probe = f"check:{sid}"
+        port = self.engine.add_leg(probe)
+        try:
+            self.engine.set_inputs(probe, [Input(leg=sid)])
+            buf = np.zeros(CHECK_FRAMES * 160, dtype=np.int16)
+            while True:
+                for i in range(CHECK_FRAMES):
+                    buf[i * 160:(i + 1) * 160] = await port.next_frame()
+                x = buf.astype(np.float32) / 32768.0
+                rms = float(np.sqrt(np.mean(x * x)))
+                level = 20 * np.log10(rms) if rms > 1e-6 else -120.0
+                freq = dominant_frequency(buf, 8000) if rms > 1e-4 else 0.0
+                self._send({"type": "media-check", "session_id": sid, "frequency": float(freq), "level_db": float(level)})
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the check stops; the call does not
+            log.exception("headset check of %s failed", sid)
+        finally:
+            with contextlib.suppress(MediaError):
+                self.engine.remove_leg(probe)
+
+    def _closed(self, sid: str, reason: str) -> None:
+        self._stop_check(sid)
+        self._send({"type": "media-closed", "session_id": sid, "reason": f"the softphone connection {reason}"})
+
+    async def close(self) -> None:
+        for sid in list(self._checks):
+            self._stop_check(sid)
+        await self.engine.close_all()
+
+
+def hold_melody() -> SampleSource:
+    """Music on hold when no file is configured: a soft arpeggio (C5 E5 G5 E5), looped."""
+    rate, note = 8000, 3200
+    t = np.arange(note) / rate
+    envelope = np.minimum(1.0, np.minimum(t, t[::-1]) * 20)
+    notes = [523.25, 659.25, 783.99, 659.25]
+    x = np.concatenate([0.2 * envelope * np.sin(2 * np.pi * f * t) for f in notes])
+    return SampleSource((x * 32767).astype(np.int16), loop=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="unidesk media-worker", description="Carry softphone audio for a hub.")
+    parser.add_argument("--hub", default=None, help="hub URL (default http://UNIDESK_HOST:UNIDESK_PORT)")
+    parser.add_argument("--name", default=None, help="worker name, unique per hub (default: host name and pid)")
+    parser.add_argument("--capacity", type=int, default=None, help="sessions taken (default UNIDESK_MEDIA_CAPACITY)")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(embedded=os.path.exists(".unidesk-secret") and not os.environ.get("UNIDESK_SECRET"))
+    except ConfigError as exc:
+        print(f"unidesk: {exc}", file=sys.stderr)
+        return 2
+    from realtime.logs import setup_logging
+
+    setup_logging(settings.log_level, settings.log_json)
+    logging.getLogger("aioice").setLevel(logging.WARNING)  # a line per candidate pair otherwise
+    hub = args.hub or f"http://{settings.host}:{settings.port}"
+    name = args.name or f"{socket.gethostname()}-{os.getpid()}"
+    worker = Worker(settings, hub, name, args.capacity or settings.media_capacity)
+
+    async def go() -> None:
+        try:
+            await worker.run()
+        finally:
+            await worker.close()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(go())
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
