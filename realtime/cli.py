@@ -186,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(_seed(settings))
         # A media worker beside the hub, in a process of its own (media must not share the hub's CPU).
         worker = subprocess.Popen(
-            [sys.executable, "-m", "webrtc.worker", "--name", "embedded"],
+            [sys.executable, "-m", "webrtc.worker", "--name", "embedded", "--parent", str(os.getpid())],
             env={**os.environ, "UNIDESK_SECRET": settings.secret},
         )
         try:

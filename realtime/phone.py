@@ -265,15 +265,12 @@ class PhoneService:
     async def _calls(self, tenant_id: int) -> dict[str, Call]:
         return {k: _call_dec.decode(v) for k, v in (await self.live.map_all(calls_map(tenant_id))).items()}
 
-    async def _call_of(self, tenant_id: int, agent_id: int) -> Call | None:
-        for c in (await self._calls(tenant_id)).values():
-            if agent_id in (c.caller, c.callee):
-                return c
-        return None
+    async def _calls_of(self, tenant_id: int, agent_id: int) -> list[Call]:
+        calls = [c for c in (await self._calls(tenant_id)).values() if agent_id in (c.caller, c.callee)]
+        return sorted(calls, key=lambda c: c.started_at)
 
     async def calls_of(self, tenant_id: int, agent_id: int) -> list[P.CallView]:
-        c = await self._call_of(tenant_id, agent_id)
-        return [await self._view(tenant_id, c, agent_id)] if c else []
+        return [await self._view(tenant_id, c, agent_id) for c in await self._calls_of(tenant_id, agent_id)]
 
     async def _party(self, tenant_id: int, user_id: int) -> _Party:
         d = await self.directory.get(tenant_id)
@@ -318,9 +315,11 @@ class PhoneService:
             raise PhoneError(P.NO_PHONE, f"{to} has no softphone connected")
         if theirs != mine:
             raise PhoneError(P.NO_MEDIA_WORKER, f"{to}'s softphone is on another media worker; calls between workers are not supported yet")
-        if await self._call_of(tenant_id, agent_id):
-            raise PhoneError(P.BUSY, "you are on a call already")
-        if await self._call_of(tenant_id, callee.id):
+        # A second call is a consult: allowed while every other call of the agent is held by the agent.
+        for other in await self._calls_of(tenant_id, agent_id):
+            if other.status != "connected" or agent_id not in other.held:
+                raise PhoneError(P.BUSY, "you are on a call already; hold it first to consult")
+        if await self._calls_of(tenant_id, callee.id):
             raise PhoneError(P.BUSY, f"{to} is on another call")
         c = Call(id=uuid.uuid4().hex[:16], caller=agent_id, callee=callee.id, status="ringing", started_at=self.clock())
         await self._save(tenant_id, c)
@@ -365,6 +364,11 @@ class PhoneService:
         if c.status != "connected":
             raise PhoneError(P.CONFLICT, "only a connected call can be held")
         worker = await self._need_phone(tenant_id, agent_id)
+        other = c.callee if agent_id == c.caller else c.caller
+        if not on:
+            for busy in await self._calls_of(tenant_id, agent_id):
+                if busy.id != c.id and agent_id not in busy.held:
+                    raise PhoneError(P.CONFLICT, "end or hold your other call before resuming this one")
         now = self.clock()
         if on and agent_id not in c.held:
             c.held.append(agent_id)
@@ -373,7 +377,12 @@ class PhoneService:
             c.held.remove(agent_id)
             c.held_seconds += now - c.hold_started.pop(str(agent_id), now)
         await self._save(tenant_id, c)
-        await self._command(worker, P.MediaCommand(op="hold", session_id=session_id(tenant_id, agent_id), on=on))
+        me_s, other_s = session_id(tenant_id, agent_id), session_id(tenant_id, other)
+        cmds = [P.MediaCommand(op="hold", session_id=me_s, peer=other_s, on=on)]
+        if not on and other in c.held:
+            # Resuming reconnects both ways; the other party's own hold still stands.
+            cmds.append(P.MediaCommand(op="hold", session_id=other_s, peer=me_s, on=True))
+        await self._command(worker, *cmds)
         await self._announce(tenant_id, c)
 
     async def mute(self, tenant_id: int, agent_id: int, call_id: str, on: bool) -> None:
@@ -397,8 +406,7 @@ class PhoneService:
         await self.live.publish([(stream_agent(tenant_id, other), P.encode(P.CallDigits(call_id=c.id, digits=digits)))])
 
     async def _end_calls_of(self, tenant_id: int, agent_id: int, reason: str, by: int | None) -> None:
-        c = await self._call_of(tenant_id, agent_id)
-        if c is not None:
+        for c in await self._calls_of(tenant_id, agent_id):
             await self._end(tenant_id, c, reason, by)
 
     async def _end(self, tenant_id: int, c: Call, reason: str, by: int | None) -> None:
@@ -409,9 +417,21 @@ class PhoneService:
         if c.status == "connected":
             worker = await self._worker_of(tenant_id, c.caller) or await self._worker_of(tenant_id, c.callee)
             if worker is not None:
+                # Only the parties with no other call are disconnected: a consulting agent's held call keeps its music.
+                rest = {who: await self._calls_of(tenant_id, who) for who in (c.caller, c.callee)}
                 await self._command(
                     worker,
-                    *(P.MediaCommand(op="disconnect", session_id=session_id(tenant_id, who)) for who in (c.caller, c.callee)),
+                    *(
+                        P.MediaCommand(op="disconnect", session_id=session_id(tenant_id, who))
+                        for who, calls in rest.items()
+                        if not calls
+                    ),
+                    *(
+                        P.MediaCommand(op="unlisten", session_id=session_id(tenant_id, who),
+                                       peer=session_id(tenant_id, c.callee if who == c.caller else c.caller))
+                        for who, calls in rest.items()
+                        if calls
+                    ),
                 )
         caller = await self._party(tenant_id, c.caller)
         callee = await self._party(tenant_id, c.callee)

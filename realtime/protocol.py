@@ -453,7 +453,7 @@ class CallDigits(ServerMessage, tag="call-digits"):
 class MediaCommand(msgspec.Struct, omit_defaults=True, kw_only=True):
     """One instruction for a media worker (see docs/protocol.md, "Media worker")."""
 
-    op: Literal["offer", "close", "connect", "disconnect", "hold", "mute", "tone"]
+    op: Literal["offer", "close", "connect", "disconnect", "unlisten", "hold", "mute", "tone"]
     session_id: str
     offer_id: str | None = None
     sdp: str | None = None

@@ -50,6 +50,11 @@ def test_run_sets_up_everything_and_prints_the_url_and_demo_logins(tmp_path):
         assert (tmp_path / "unidesk.db").exists() and (tmp_path / ".unidesk-secret").exists()
         page = httpx.get(f"http://127.0.0.1:{port}/")
         assert page.status_code == 200 and "Sign in" in page.text
+        # A media worker runs beside the hub and registers with it.
+        deadline = time.monotonic() + 30
+        while "embedded" not in httpx.get(f"http://127.0.0.1:{port}/healthz").json()["media_workers"]:
+            assert time.monotonic() < deadline, "the embedded media worker never registered"
+            time.sleep(0.05)  # polling for readiness
     finally:
         proc.terminate()
         proc.wait(15)

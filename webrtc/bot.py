@@ -172,6 +172,22 @@ class BotAgent:
         await self.ws.send(json.dumps({**frame, "id": rid}))
         return await self.expect(lambda m: m.get("ref") == rid and m["type"] in ("ack", "error"), timeout)
 
+    async def calls_now(self) -> list[dict[str, Any]]:
+        """The calls in progress, as a fresh connection's snapshot lists them."""
+        async with httpx.AsyncClient() as http:
+            r = await http.post(
+                f"{self.url}/api/auth/login",
+                json={"tenant": self.tenant, "username": self.username, "password": self.password},
+            )
+        r.raise_for_status()
+        ws_url = self.url.replace("http://", "ws://").replace("https://", "wss://") + "/ws"
+        async with websockets.connect(ws_url) as ws:
+            await ws.send(json.dumps({"type": "auth", "token": r.json()["access_token"]}))
+            while True:
+                msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                if msg["type"] == "snapshot":
+                    return list(msg.get("calls", []))
+
     # ------------------------------------------------------------ softphone
 
     async def connect_phone(self, timeout: float = 15.0) -> str:

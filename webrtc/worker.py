@@ -28,7 +28,7 @@ import websockets
 from realtime import protocol as P
 from realtime.auth import TokenService, worker_principal
 from realtime.config import ConfigError, Settings, load_settings
-from webrtc.audio import MediaError, ToneSource, SampleSource
+from webrtc.audio import MediaError, SampleSource, Source, ToneSource, WavPlayer
 from webrtc.engine import MediaEngine
 from webrtc.mixer import Input
 from webrtc.tones import dominant_frequency
@@ -61,7 +61,7 @@ class Worker:
         self._ws: Any = None
         self._outbox: asyncio.Queue[str] = asyncio.Queue()
         self._checks: dict[str, asyncio.Task[None]] = {}
-        self._melody = hold_melody()
+        self._hold_player: Source | None = None
 
     # ------------------------------------------------------------ connection
 
@@ -165,15 +165,23 @@ class Worker:
                 e.connect(sid, c.peer)
             case "disconnect":
                 if sid in e.sessions():
-                    e.unhold(sid)
                     e.mute(sid, False)
                     e.disconnect(sid)
+            case "unlisten":
+                # `sid` stops hearing `peer` (a consult ended; its held call stays as it is).
+                if sid in e.sessions():
+                    e.set_inputs(sid, [i for i in e.mixer.get(sid).inputs if i.leg != c.peer])
             case "hold":
+                # Call-level hold: the held party hears music, the holder hears nothing of that call.
+                # (Leg-level hold would also silence a consult call the holder makes next.)
+                assert c.peer is not None, "hold names the held party"
                 self._need(sid)
+                self._need(c.peer)
                 if c.on:
-                    e.hold(sid, self.hold_music or self._melody)
+                    e.set_inputs(c.peer, [Input(source=self._music())])
+                    e.set_inputs(sid, [i for i in e.mixer.get(sid).inputs if i.leg != c.peer])
                 else:
-                    e.unhold(sid)
+                    e.connect(sid, c.peer)
             case "mute":
                 self._need(sid)
                 e.mute(sid, bool(c.on))
@@ -184,6 +192,11 @@ class Worker:
                 if c.tone_hz:
                     e.play(sid, ToneSource(float(c.tone_hz), amplitude=0.3))
                     self._checks[sid] = asyncio.create_task(self._check(sid))
+
+    def _music(self) -> Source:
+        if self._hold_player is None:
+            self._hold_player = WavPlayer(self.hold_music) if self.hold_music else hold_melody()
+        return self._hold_player
 
     def _need(self, sid: str) -> None:
         if sid not in self.engine.sessions():
@@ -242,6 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--hub", default=None, help="hub URL (default http://UNIDESK_HOST:UNIDESK_PORT)")
     parser.add_argument("--name", default=None, help="worker name, unique per hub (default: host name and pid)")
     parser.add_argument("--capacity", type=int, default=None, help="sessions taken (default UNIDESK_MEDIA_CAPACITY)")
+    parser.add_argument("--parent", type=int, default=None, help="exit when the process with this pid ends")
     args = parser.parse_args(argv)
     try:
         settings = load_settings(embedded=os.path.exists(".unidesk-secret") and not os.environ.get("UNIDESK_SECRET"))
@@ -257,9 +271,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     worker = Worker(settings, hub, name, args.capacity or settings.media_capacity)
 
     async def go() -> None:
+        run = asyncio.create_task(worker.run())
+        if args.parent:
+            # Started beside a hub (`unidesk run`): end with it, however it ends.
+            async def watch() -> None:
+                while os.getppid() == args.parent:
+                    await asyncio.sleep(0.5)
+                run.cancel()
+
+            watcher = asyncio.create_task(watch())
         try:
-            await worker.run()
+            with contextlib.suppress(asyncio.CancelledError):
+                await run
         finally:
+            if args.parent:
+                watcher.cancel()
             await worker.close()
 
     with contextlib.suppress(KeyboardInterrupt):

@@ -147,3 +147,45 @@ async def test_a_worker_lost_mid_call_ends_the_call_with_a_record(tmp_path):
         w.stop()
         hub.stop()
         drop_backend(backend)
+
+
+async def connected(call_id: str, *who: BotAgent) -> None:
+    for w in who:
+        await w.expect(lambda m: m["type"] == "call-changed" and m["call"]["id"] == call_id
+                       and m["call"]["status"] == "connected")
+
+
+async def test_a_consult_call_while_the_first_call_holds(hub, media_worker):
+    a, b, c = await bot(hub, "agent1", A_HZ), await bot(hub, "agent2", B_HZ), await bot(hub, "agent3", 900.0)
+    try:
+        await asyncio.gather(a.connect_phone(), b.connect_phone(), c.connect_phone())
+        first = (await a.request({"type": "call-dial", "to": "agent2"}))["call_id"]
+        assert (await b.request({"type": "call-answer", "call_id": first}))["type"] == "ack"
+        await connected(first, a, b)
+        assert await b.hears(A_HZ)
+        # Consulting needs the first call held.
+        err = await a.request({"type": "call-dial", "to": "agent3"})
+        assert err["type"] == "error" and err["code"] == "busy"
+        assert (await a.request({"type": "call-hold", "call_id": first, "on": True}))["type"] == "ack"
+        ack = await a.request({"type": "call-dial", "to": "agent3"})
+        assert ack["type"] == "ack", ack
+        consult = ack["call_id"]
+        assert (await c.request({"type": "call-answer", "call_id": consult}))["type"] == "ack"
+        await connected(consult, a, c)
+        assert await a.hears(900.0), f"agent1 heard {a.hearing():.0f} Hz in the consult"
+        assert await c.hears(A_HZ)
+        assert await b.hears(HOLD_MUSIC_HZ), "the held party hears the music during the consult"
+        assert not await b.hears(A_HZ, timeout=0.6), "the held party must not hear the consult"
+        # Resuming the first call while the consult is live is refused; ending the consult allows it.
+        err = await a.request({"type": "call-hold", "call_id": first, "on": False})
+        assert err["type"] == "error" and err["code"] == "conflict"
+        assert (await a.request({"type": "call-hangup", "call_id": consult}))["type"] == "ack"
+        assert await b.hears(HOLD_MUSIC_HZ), "the first call stays held after the consult"
+        assert (await a.request({"type": "call-hold", "call_id": first, "on": False}))["type"] == "ack"
+        assert await a.hears(B_HZ) and await b.hears(A_HZ)
+        snapshot_calls = await a.calls_now()
+        assert [x["id"] for x in snapshot_calls] == [first]
+        assert (await a.request({"type": "call-hangup", "call_id": first}))["type"] == "ack"
+    finally:
+        for w in (a, b, c):
+            await w.close()
