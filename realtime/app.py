@@ -22,7 +22,7 @@ from realtime import api
 from realtime.agents import AgentService
 from realtime.auth import LoginThrottle, RedisLoginThrottle, TokenService
 from realtime.config import Settings
-from realtime.contacts import ContactCenter
+from realtime.contacts import Busy, ContactCenter
 from realtime.directory import Directory
 from realtime.history import HistoryWriter
 from realtime.hub import Hub
@@ -76,7 +76,9 @@ def build_context(settings: Settings) -> Context:
     else:
         throttle = LoginThrottle()
     contacts = ContactCenter(live, sessionmaker, directory, agents)
-    phone = PhoneService(live, sessionmaker, directory)
+    phone = PhoneService(
+        live, sessionmaker, directory, on_busy=lambda t, a, on: contacts.submit(Busy(tenant_id=t, agent_id=a, on=on))
+    )
     hub = Hub(settings, live, agents, tokens, metrics, contacts, phone)
     return Context(
         settings, engine, sessionmaker, live, directory, history, agents, tokens, throttle, metrics, hub, contacts, phone

@@ -26,6 +26,7 @@ from realtime import protocol as P
 from realtime.agent_state import Action, IllegalTransition, State
 from realtime.agents import AgentService, Conflict, NotFound, UnknownReason
 from realtime.directory import Directory
+from realtime.phone import Call, calls_map
 from realtime.live import LiveStore, stream_agent, stream_board
 from store.models import CallRecord
 from store.repos import TenantRepo, all_tenants
@@ -96,11 +97,19 @@ class Reconfigure(_In, tag="reconfigure"):
     pass
 
 
-Input = Arrive | Abandon | Accept | Reject | End | WrapUp | AgentChanged | Reconfigure
+class Busy(_In, tag="busy"):
+    """An agent is on (or done with) calls outside the ACD (between agents): not offered contacts meanwhile."""
+
+    agent_id: int
+    on: bool
+
+
+Input = Arrive | Abandon | Accept | Reject | End | WrapUp | AgentChanged | Reconfigure | Busy
 _in_dec = msgspec.json.Decoder(Input)
 _enc = msgspec.json.Encoder()
 _view_dec = msgspec.json.Decoder(P.ContactView)
 _agent_event_dec = msgspec.json.Decoder(P.AgentStateChanged)
+_call_dec = msgspec.json.Decoder(Call)
 
 
 class ContactError(Exception):
@@ -136,6 +145,10 @@ class _Tenant:
         self.dirty: set[str] = set()
         self.dirty_agents: set[int] = set()
         self.thresholds: dict[str, float] = {}
+        # Agents on calls between agents: the ACD treats them as not ready.
+        self.busy: set[int] = set()
+        # Their last reported agent state.
+        self.states: dict[int, str] = {}
 
 
 class ContactCenter:
@@ -306,8 +319,11 @@ class ContactCenter:
                 if version <= t.versions.get(aid, -1):
                     return None
                 t.versions[aid] = version
+                t.states[aid] = state
                 try:
-                    if state == State.AVAILABLE.value:
+                    if state == State.AVAILABLE.value and aid in t.busy:
+                        e.agent_not_ready(str(aid), now)
+                    elif state == State.AVAILABLE.value:
                         e.agent_ready(str(aid), now)
                     elif state == State.PAUSED.value:
                         e.agent_not_ready(str(aid), now)
@@ -315,6 +331,18 @@ class ContactCenter:
                         e.agent_not_ready(str(aid), now, logged_out=True)
                 except acd.AcdError:
                     pass  # not a member of any queue, or a stale report
+            case Busy(agent_id=aid, on=on):
+                if on:
+                    t.busy.add(aid)
+                else:
+                    t.busy.discard(aid)
+                try:
+                    if on or t.states.get(aid) != State.AVAILABLE.value:
+                        e.agent_not_ready(str(aid), now)
+                    else:
+                        e.agent_ready(str(aid), now)
+                except acd.AcdError:
+                    pass  # not a member of any queue
             case Reconfigure():
                 self._tenants.pop(msg.tenant_id, None)
                 await self._tenant(msg.tenant_id)
@@ -638,11 +666,17 @@ class ContactCenter:
         for uid, ms in by_agent.items():
             engine.configure_agent(acd.AgentConfig(id=str(uid), skills=skills.get(uid, {}), memberships=tuple(ms)), now)
         states = await self.live.agents(tenant_id)
+        for raw in (await self.live.map_all(calls_map(tenant_id))).values():
+            call = _call_dec.decode(raw)
+            t.busy.update((call.caller, call.callee))
         for uid, (state, _) in states.items():
             t.versions[uid] = state.version
+            t.states[uid] = state.state.value
             if uid not in by_agent:
                 continue
-            if state.state is State.AVAILABLE:
+            if state.state is State.AVAILABLE and uid in t.busy:
+                engine.agent_not_ready(str(uid), now)
+            elif state.state is State.AVAILABLE:
                 engine.agent_ready(str(uid), now)
             elif state.state is State.PAUSED:
                 engine.agent_not_ready(str(uid), now)

@@ -25,13 +25,14 @@ carries most of them while it has room.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import msgspec
@@ -109,6 +110,8 @@ _call_dec = msgspec.json.Decoder(Call)
 _enc = msgspec.json.Encoder()
 
 RING_SECONDS = 30.0
+# How long a call waits for a softphone whose peer connection closed (a reloaded page) to come back.
+RECONNECT_GRACE = 15.0
 
 
 @dataclass
@@ -125,11 +128,15 @@ class PhoneService:
         sessionmaker: async_sessionmaker[AsyncSession],
         directory: Directory,
         clock: Callable[[], float] = time.time,
+        on_busy: Callable[[int, int, bool], Awaitable[object]] | None = None,
     ) -> None:
         self.live = live
         self.sessionmaker = sessionmaker
         self.directory = directory
         self.clock = clock
+        # Told when an agent starts or ends its calls (the ACD offers nothing meanwhile).
+        self.on_busy = on_busy
+        self._timers: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------ workers
 
@@ -153,7 +160,9 @@ class PhoneService:
             await self._session_lost(name, sid, "the media worker went away")
         log.warning("media worker %s went away", name)
 
-    async def _session_lost(self, worker: str, sid: str, reason: str) -> None:
+    async def _session_lost(self, worker: str, sid: str, reason: str, grace: float = 0.0) -> None:
+        """The session's media is gone. Its calls end now, or after `grace` seconds unless the
+        agent's softphone offers again meanwhile (a reloaded page, a network change)."""
         await self.live.map_delete(worker_sessions(worker), sid)
         parsed = parse_session(sid)
         if parsed is None:
@@ -162,8 +171,23 @@ class PhoneService:
         entry = (await self.live.map_all(phones_map(tid))).get(str(aid))
         if entry is not None and entry.decode() == worker:
             await self.live.map_delete(phones_map(tid), str(aid))
-        await self._end_calls_of(tid, aid, "media-lost", None)
-        await self.live.publish([(stream_agent(tid, aid), P.encode(P.PhoneState(state="lost", reason=reason)))])
+        state = P.PhoneState(state="lost", reason=reason)
+        if grace and await self._calls_of(tid, aid):
+            state.reason = f"{reason}; reconnect within {grace:.0f} s to keep the call"
+            task = asyncio.create_task(self._end_unless_back(tid, aid, grace))
+            self._timers.add(task)
+            task.add_done_callback(self._timers.discard)
+        else:
+            await self._end_calls_of(tid, aid, "media-lost", None)
+        await self.live.publish([(stream_agent(tid, aid), P.encode(state))])
+
+    async def _end_unless_back(self, tenant_id: int, agent_id: int, grace: float) -> None:
+        await asyncio.sleep(grace)
+        try:
+            if await self._worker_of(tenant_id, agent_id) is None:
+                await self._end_calls_of(tenant_id, agent_id, "media-lost", None)
+        except Exception:  # the store is away; the calls end when a party hangs up
+            log.exception("ending the calls of agent %s after its softphone was lost", agent_id)
 
     async def worker_names(self) -> list[str]:
         return sorted(await self.live.map_all(WORKERS))
@@ -242,6 +266,27 @@ class PhoneService:
         tid, aid = await self._check_owner(worker, m.session_id)
         frame = P.PhoneAnswer(offer_id=m.offer_id, sdp=m.sdp, codec=m.codec)
         await self.live.publish([(stream_agent(tid, aid), P.encode(frame))])
+        await self._restore_routing(worker, tid, aid)
+
+    async def _restore_routing(self, worker: str, tenant_id: int, agent_id: int) -> None:
+        """Route the agent's connected calls again: a softphone that came back (new peer
+        connection) has a fresh leg; for one that renegotiated, this changes nothing."""
+        me = session_id(tenant_id, agent_id)
+        held, live = [], []
+        for c in await self._calls_of(tenant_id, agent_id):
+            if c.status != "connected":
+                continue
+            other = c.callee if agent_id == c.caller else c.caller
+            if await self._worker_of(tenant_id, other) != worker:
+                continue  # the other party is not back yet; its own answer routes the call
+            peer = session_id(tenant_id, other)
+            cmds = [P.MediaCommand(op="connect", session_id=me, peer=peer)]
+            for holder in c.held:
+                a, b = (me, peer) if holder == agent_id else (peer, me)
+                cmds.append(P.MediaCommand(op="hold", session_id=a, peer=b, on=True))
+            (held if c.held else live).extend(cmds)
+        if held or live:
+            await self._command(worker, *held, *live)
 
     async def media_failed(self, worker: str, m: P.MediaFailed) -> None:
         tid, aid = await self._check_owner(worker, m.session_id)
@@ -253,7 +298,7 @@ class PhoneService:
 
     async def media_closed(self, worker: str, m: P.MediaClosed) -> None:
         await self._check_owner(worker, m.session_id)
-        await self._session_lost(worker, m.session_id, m.reason)
+        await self._session_lost(worker, m.session_id, m.reason, grace=RECONNECT_GRACE)
 
     async def media_check(self, worker: str, m: P.MediaCheck) -> None:
         tid, aid = await self._check_owner(worker, m.session_id)
@@ -323,6 +368,9 @@ class PhoneService:
             raise PhoneError(P.BUSY, f"{to} is on another call")
         c = Call(id=uuid.uuid4().hex[:16], caller=agent_id, callee=callee.id, status="ringing", started_at=self.clock())
         await self._save(tenant_id, c)
+        if self.on_busy is not None:
+            for who in (c.caller, c.callee):
+                await self.on_busy(tenant_id, who, True)
         await self._announce(tenant_id, c)
         return c.id
 
@@ -448,6 +496,10 @@ class PhoneService:
                 "held_seconds": round(c.held_seconds, 3), "digits": "".join(c.digits),
             }
         await self._announce(tenant_id, c, ended=reason, by=by)
+        if self.on_busy is not None:
+            for who in (c.caller, c.callee):
+                if not await self._calls_of(tenant_id, who):
+                    await self.on_busy(tenant_id, who, False)
 
 
 def ice_servers(urls: tuple[str, ...], secret: str | None, ttl: int, who: str, now: float) -> list[P.IceServer]:

@@ -218,6 +218,17 @@ class BotAgent:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
         return answer.get("codec", "")
 
+    async def new_phone(self) -> str:
+        """Drop the peer connection and offer a new one (what a reloaded page does)."""
+        if self.pc is not None:
+            await self.pc.close()
+        if self._ear_task is not None:
+            self._ear_task.cancel()
+        self.pc, self._ear_task = None, None
+        self.mic = SourceTrack(self.mic.source)
+        self.ear = Ear()
+        return await self.connect_phone()
+
     async def hears(self, freq: float, timeout: float = 8.0, seconds: float = 0.5) -> bool:
         """Whether the bot hears `freq` within `timeout` (polls what it received, bounded)."""
         deadline = time.monotonic() + timeout

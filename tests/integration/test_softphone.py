@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.conftest import HOLD_MUSIC_HZ, HubProcess, WorkerProcess, drop_backend, prepared_backend
-from tests.helpers import bearer, cached_login
+from tests.helpers import bearer, cached_login, force
 from webrtc.audio import ToneSource
 from webrtc.bot import BotAgent
 
@@ -189,3 +189,68 @@ async def test_a_consult_call_while_the_first_call_holds(hub, media_worker):
     finally:
         for w in (a, b, c):
             await w.close()
+
+
+async def test_agents_on_a_call_between_them_are_not_offered_contacts(hub, media_worker):
+    for name in ("agent3", "agent4", "agent5"):
+        force(hub, name, "logged-out")
+    a, b = await bot(hub, "agent1", A_HZ), await bot(hub, "agent2", B_HZ)
+    admin = bearer(cached_login(hub.url, "admin"))
+    try:
+        await asyncio.gather(a.connect_phone(), b.connect_phone())
+        for w in (a, b):
+            r = await w.request({"type": "set-state", "state": "available"})
+            assert r["type"] == "ack" or "available" in r.get("message", ""), r
+        call_id = (await a.request({"type": "call-dial", "to": "agent2"}))["call_id"]
+        assert (await b.request({"type": "call-answer", "call_id": call_id}))["type"] == "ack"
+        await connected(call_id, a, b)
+        r = httpx.post(f"{hub.url}/api/contacts", json={"queue": "support", "caller": "+4930999"}, headers=admin)
+        assert r.status_code == 201, r.text
+        cid = r.json()["contact_id"]
+        # Both are available but busy: the contact waits.
+        waiting = httpx.get(f"{hub.url}/api/contacts/{cid}", headers=bearer(cached_login(hub.url, "supervisor")))
+        assert waiting.json()["agent_id"] is None
+        with pytest.raises(TimeoutError):
+            await a.expect(lambda m: m["type"] == "contact-offered", 1.5)
+        assert not [m for m in b.events if m["type"] == "contact-offered"]
+        # The call ends: the contact is offered to one of them.
+        assert (await a.request({"type": "call-hangup", "call_id": call_id}))["type"] == "ack"
+        offer = await asyncio.wait_for(
+            asyncio.shield(asyncio.gather(
+                a.expect(lambda m: m["type"] == "contact-offered", 10), return_exceptions=True)), 12
+        )
+        got = offer[0] if not isinstance(offer[0], Exception) else None
+        taker = a
+        if got is None:
+            got = await b.expect(lambda m: m["type"] == "contact-offered", 1)
+            taker = b
+        assert got["contact"]["id"] == cid
+        assert (await taker.request({"type": "accept-offer", "contact_id": cid}))["type"] == "ack"
+        assert (await taker.request({"type": "end-contact", "contact_id": cid}))["type"] == "ack"
+        assert (await taker.request({"type": "complete-wrap-up", "contact_id": cid, "code": "resolved"}))["type"] == "ack"
+    finally:
+        for w in (a, b):
+            await w.request({"type": "set-state", "state": "logged-out"})
+            await w.close()
+
+
+async def test_a_softphone_that_comes_back_keeps_its_call(hub, media_worker):
+    a, b = await bot(hub, "agent4", A_HZ), await bot(hub, "agent5", B_HZ)
+    try:
+        await asyncio.gather(a.connect_phone(), b.connect_phone())
+        call_id = (await a.request({"type": "call-dial", "to": "agent5"}))["call_id"]
+        assert (await b.request({"type": "call-answer", "call_id": call_id}))["type"] == "ack"
+        await connected(call_id, a, b)
+        assert await b.hears(A_HZ)
+        # agent4's page reloads: its peer connection closes, a new one is offered.
+        await a.pc.close()
+        lost = await a.expect(lambda m: m["type"] == "phone-state" and m["state"] == "lost", 10)
+        assert "reconnect within" in lost["reason"]
+        await a.new_phone()
+        assert await a.hears(B_HZ), f"agent4 heard {a.hearing():.0f} Hz after coming back"
+        assert await b.hears(A_HZ)
+        assert not [m for m in a.events + b.events if m["type"] == "call-changed" and m["call"]["status"] == "ended"]
+        assert (await b.request({"type": "call-hangup", "call_id": call_id}))["type"] == "ack"
+    finally:
+        await a.close()
+        await b.close()

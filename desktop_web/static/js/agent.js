@@ -1,11 +1,14 @@
-// The agent desktop: state switcher, time in state, queues.
+// The agent desktop: state switcher, time in state, queues, the softphone.
 
 import { $, el, on, show, toast, session, toLogin, formatDuration, STATE_LABELS } from "./util.js";
 import { HubSocket } from "./ws.js";
+import { Softphone } from "./phone.js";
 
 if (!session.access) toLogin();
 
 const hub = new HubSocket();
+const phone = new Softphone(hub);
+let iceServers = [];
 let me = null;
 let agent = null;
 let reasons = [];
@@ -107,6 +110,7 @@ async function setState(state, reason) {
 
 hub.addEventListener("welcome", (e) => {
   me = e.detail.user;
+  iceServers = e.detail.ice_servers || [];
   $("#who").textContent = `${me.display_name} · ${e.detail.tenant.name}`;
 });
 hub.addEventListener("snapshot", (e) => {
@@ -119,6 +123,11 @@ hub.addEventListener("snapshot", (e) => {
   agent = e.detail.agents.find((a) => a.id === me.id) || null;
   if (!agent) toast("This login is not an agent; use the supervisor board.");
   render();
+  $("#dial-agents").replaceChildren(
+    ...e.detail.agents.filter((a) => a.id !== me.id).map((a) => el("option", { value: a.username }, a.display_name)));
+  // The phone starts once per page; after a reconnect it only re-offers if its peer connection failed.
+  if (phone.state === "off") phone.start(iceServers, e.detail.calls);
+  else phone.reconnected(iceServers, e.detail.calls);
 });
 hub.addEventListener("agent-state", (e) => {
   if (me && e.detail.agent.id === me.id) {
@@ -158,6 +167,7 @@ $("#logout").addEventListener("click", async () => {
   if (agent && agent.state !== "logged-out") {
     try { await hub.request({ type: "set-state", state: "logged-out" }); } catch (err) { toast(err.message); return; }
   }
+  phone.close();
   toLogin();
 });
 
