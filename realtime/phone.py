@@ -169,7 +169,7 @@ class PhoneService:
             return
         tid, aid = parsed
         entry = (await self.live.map_all(phones_map(tid))).get(str(aid))
-        if entry is not None and entry.decode() == worker:
+        if entry is not None and _phone_worker(entry) == worker:
             await self.live.map_delete(phones_map(tid), str(aid))
         state = P.PhoneState(state="lost", reason=reason)
         if grace and await self._calls_of(tid, aid):
@@ -204,8 +204,9 @@ class PhoneService:
         for name in workers:
             load[name] = len(await self.live.map_all(worker_sessions(name)))
         mine: dict[str, int] = {}
-        for w in phones.values():
-            mine[w.decode()] = mine.get(w.decode(), 0) + 1
+        for raw in phones.values():
+            w = _phone_worker(raw)
+            mine[w] = mine.get(w, 0) + 1
         room = [w for w in workers.values() if load[w.name] < w.capacity]
         if not room:
             raise PhoneError(P.NO_MEDIA_WORKER, "every media worker is full; try again shortly")
@@ -218,20 +219,26 @@ class PhoneService:
 
     async def _worker_of(self, tenant_id: int, agent_id: int) -> str | None:
         raw = (await self.live.map_all(phones_map(tenant_id))).get(str(agent_id))
-        return raw.decode() if raw is not None else None
+        return _phone_worker(raw) if raw is not None else None
 
     # ------------------------------------------------------------ the agent's softphone
 
     async def offer(self, tenant_id: int, agent_id: int, offer_id: str, sdp: str) -> None:
-        worker = await self._worker_of(tenant_id, agent_id)
+        sid = session_id(tenant_id, agent_id)
+        fingerprint = dtls_fingerprint(sdp)
+        raw = (await self.live.map_all(phones_map(tenant_id))).get(str(agent_id))
+        worker = _phone_worker(raw) if raw is not None else None
+        cmds = []
         if worker is None or worker not in await self._workers():
             worker = await self._place(tenant_id)
-            sid = session_id(tenant_id, agent_id)
-            await self.live.map_put(phones_map(tenant_id), str(agent_id), worker.encode())
             await self.live.map_put(worker_sessions(worker), sid, f"{tenant_id}:{agent_id}".encode())
-        await self._command(
-            worker, P.MediaCommand(op="offer", session_id=session_id(tenant_id, agent_id), offer_id=offer_id, sdp=sdp)
-        )
+        elif raw is not None and _phone_fingerprint(raw) != fingerprint:
+            # Another page or device (a reload the worker has not noticed yet): a new peer connection,
+            # not a renegotiation of the old one. Routing of its calls is restored on the answer.
+            cmds.append(P.MediaCommand(op="close", session_id=sid))
+        await self.live.map_put(phones_map(tenant_id), str(agent_id), f"{worker}\n{fingerprint}".encode())
+        cmds.append(P.MediaCommand(op="offer", session_id=sid, offer_id=offer_id, sdp=sdp))
+        await self._command(worker, *cmds)
 
     async def close(self, tenant_id: int, agent_id: int) -> None:
         worker = await self._worker_of(tenant_id, agent_id)
@@ -516,3 +523,20 @@ def ice_servers(urls: tuple[str, ...], secret: str | None, ttl: int, who: str, n
         digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
         out.append(P.IceServer(urls=turn, username=username, credential=base64.b64encode(digest).decode()))
     return out
+
+
+def dtls_fingerprint(sdp: str) -> str:
+    """The offer's DTLS certificate fingerprint (RFC 8122 `a=fingerprint`): it names the peer connection."""
+    for line in sdp.splitlines():
+        if line.startswith("a=fingerprint:"):
+            return line.split(":", 1)[1].strip()
+    return ""
+
+
+def _phone_worker(raw: bytes) -> str:
+    return raw.decode().split("\n", 1)[0]
+
+
+def _phone_fingerprint(raw: bytes) -> str:
+    parts = raw.decode().split("\n", 1)
+    return parts[1] if len(parts) > 1 else ""

@@ -211,7 +211,7 @@ def _compose_services(text: str) -> set[str]:
 
 def test_compose_shape():
     text = COMPOSE.read_text()
-    assert {"postgres", "redis", "migrate", "seed", "hub1", "hub2", "nginx"} <= _compose_services(text)
+    assert {"postgres", "redis", "migrate", "seed", "hub1", "hub2", "nginx", "media1"} <= _compose_services(text)
     assert re.search(r"^\s*image: postgres:15\s*$", text, re.M)
     assert re.search(r"^\s*image: redis:7\s*$", text, re.M)
     assert "${UNIDESK_SECRET:?" in text, "the hubs must refuse to start without UNIDESK_SECRET"

@@ -138,7 +138,10 @@ def test_another_tenants_agent_is_not_found(hub):
 
 def test_health_and_metrics(hub):
     r = httpx.get(f"{hub.url}/healthz")
-    assert r.status_code == 200 and r.json() == {"status": "ok", "database": True, "bus": True, "routing": True}
+    body = r.json()
+    # Media workers come and go with the tests that need them: only the shape is fixed here.
+    assert isinstance(body.pop("media_workers"), list)
+    assert r.status_code == 200 and body == {"status": "ok", "database": True, "bus": True, "routing": True}
     force(hub, "agent5", "logged-out")
     force(hub, "agent5", "available")
     text = httpx.get(f"{hub.url}/metrics").text
