@@ -232,11 +232,12 @@ class PhoneService:
         if worker is None or worker not in await self._workers():
             worker = await self._place(tenant_id)
             await self.live.map_put(worker_sessions(worker), sid, f"{tenant_id}:{agent_id}".encode())
-        elif raw is not None and _phone_fingerprint(raw) != fingerprint:
+        elif raw is not None and fingerprint and _phone_fingerprint(raw) != fingerprint:
             # Another page or device (a reload the worker has not noticed yet): a new peer connection,
             # not a renegotiation of the old one. Routing of its calls is restored on the answer.
             cmds.append(P.MediaCommand(op="close", session_id=sid))
-        await self.live.map_put(phones_map(tenant_id), str(agent_id), f"{worker}\n{fingerprint}".encode())
+        known = fingerprint or (_phone_fingerprint(raw) if raw is not None else "")
+        await self.live.map_put(phones_map(tenant_id), str(agent_id), f"{worker}\n{known}".encode())
         cmds.append(P.MediaCommand(op="offer", session_id=sid, offer_id=offer_id, sdp=sdp))
         await self._command(worker, *cmds)
 

@@ -98,11 +98,11 @@ def make_backend(tmp: Path, kind: str = BACKEND) -> Backend:
     _pg_admin(f'CREATE DATABASE "{name}"')
     b = Backend(kind, f"{PG_BASE}/{name}", REDIS_URL, prefix)
     b._cleanup.append(lambda: _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    b._cleanup.append(lambda: _drop_redis_prefix(prefix))
+    b._cleanup.append(lambda: drop_redis_prefix(prefix))
     return b
 
 
-def _drop_redis_prefix(prefix: str) -> None:
+def drop_redis_prefix(prefix: str) -> None:
     import redis
 
     r = redis.Redis.from_url(REDIS_URL)
