@@ -257,3 +257,36 @@ async def test_a_softphone_that_comes_back_keeps_its_call(hub, media_worker):
     finally:
         await a.close()
         await b.close()
+
+
+async def test_softphones_are_placed_on_workers_with_room(tmp_path):
+    # A hub of its own with two small workers.
+    backend = prepared_backend(tmp_path)
+    hub = HubProcess(backend, tmp_path / "hub.log").start()
+    workers = [
+        WorkerProcess(hub, tmp_path / f"w{i}.log", name=f"small{i}", UNIDESK_MEDIA_CAPACITY="2").start()
+        for i in (1, 2)
+    ]
+    bots = [await bot(hub, f"agent{i}", 400.0 + 100 * i) for i in range(1, 6)]
+    try:
+        for b in bots[:4]:
+            await b.connect_phone()
+        assert httpx.get(f"{hub.url}/healthz").json()["media_workers"] == ["small1", "small2"]
+        # agent1 and agent2 share the first worker: they can call each other.
+        call = await bots[0].request({"type": "call-dial", "to": "agent2"})
+        assert call["type"] == "ack", call
+        assert (await bots[0].request({"type": "call-hangup", "call_id": call["call_id"]}))["type"] == "ack"
+        # agent1 and agent3 do not: a clear refusal, not silence.
+        err = await bots[0].request({"type": "call-dial", "to": "agent3"})
+        assert err["type"] == "error" and err["code"] == "no-media-worker" and "another media worker" in err["message"]
+        # Every worker full: the fifth softphone is refused with a reason.
+        err = await bots[4].request({"type": "phone-offer", "offer_id": "o5", "sdp": "v=0\r\nm=audio 9 RTP/AVP 0\r\n"})
+        assert err["type"] == "error" and err["code"] == "no-media-worker" and "full" in err["message"]
+        assert all(w.proc.poll() is None for w in workers)
+    finally:
+        for b in bots:
+            await b.close()
+        for w in workers:
+            w.stop()
+        hub.stop()
+        drop_backend(backend)
