@@ -1,7 +1,8 @@
 """The agent's browser softphone against a hub and a media worker, with Chromium's fake
 microphone playing a known tone: the headset check both ways, a call between two agents
 (each hears the other's tone; mute, hold with music, keypad digits, hang-up with a
-record), a refused microphone, and a hub without media workers."""
+record), a consult while the first call holds, an ICE restart mid-call, a refused
+microphone, and a hub without media workers."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import asyncio
 import re
 import threading
 import time
+from collections.abc import Iterator
 
 import httpx
+import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.conftest import HOLD_MUSIC_HZ, WorkerProcess
+from tests.conftest import BACKEND, HOLD_MUSIC_HZ, WorkerProcess, drop_redis_prefix, free_port
 from tests.e2e.test_desktop_and_board import log_in
 from tests.helpers import bearer, cached_login, force
 from webrtc.audio import ToneSource
@@ -29,8 +32,10 @@ READY_MS = 20_000
 class Desktop:
     """One agent's desktop page, collecting its JS errors."""
 
-    def __init__(self, browser: Browser, hub, username: str, **context: object) -> None:
+    def __init__(self, browser: Browser, hub, username: str, init_script: str | None = None, **context: object) -> None:
         self.context = browser.new_context(**context)
+        if init_script:
+            self.context.add_init_script(init_script)
         self.page: Page = self.context.new_page()
         self.errors: list[str] = []
         self.page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
@@ -203,8 +208,17 @@ def test_refused_microphone_is_explained_and_the_desktop_still_works(hub, launch
         force(hub, "agent1", "logged-out")
 
 
-def test_without_a_media_worker_the_phone_says_so(start_hub, launch_browser, tone_wav):
-    h = start_hub()
+@pytest.fixture
+def own_live_state() -> Iterator[dict[str, str]]:
+    """Settings for a hub whose live state (and so its list of media workers) is its own on Redis too."""
+    prefix = f"ud-own-{free_port()}"
+    yield {"UNIDESK_REDIS_PREFIX": prefix}
+    if BACKEND == "redis":
+        drop_redis_prefix(prefix)
+
+
+def test_without_a_media_worker_the_phone_says_so(start_hub, own_live_state, launch_browser, tone_wav):
+    h = start_hub(**own_live_state)
     d = Desktop(launch_browser(mic=tone_wav(440)), h, "agent2")
     try:
         status = d.page.locator("#phone-status")
@@ -215,8 +229,10 @@ def test_without_a_media_worker_the_phone_says_so(start_hub, launch_browser, ton
         d.close()
 
 
-def test_a_lost_media_worker_ends_the_call_with_a_record_and_the_phones_move_to_another(start_hub, browser, tmp_path):
-    h = start_hub()
+def test_a_lost_media_worker_ends_the_call_with_a_record_and_the_phones_move_to_another(
+    start_hub, own_live_state, browser, tmp_path
+):
+    h = start_hub(**own_live_state)
     first = WorkerProcess(h, tmp_path / "worker1.log").start()
     second = None
     one, two = Desktop(browser, h, "agent1"), Desktop(browser, h, "agent2")
@@ -304,3 +320,208 @@ def test_bot_agent_and_chromium_agent_call_each_other_across_a_reload(hub, media
     finally:
         bot.close()
         page_agent.close()
+
+
+def test_a_consult_call_while_the_first_call_holds(hub, media_worker, launch_browser, tone_wav):
+    for u in ("agent3", "agent4", "agent5"):
+        force(hub, u, "logged-out")
+    one = Desktop(launch_browser(mic=tone_wav(500)), hub, "agent3")
+    two = Desktop(launch_browser(mic=tone_wav(1200)), hub, "agent4")
+    three = Desktop(launch_browser(mic=tone_wav(900)), hub, "agent5")
+    try:
+        for d in (one, two, three):
+            d.phone_ready()
+        a, b, c = one.page, two.page, three.page
+        expect(a.locator("#dial")).to_have_text("Call agent")
+        a.fill("#dial-to", "agent4")
+        a.click("#dial")
+        b.click("#call-answer")
+        expect(a.locator("#call-status")).to_have_attribute("data-status", "connected")
+        first = a.locator("#call").get_attribute("data-call-id")
+        one.wait_tone(1200)
+        two.wait_tone(500)
+        # While the call is live, dialling is not possible; once it is held, the dial button consults.
+        expect(a.locator("#dial")).to_be_disabled()
+        a.click("#call-hold")
+        expect(a.locator("#call-hold")).to_have_text("Resume")
+        expect(a.locator("#dial")).to_be_enabled()
+        expect(a.locator("#dial")).to_have_text("Consult")
+        a.fill("#dial-to", "agent5")
+        a.click("#dial")
+
+        # The held call moves to a row of its own; the consult takes the main controls.
+        held_row = a.locator(f"#call-list li[data-call-id='{first}']")
+        expect(held_row).to_have_attribute("data-held", "yes")
+        expect(held_row.locator(".call-status")).to_have_text(re.compile(r"is on hold$"))
+        expect(held_row.locator("button[data-action=hold]")).to_have_text("Resume")
+        expect(a.locator("#call-status")).to_have_attribute("data-status", "ringing")
+        expect(c.locator("#call-banner")).to_be_visible()
+        expect(a.locator("#dial")).to_be_disabled()
+        c.click("#call-answer")
+        expect(a.locator("#call-status")).to_have_attribute("data-status", "connected")
+        consult = a.locator("#call").get_attribute("data-call-id")
+        assert consult and consult != first
+        expect(a.locator("#call-list li")).to_have_count(1)
+        expect(c.locator("#call")).to_have_attribute("data-call-id", consult)
+
+        # agent3 and agent5 hear each other; agent4 hears the music on hold, not agent3.
+        one.wait_tone(900)
+        three.wait_tone(500)
+        two.wait_tone(HOLD_MUSIC_HZ)
+        two.wait_tone(500, present=False)
+        expect(b.locator("#call-status")).to_have_attribute("data-held", "by-peer")
+
+        # Resuming the held call while the consult is live is refused, and the page says why.
+        held_row.locator("button[data-action=hold]").click()
+        expect(a.locator("#toast")).to_be_visible()
+        expect(a.locator("#toast")).to_contain_text("end or hold your other call before resuming")
+        expect(held_row).to_have_attribute("data-held", "yes")
+        two.wait_tone(HOLD_MUSIC_HZ)
+
+        # The consult ends: the held call is back in the main controls, still held.
+        a.click("#call-hangup")
+        expect(c.locator("#call-status")).to_have_attribute("data-status", "ended")
+        expect(a.locator("#call")).to_have_attribute("data-call-id", first)
+        expect(a.locator("#call-list")).to_be_hidden()
+        expect(a.locator("#call-status")).to_have_attribute("data-held", "yes")
+        two.wait_tone(HOLD_MUSIC_HZ)
+        a.click("#call-hold")
+        expect(a.locator("#call-hold")).to_have_text("Hold")
+        expect(b.locator("#call-status")).to_have_attribute("data-held", "no")
+        expect(a.locator("#dial")).to_have_text("Call agent")
+        one.wait_tone(1200)
+        two.wait_tone(500)
+
+        a.click("#call-hangup")
+        for p in (a, b):
+            expect(p.locator("#call-status")).to_have_attribute("data-status", "ended")
+        sup = bearer(cached_login(hub.url, "supervisor"))
+        recs = {cid: httpx.get(f"{hub.url}/api/calls/{cid}", headers=sup).json() for cid in (first, consult)}
+        assert (recs[first]["to"], recs[first]["end_reason"], recs[first]["held_seconds"] > 0) == ("agent4", "hangup", True)
+        assert (recs[consult]["from"], recs[consult]["to"], recs[consult]["ended_by"]) == ("agent3", "agent5", "agent3")
+        assert one.errors == [] and two.errors == [] and three.errors == []
+    finally:
+        for d in (one, two, three):
+            d.close()
+
+
+def test_an_ice_restart_mid_call_keeps_the_call_and_its_audio(hub, media_worker, launch_browser, tone_wav):
+    for u in ("agent1", "agent2"):
+        force(hub, u, "logged-out")
+    one = Desktop(launch_browser(mic=tone_wav(500)), hub, "agent1")
+    two = Desktop(launch_browser(mic=tone_wav(1200)), hub, "agent2")
+    try:
+        one.phone_ready()
+        two.phone_ready()
+        a, b = one.page, two.page
+        a.fill("#dial-to", "agent2")
+        a.click("#dial")
+        b.click("#call-answer")
+        for p in (a, b):
+            expect(p.locator("#call-status")).to_have_attribute("data-status", "connected")
+        call_id = a.locator("#call").get_attribute("data-call-id")
+        one.wait_tone(1200)
+        two.wait_tone(500)
+        # Every status either page shows from here on: the call must never end.
+        for p in (a, b):
+            p.evaluate(
+                """() => {
+                    window.seenStatuses = [];
+                    const s = document.querySelector('#call-status');
+                    new MutationObserver(() => window.seenStatuses.push(s.dataset.status))
+                        .observe(s, {attributes: true, attributeFilter: ['data-status']});
+                }"""
+            )
+
+        status = a.locator("#phone-status")
+        answers, offer_id = int(status.get_attribute("data-answers")), status.get_attribute("data-offer-id")
+        restarts = media_worker.log().count("ICE restart")
+        a.evaluate("window.unideskPhone.restartIce()")
+        a.wait_for_function(
+            "n => Number(document.querySelector('#phone-status').dataset.answers) > n", arg=answers, timeout=15_000
+        )
+        assert status.get_attribute("data-offer-id") != offer_id
+        # The worker took it as an ICE restart of the same session (new credentials), not a new session.
+        deadline = time.monotonic() + 5
+        while media_worker.log().count("ICE restart") == restarts and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling the log file, not a synchronisation sleep
+        assert media_worker.log().count("ICE restart") > restarts, media_worker.log()[-2000:]
+        one.phone_ready()
+
+        # Audio still flows both ways on the same call.
+        one.wait_tone(1200)
+        two.wait_tone(500)
+        for p in (a, b):
+            expect(p.locator("#call-status")).to_have_attribute("data-status", "connected")
+            expect(p.locator("#call")).to_have_attribute("data-call-id", call_id)
+            assert "ended" not in p.evaluate("window.seenStatuses")
+        expect(a.locator("#phone-quality")).to_have_attribute("data-level", re.compile(r"^(good|fair|poor)$"))
+
+        b.click("#call-hangup")
+        expect(a.locator("#call-status")).to_contain_text("hung up by agent2")
+        assert one.errors == [] and two.errors == []
+    finally:
+        one.close()
+        two.close()
+
+
+# Keeps every peer connection the page makes, so a test can close one under the page's feet.
+KEEP_PEERS = """
+window.testPeers = [];
+const Native = window.RTCPeerConnection;
+window.RTCPeerConnection = class extends Native {
+  constructor(...args) { super(...args); window.testPeers.push(this); }
+};
+"""
+
+
+def test_a_peer_connection_that_closes_mid_call_reconnects_and_keeps_the_call(hub, media_worker, launch_browser, tone_wav):
+    for u in ("agent4", "agent5"):
+        force(hub, u, "logged-out")
+    one = Desktop(launch_browser(mic=tone_wav(500)), hub, "agent4", init_script=KEEP_PEERS)
+    two = Desktop(launch_browser(mic=tone_wav(1200)), hub, "agent5")
+    try:
+        one.phone_ready()
+        two.phone_ready()
+        a, b = one.page, two.page
+        a.fill("#dial-to", "agent5")
+        a.click("#dial")
+        b.click("#call-answer")
+        expect(a.locator("#call-status")).to_have_attribute("data-status", "connected")
+        call_id = a.locator("#call").get_attribute("data-call-id")
+        one.wait_tone(1200)
+        two.wait_tone(500)
+        a.evaluate(
+            """() => {
+                window.seen = [];
+                const note = () => window.seen.push([
+                    document.querySelector('#phone-status').dataset.state,
+                    document.querySelector('#phone-message').textContent,
+                    document.querySelector('#call-status').dataset.status]);
+                new MutationObserver(note).observe(document.querySelector('#phone'),
+                    {attributes: true, childList: true, subtree: true, characterData: true});
+            }"""
+        )
+        peers = a.evaluate("window.testPeers.length")
+        # The audio connection closes without the page asking: the worker reports the session lost,
+        # the hub keeps the call a moment, and the page offers again on a new peer connection.
+        a.evaluate("window.testPeers.at(-1).close()")
+        a.wait_for_function("n => window.testPeers.length > n", arg=peers, timeout=15_000)
+        one.phone_ready()
+        one.wait_tone(1200)
+        two.wait_tone(500)
+        seen = a.evaluate("window.seen")
+        assert ["reconnecting", "Reconnecting audio…"] in [s[:2] for s in seen], seen
+        assert not any(s[2] == "ended" for s in seen), seen
+        assert not any("lost" in s[0] for s in seen), seen
+        for p in (a, b):
+            expect(p.locator("#call")).to_have_attribute("data-call-id", call_id)
+            expect(p.locator("#call-status")).to_have_attribute("data-status", "connected")
+        expect(a.locator("#toast")).to_be_hidden()
+
+        a.click("#call-hangup")
+        expect(b.locator("#call-status")).to_contain_text("hung up by agent4")
+        assert one.errors == [] and two.errors == []
+    finally:
+        one.close()
+        two.close()

@@ -1,16 +1,14 @@
 // The agent's softphone: microphone and speaker, headset check, one peer connection
-// to a media worker kept up across calls, and calls to other agents.
+// to a media worker kept up across calls, and calls to other agents (a held call and
+// a consult beside it).
 
-import { $, el, on, show, toast, formatDuration } from "./util.js";
+import { $, el, on, show, toast } from "./util.js";
 import * as rtc from "./rtc.js";
+import { Calls, describe, heldState, peerName, renderRows, timerText } from "./calls.js";
 
 const STATE_LABELS = {
   off: "Off", connecting: "Connecting…", ready: "Ready", reconnecting: "Reconnecting…",
   lost: "Lost", failed: "Not connected", "no-microphone": "No microphone", closed: "Closed",
-};
-const END_REASONS = {
-  hangup: "hung up", declined: "declined", cancelled: "cancelled", "no-answer": "not answered",
-  "media-lost": "the media server was lost",
 };
 const ERRORS = {
   "no-media-worker": "No media server is available.",
@@ -39,8 +37,8 @@ export class Softphone {
     // The peer connection, its audio transceiver, the microphone and the far end's audio.
     this.pc = this.transceiver = this.local = this.remote = null;
     this.offerId = null; // only the answer to the latest offer is applied
-    this._offers = 0;
-    this.call = null; // the call in progress, or the last one (ended) until the next
+    this._offers = this._answers = 0;
+    this.calls = new Calls(); // the calls in progress, or the last one (ended) until the next
     this.testing = false;
     this._retry = { timer: null, delay: 2000 };
     this._iceTimer = this._stats = this._ctx = this._meter = this._remoteAnalyser = this._ring = null;
@@ -48,11 +46,17 @@ export class Softphone {
     setInterval(() => this._tick(), 1000);
     setInterval(() => this._readQuality(), 2000);
     const phone = this;
+    // Test hooks for the browser tests (and a console): the streams, the state, what the
+    // far end's audio sounds like, and restartIce() — the same ICE restart a network blip
+    // triggers (offer with new ICE credentials, phone-offer, apply the answer; each applied
+    // answer counts up #phone-status[data-answers]).
     window.unideskPhone = Object.freeze({
       get remoteStream() { return phone.remote; },
       get localStream() { return phone.local; },
       get state() { return phone.state; },
+      get calls() { return phone.calls.list; },
       measureRemoteTone: () => phone.measureRemoteTone(),
+      restartIce: () => phone.restartIce(),
     });
   }
 
@@ -79,9 +83,8 @@ export class Softphone {
   }
 
   resync(calls) {
-    const current = (calls || [])[0] || null;
     // An ended call stays on screen (with how it ended) until the next one.
-    if (current || !this.call || this.call.status !== "ended") this.call = current;
+    this.calls.resync(calls);
     this.renderCall();
   }
 
@@ -89,7 +92,7 @@ export class Softphone {
     clearTimeout(this._retry.timer);
     if (!this.local && !(await this.openMicrophone())) return;
     if (fresh || !this.pc || this.pc.connectionState === "closed") this._newPeer();
-    if (this.state !== "lost") this.setStatus("connecting");
+    if (!["lost", "reconnecting"].includes(this.state)) this.setStatus("connecting");
     await this.offer();
   }
 
@@ -139,6 +142,11 @@ export class Softphone {
     }
   }
 
+  // Renegotiate the same peer connection with new ICE credentials: the session and its calls stay.
+  restartIce() {
+    return this.offer({ iceRestart: true });
+  }
+
   // Send an offer (ICE gathered); the answer arrives as `phone-answer` with the same offer_id.
   async offer({ iceRestart = false } = {}) {
     if (!this.pc) return;
@@ -165,8 +173,11 @@ export class Softphone {
   async _onAnswer(m) {
     if (!this.pc || m.offer_id !== this.offerId) return;
     try {
-      await rtc.applyAnswer(this.pc, m.sdp);
+      if (!(await rtc.applyAnswer(this.pc, m.sdp))) return;
       this.codec = m.codec;
+      const status = $("#phone-status", this.root);
+      status.dataset.answers = ++this._answers;
+      status.dataset.offerId = m.offer_id;
     } catch (err) {
       this._failed(`The media server's answer did not fit (${err.message}).`);
     }
@@ -176,10 +187,11 @@ export class Softphone {
     if (m.state === "failed") {
       if (!m.offer_id || m.offer_id === this.offerId) this._failed(m.reason || "The phone could not connect.");
     } else if (m.state === "lost") {
-      // The worker went away: its calls ended (with a record). A new offer finds another worker.
-      const why = m.reason ? ` (${m.reason})` : "";
-      this.setStatus("lost", `The audio connection was lost${why}; reconnecting the phone…`);
-      if (this.call && this.call.status !== "ended") toast(`The audio connection was lost${why}; your call was ended.`);
+      // The peer connection closed (a reloaded page, a network change): the hub keeps the calls
+      // for a moment if the reason says "reconnect within". Or the worker went away: its calls
+      // ended (call-changed says so). Either way a fresh offer, at once, finds a worker.
+      if (/reconnect within/.test(m.reason || "")) this.setStatus("reconnecting", "Reconnecting audio…");
+      else this.setStatus("lost", `The audio connection was lost${m.reason ? ` (${m.reason})` : ""}; reconnecting the phone…`);
       this._closePeer();
       this.connect({ fresh: true });
     } else if (m.state === "closed") {
@@ -331,57 +343,68 @@ export class Softphone {
   }
 
   _onCall(call) {
-    if (this.call && this.call.id !== call.id && this.call.status !== "ended" && call.status === "ended") return;
-    const digits = $("#call-digits", this.root);
-    if (!this.call || this.call.id !== call.id || call.status === "ended") { digits.textContent = ""; delete digits.dataset.digits; }
-    this.call = call;
+    const before = this.calls.update(call);
+    if (call.status === "ended" && before) {
+      // Said only now that the call did end: a lost peer connection alone keeps the call a moment.
+      if (call.end_reason === "media-lost") toast(`The audio connection was lost; your call with ${peerName(call)} was ended.`);
+      else if (this.calls.live.size) toast(`${describe(call)}.`, "info");
+    }
     this.renderCall();
   }
 
   _applyMute() {
     // Muted calls also stop the microphone at the source, so nothing leaves the browser.
-    const muted = Boolean(this.call && this.call.status === "connected" && this.call.muted);
+    const c = this.calls.current;
+    const muted = Boolean(c && c.status === "connected" && c.muted);
     if (this.local) this.local.getAudioTracks().forEach((t) => { t.enabled = !muted; });
   }
 
+  // The incoming banner, the other calls as rows (held while consulting), and the current
+  // call in #call with the full controls (mute, hold, hang up, keypad).
   renderCall() {
-    const c = this.call;
-    const live = c && c.status !== "ended";
-    const ringing = Boolean(c && c.status === "ringing" && c.direction === "inbound");
-    show($("#call-banner", this.root), ringing);
-    this.ring(ringing);
-    if (ringing) $("#call-banner-name", this.root).textContent = c.peer_name || c.peer;
-    $("#dial", this.root).disabled = Boolean(live) || this.state !== "ready";
-    const box = $("#call", this.root);
-    show(box, Boolean(c) && !ringing);
+    const r = this.root, calls = this.calls;
+    const incoming = calls.ringingIn;
+    show($("#call-banner", r), Boolean(incoming));
+    this.ring(Boolean(incoming));
+    if (incoming) $("#call-banner-name", r).textContent = peerName(incoming);
+    const dial = $("#dial", r);
+    dial.disabled = !calls.canDial || this.state !== "ready";
+    dial.textContent = calls.consulting ? "Consult" : "Call agent";
+    dial.dataset.mode = calls.consulting ? "consult" : "call";
+    renderRows($("#call-list", r), calls.others, this.hub.now());
+    const c = calls.current;
+    const box = $("#call", r);
+    show(box, Boolean(c));
     this._applyMute();
     if (!c) { delete box.dataset.callId; return; }
-    box.dataset.callId = c.id;
-    const status = $("#call-status", this.root);
-    status.dataset.status = c.status;
-    status.dataset.held = c.held ? "yes" : c.held_by_peer ? "by-peer" : "no";
-    const who = c.peer_name || c.peer;
-    status.textContent = c.status === "ringing" ? `Calling ${who}…`
-      : c.status === "connected" ? (c.held ? `${who} is on hold` : c.held_by_peer ? `On hold by ${who}` : `On call with ${who}`)
-        : `Call with ${who} ended: ${END_REASONS[c.end_reason] || c.end_reason || "ended"}${c.ended_by ? ` by ${c.ended_by}` : ""}` +
-          (c.answered_at && c.ended_at ? ` after ${formatDuration(c.ended_at - c.answered_at)}` : "");
-    show($("#call-controls-phone", this.root), Boolean(live));
-    show($("#keypad", this.root), c.status === "connected");
-    const mute = $("#call-mute", this.root), hold = $("#call-hold", this.root);
+    const live = c.status !== "ended";
+    Object.assign(box.dataset, { callId: c.id, status: c.status, held: heldState(c) });
+    const status = $("#call-status", r);
+    Object.assign(status.dataset, { status: c.status, held: heldState(c) });
+    status.textContent = describe(c);
+    show($("#call-controls-phone", r), live);
+    show($("#keypad", r), c.status === "connected");
+    const mute = $("#call-mute", r), hold = $("#call-hold", r);
     mute.textContent = c.muted ? "Unmute" : "Mute";
     mute.setAttribute("aria-pressed", String(Boolean(c.muted)));
     hold.textContent = c.held ? "Resume" : "Hold";
     hold.setAttribute("aria-pressed", String(Boolean(c.held)));
     mute.disabled = hold.disabled = c.status !== "connected";
-    $("#call-hangup", this.root).textContent = c.status === "ringing" ? "Cancel" : "Hang up";
+    $("#call-hangup", r).textContent = c.status === "ringing" ? "Cancel" : "Hang up";
+    const digits = $("#call-digits", r), pressed = calls.digits.get(c.id);
+    if (pressed) {
+      digits.dataset.digits = pressed;
+      digits.textContent = `${peerName(c)} pressed ${pressed}`;
+    } else { digits.textContent = ""; delete digits.dataset.digits; }
     this._tick();
   }
 
   _tick() {
-    const c = this.call;
-    const t = $("#call-timer", this.root);
-    if (!c || !c.answered_at) { t.textContent = ""; return; }
-    t.textContent = formatDuration((c.ended_at || this.hub.now()) - c.answered_at);
+    const now = this.hub.now();
+    $("#call-timer", this.root).textContent = timerText(this.calls.current, now);
+    for (const li of $("#call-list", this.root).children) {
+      li.children[1].textContent = timerText(this.calls.live.get(li.dataset.callId), now);
+    }
   }
 
   async _readQuality() {
@@ -406,10 +429,7 @@ export class Softphone {
     hub.addEventListener("phone-check", (e) => this._onCheck(e.detail));
     hub.addEventListener("call-changed", (e) => this._onCall(e.detail.call));
     hub.addEventListener("call-digits", (e) => {
-      if (!this.call || e.detail.call_id !== this.call.id) return;
-      const p = $("#call-digits", r);
-      p.dataset.digits = (p.dataset.digits || "") + e.detail.digits;
-      p.textContent = `${this.call.peer_name || this.call.peer} pressed ${p.dataset.digits}`;
+      if (this.calls.addDigits(e.detail.call_id, e.detail.digits)) this.renderCall();
     });
     // Any click may unlock audio the browser held back (autoplay policy).
     r.addEventListener("click", () => { this.ctx(); if (this.audio.srcObject && this.audio.paused) this.audio.play().catch(() => {}); });
@@ -425,16 +445,23 @@ export class Softphone {
       const to = e.target.to.value.trim();
       if (to && (await this.request("call-dial", { to }))) e.target.reset();
     });
-    const callId = () => this.call && this.call.id;
-    $("#call-answer", r).addEventListener("click", () => this.request("call-answer", { call_id: callId() }));
-    $("#call-decline", r).addEventListener("click", () => this.request("call-hangup", { call_id: callId() }));
-    $("#call-hangup", r).addEventListener("click", () => this.request("call-hangup", { call_id: callId() }));
-    $("#call-mute", r).addEventListener("click", () => this.request("call-mute", { call_id: callId(), on: !this.call.muted }));
-    $("#call-hold", r).addEventListener("click", () => this.request("call-hold", { call_id: callId(), on: !this.call.held }));
+    const current = () => this.calls.current || {};
+    const ringing = () => (this.calls.ringingIn || {}).id;
+    $("#call-answer", r).addEventListener("click", () => this.request("call-answer", { call_id: ringing() }));
+    $("#call-decline", r).addEventListener("click", () => this.request("call-hangup", { call_id: ringing() }));
+    $("#call-hangup", r).addEventListener("click", () => this.request("call-hangup", { call_id: current().id }));
+    $("#call-mute", r).addEventListener("click", () => this.request("call-mute", { call_id: current().id, on: !current().muted }));
+    $("#call-hold", r).addEventListener("click", () => this.request("call-hold", { call_id: current().id, on: !current().held }));
+    on($("#call-list", r), "click", "button[data-action]", (_, b) => {
+      const c = this.calls.live.get(b.closest("[data-call-id]").dataset.callId);
+      if (!c) return;
+      if (b.dataset.action === "hold") this.request("call-hold", { call_id: c.id, on: !c.held });
+      else this.request("call-hangup", { call_id: c.id });
+    });
     $("#keypad", r).replaceChildren(...KEYS.map((k) => el("button", { type: "button", dataset: { digit: k } }, k)));
     on($("#keypad", r), "click", "button[data-digit]", (_, b) => {
       this.keyTone(b.dataset.digit);
-      this.request("call-dtmf", { call_id: callId(), digits: b.dataset.digit });
+      this.request("call-dtmf", { call_id: current().id, digits: b.dataset.digit });
     });
     setInterval(() => {
       if (!this._meter) return;
