@@ -292,6 +292,8 @@ class PhoneService:
             for holder in c.held:
                 a, b = (me, peer) if holder == agent_id else (peer, me)
                 cmds.append(P.MediaCommand(op="hold", session_id=a, peer=b, on=True))
+            if not c.held:
+                cmds.append(P.MediaCommand(op="mute", session_id=me, on=agent_id in c.muted))
             (held if c.held else live).extend(cmds)
         if held or live:
             await self._command(worker, *held, *live)
@@ -399,6 +401,9 @@ class PhoneService:
         await self._command(
             worker,
             P.MediaCommand(op="connect", session_id=session_id(tenant_id, c.caller), peer=session_id(tenant_id, c.callee)),
+            # The microphone's mute follows the call that is live: a consult starts unmuted.
+            P.MediaCommand(op="mute", session_id=session_id(tenant_id, c.caller), on=False),
+            P.MediaCommand(op="mute", session_id=session_id(tenant_id, c.callee), on=False),
         )
         await self._announce(tenant_id, c)
 
@@ -438,6 +443,8 @@ class PhoneService:
         if not on and other in c.held:
             # Resuming reconnects both ways; the other party's own hold still stands.
             cmds.append(P.MediaCommand(op="hold", session_id=other_s, peer=me_s, on=True))
+        if not on:
+            cmds.append(P.MediaCommand(op="mute", session_id=me_s, on=agent_id in c.muted))
         await self._command(worker, *cmds)
         await self._announce(tenant_id, c)
 

@@ -290,3 +290,27 @@ async def test_softphones_are_placed_on_workers_with_room(tmp_path):
             w.stop()
         hub.stop()
         drop_backend(backend)
+
+
+async def test_mute_belongs_to_the_call(hub, media_worker):
+    a, b, c = await bot(hub, "agent3", A_HZ), await bot(hub, "agent4", B_HZ), await bot(hub, "agent5", 900.0)
+    try:
+        await asyncio.gather(a.connect_phone(), b.connect_phone(), c.connect_phone())
+        first = (await a.request({"type": "call-dial", "to": "agent4"}))["call_id"]
+        await b.request({"type": "call-answer", "call_id": first})
+        await connected(first, a, b)
+        assert (await a.request({"type": "call-mute", "call_id": first, "on": True}))["type"] == "ack"
+        assert await b.hears_not(A_HZ)
+        assert (await a.request({"type": "call-hold", "call_id": first, "on": True}))["type"] == "ack"
+        consult = (await a.request({"type": "call-dial", "to": "agent5"}))["call_id"]
+        await c.request({"type": "call-answer", "call_id": consult})
+        await connected(consult, a, c)
+        assert await c.hears(A_HZ), "a consult starts unmuted although the first call is muted"
+        await a.request({"type": "call-hangup", "call_id": consult})
+        assert (await a.request({"type": "call-hold", "call_id": first, "on": False}))["type"] == "ack"
+        assert await a.hears(B_HZ)
+        assert await b.hears_not(A_HZ), "the first call is still muted after resuming"
+        await a.request({"type": "call-hangup", "call_id": first})
+    finally:
+        for w in (a, b, c):
+            await w.close()
