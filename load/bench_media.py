@@ -49,6 +49,44 @@ def cpu_seconds() -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine spent busy (all cores), from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / CLK_TCK
+
+
+def cpu_pressure_seconds() -> float:
+    """Time some runnable task waited for a CPU (Linux PSI), 0 where unavailable."""
+    try:
+        with open("/proc/pressure/cpu") as f:
+            return int(f.readline().rsplit("total=", 1)[1]) / 1e6
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def cpu_pressure_avg10() -> float | None:
+    """Share of the last 10 s in which some task waited for a CPU (Linux PSI), None where unavailable."""
+    try:
+        with open("/proc/pressure/cpu") as f:
+            return float(f.readline().split("avg10=", 1)[1].split()[0]) / 100
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def settle(limit: float, max_wait: float) -> None:
+    """Wait (up to max_wait s) until the shared machine's CPU pressure is under `limit`."""
+    if max_wait <= 0:
+        return
+    deadline = time.monotonic() + max_wait
+    while (p := cpu_pressure_avg10()) is not None and p >= limit:
+        if time.monotonic() > deadline:
+            print(f"   (machine still busy: cpu pressure {p*100:.0f}% over the last 10 s; measuring anyway)", flush=True)
+            return
+        time.sleep(1.0)
+
+
 def rss_bytes() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * PAGE
@@ -201,6 +239,7 @@ async def run_bots(port: int, n: int, warmup: float, hold: float) -> None:
     from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 
     from webrtc.audio import G711Encoder, ToneSource
+    from webrtc.engine import InlineDecoder
     from webrtc.ice import rtc_configuration
 
     encoder = G711Encoder("audio/PCMU")
@@ -234,17 +273,12 @@ async def run_bots(port: int, n: int, warmup: float, hold: float) -> None:
         t = pc.addTransceiver(Mic(400 + 10 * (i % 100)), direction="sendrecv")
         t.setCodecPreferences(pcmu)
 
-        @pc.on("track")
-        def on_track(track: MediaStreamTrack) -> None:
-            async def count() -> None:
-                while True:
-                    try:
-                        await track.recv()
-                    except Exception:
-                        return
-                    received[i] += 1
+        def count(samples) -> None:
+            received[i] += 1
 
-            asyncio.ensure_future(count())
+        # Decoded on the loop like the engine does (no decoder thread per bot), so the
+        # bots stay cheap next to the server they load; the same bots load both servers.
+        InlineDecoder.install(t.receiver, count)
 
         await pc.setLocalDescription(await pc.createOffer())
         answer = await http(port, "POST", f"/offer?id=s{i}", pc.localDescription.sdp)
@@ -256,12 +290,15 @@ async def run_bots(port: int, n: int, warmup: float, hold: float) -> None:
         await http(port, "POST", f"/pair?a=s{i}&b=s{i + 1}")
     await asyncio.sleep(warmup)
     s0, r0, t0 = json.loads(await http(port, "GET", "/stats")), sum(received), time.monotonic()
+    c0, m0, p0 = cpu_seconds(), machine_busy_seconds(), cpu_pressure_seconds()
     await asyncio.sleep(hold)
     s1, r1, t1 = json.loads(await http(port, "GET", "/stats")), sum(received), time.monotonic()
+    c1, m1, p1 = cpu_seconds(), machine_busy_seconds(), cpu_pressure_seconds()
     for pc in pcs:
         await pc.close()
     await http(port, "POST", "/reset")
-    print(json.dumps(dict(s0=s0, s1=s1, bot_frames=r1 - r0, seconds=t1 - t0)), flush=True)
+    print(json.dumps(dict(s0=s0, s1=s1, bot_frames=r1 - r0, seconds=t1 - t0, bot_cpu=c1 - c0,
+                          machine_busy=m1 - m0, pressure=p1 - p0)), flush=True)
 
 
 # ---------------------------------------------------------------- orchestration
@@ -294,41 +331,67 @@ def step(port: int, n: int, warmup: float, hold: float, idle_rss: int) -> dict:
         late_ticks=late_ticks,
         cpu_ms=(s1["cpu"] - s0["cpu"]) / (n * secs) * 1000,
         cpu_total=(s1["cpu"] - s0["cpu"]) / secs,
+        bot_cpu_total=r["bot_cpu"] / secs,
+        # Cores kept busy by everything else on the machine during the window.
+        other_cores=max(0.0, (r["machine_busy"] - r["bot_cpu"] - (s1["cpu"] - s0["cpu"])) / secs),
+        # Share of the window in which some task on the machine waited for a CPU.
+        pressure=r["pressure"] / secs,
         rss_kb=(s1["rss"] - idle_rss) / n / 1024,
         held=server_lost < 0.01 and bot_lost < 0.01 and late_ticks < 0.01,
     )
 
 
-def ramp(kind: str, port: int, steps: list[int], warmup: float, hold: float) -> list[dict]:
-    server = spawn("--serve", kind, "--port", str(port))
+def show(kind: str, row: dict) -> None:
+    print(
+        f"{kind:8} N={row['n']:4d}  lost/late server {row['server_lost']*100:5.2f}%  bots {row['bot_lost']*100:5.2f}%"
+        f"  late ticks {row['late_ticks']*100:5.2f}%  cpu {row['cpu_ms']:5.2f} ms/s/session"
+        f" ({row['cpu_total']*100:3.0f}% of a core; bots {row['bot_cpu_total']*100:3.0f}%)"
+        f"  rss {row['rss_kb']:4.0f} KiB/session  other load {row['other_cores']:.2f} cores,"
+        f" cpu pressure {row['pressure']*100:3.0f}%  {'held' if row['held'] else 'NOT held'}",
+        flush=True,
+    )
+
+
+def ramp(
+    kinds: list[str], port: int, steps: list[int], warmup: float, hold: float, quiet: tuple[float, float]
+) -> dict[str, list[dict]]:
+    """Ramp every server through the same steps, interleaved (N for each server, then the next N).
+
+    Interleaving exposes both servers to the same machine conditions as far as
+    possible (the machine is shared); a server leaves the ramp after its first
+    step that is not held.
+    """
+    servers = {kind: (port + i, spawn("--serve", kind, "--port", str(port + i))) for i, kind in enumerate(kinds)}
+    rows: dict[str, list[dict]] = {kind: [] for kind in kinds}
     try:
-        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
-        idle = json.loads(asyncio.run(http(port, "GET", "/stats")))["rss"]
-        rows = []
+        idle = {}
+        for kind, (p, server) in servers.items():
+            assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+            idle[kind] = json.loads(asyncio.run(http(p, "GET", "/stats")))["rss"]
+        running = list(kinds)
         for n in steps:
-            row = step(port, n, warmup, hold, idle)
-            rows.append(row)
-            print(
-                f"{kind:8} N={n:4d}  lost/late server {row['server_lost']*100:5.2f}%  bots {row['bot_lost']*100:5.2f}%"
-                f"  late ticks {row['late_ticks']*100:5.2f}%  cpu {row['cpu_ms']:6.2f} ms/s/session"
-                f" ({row['cpu_total']*100:4.0f}% of a core)  rss {row['rss_kb']:6.0f} KiB/session"
-                f"  {'held' if row['held'] else 'NOT held'}",
-                flush=True,
-            )
-            if not row["held"]:
+            for kind in list(running):
+                settle(*quiet)
+                row = step(servers[kind][0], n, warmup, hold, idle[kind])
+                rows[kind].append(row)
+                show(kind, row)
+                if not row["held"]:
+                    running.remove(kind)
+            if not running:
                 break
         return rows
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        for _, server in servers.values():
+            server.terminate()
+            server.wait(timeout=10)
 
 
-def summary(rows: list[dict]) -> tuple[int, float]:
+def summary(rows: list[dict]) -> tuple[int, float, float]:
     held = [r for r in rows if r["held"]]
     if not held:
-        return 0, float("nan")
+        return 0, float("nan"), float("nan")
     best = held[-1]
-    return best["n"], best["cpu_ms"]
+    return best["n"], best["cpu_ms"], best["rss_kb"]
 
 
 def main() -> None:
@@ -337,7 +400,12 @@ def main() -> None:
     ap.add_argument("--steps", default="10,20,30,40,50,60,80,100", help="session counts to ramp through")
     ap.add_argument("--hold", type=float, default=10.0)
     ap.add_argument("--warmup", type=float, default=2.0)
+    ap.add_argument("--repeat", type=int, default=1, help="run the whole ramp this many times")
     ap.add_argument("--port", type=int, default=18931)
+    ap.add_argument("--settle", type=float, default=60.0,
+                    help="before each step, wait up to this many seconds for the machine's CPU pressure"
+                    " (PSI, last 10 s) to fall under --settle-below; 0 disables")
+    ap.add_argument("--settle-below", type=float, default=0.15)
     ap.add_argument("--only", choices=["unidesk", "echo"], help="ramp one server only")
     ap.add_argument("--serve", choices=["unidesk", "echo"], help=argparse.SUPPRESS)
     ap.add_argument("--bots", type=int, help=argparse.SUPPRESS)
@@ -353,18 +421,25 @@ def main() -> None:
     steps = [4, 8] if args.quick else [int(x) for x in args.steps.split(",")]
     hold = 3.0 if args.quick else args.hold
     warmup = 1.0 if args.quick else args.warmup
+    kinds = [k for k in ("unidesk", "echo") if args.only in (None, k)]
     print(f"media benchmark: steps {steps}, {hold:g} s held after {warmup:g} s warm-up, {os.cpu_count()} CPUs")
-    results = {}
-    for kind in ("unidesk", "echo"):
-        if args.only in (None, kind):
-            results[kind] = summary(ramp(kind, args.port, steps, warmup, hold))
-    print()
-    print(f"{'server':8} {'sessions held':>14} {'cpu ms/s/session':>17}")
-    for kind, (n, cpu) in results.items():
-        print(f"{kind:8} {n:14d} {cpu:17.2f}")
-    if len(results) == 2 and results["echo"][0]:
-        (nu, cu), (ne, ce) = results["unidesk"], results["echo"]
-        print(f"ratio unidesk/echo: sessions held {nu / ne:.2f}, cpu per session {cu / ce:.2f}")
+    runs = []
+    for run in range(args.repeat):
+        if args.repeat > 1:
+            print(f"-- run {run + 1} of {args.repeat} (load average {os.getloadavg()[0]:.2f})", flush=True)
+        rows = ramp(kinds, args.port, steps, warmup, hold, (args.settle_below, args.settle))
+        results = {kind: summary(r) for kind, r in rows.items()}
+        runs.append(results)
+        print(f"{'server':8} {'sessions held':>14} {'cpu ms/s/session':>17} {'rss KiB/session':>16}")
+        for kind, (n, cpu, rss) in results.items():
+            print(f"{kind:8} {n:14d} {cpu:17.2f} {rss:16.0f}")
+        if len(results) == 2 and results["echo"][0]:
+            (nu, cu, _), (ne, ce, _) = results["unidesk"], results["echo"]
+            print(f"ratio unidesk/echo: sessions held {nu / ne:.2f}, cpu per session {cu / ce:.2f}", flush=True)
+    if len(runs) > 1:
+        for kind in kinds:
+            held = sorted(r[kind][0] for r in runs)
+            print(f"{kind:8} sessions held over {len(runs)} runs: {held} (median {held[len(held) // 2]})")
 
 
 if __name__ == "__main__":

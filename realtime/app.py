@@ -29,6 +29,7 @@ from realtime.hub import Hub
 from realtime.live import LiveStore, RedisLiveStore, make_live_store
 from realtime.metrics import Metrics
 from realtime.phone import PhoneService
+from realtime.sipcalls import SipCalls
 from store.db import make_engine, make_sessionmaker
 
 log = logging.getLogger("unidesk.app")
@@ -79,7 +80,8 @@ def build_context(settings: Settings) -> Context:
     phone = PhoneService(
         live, sessionmaker, directory, on_busy=lambda t, a, on: contacts.submit(Busy(tenant_id=t, agent_id=a, on=on))
     )
-    hub = Hub(settings, live, agents, tokens, metrics, contacts, phone)
+    sip = SipCalls(live, sessionmaker, phone, contacts)
+    hub = Hub(settings, live, agents, tokens, metrics, contacts, phone, sip)
     return Context(
         settings, engine, sessionmaker, live, directory, history, agents, tokens, throttle, metrics, hub, contacts, phone
     )

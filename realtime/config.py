@@ -52,6 +52,9 @@ class Settings:
     hold_music: str | None = None
     # Softphone sessions one media worker takes.
     media_capacity: int = 200
+    # Where the media worker listens for SIP (UDP and TCP); port 0: no SIP.
+    sip_host: str = "127.0.0.1"
+    sip_port: int = 5060
 
 
 def _int(env: dict[str, str], name: str, default: int, lo: int, hi: int) -> int:
@@ -139,6 +142,8 @@ def load_settings(
         turn_ttl=_int(env, "UNIDESK_TURN_TTL", 3600, 60, 86400),
         hold_music=hold_music,
         media_capacity=_int(env, "UNIDESK_MEDIA_CAPACITY", 200, 1, 100_000),
+        sip_host=env.get("UNIDESK_SIP_HOST") or "127.0.0.1",
+        sip_port=_int(env, "UNIDESK_SIP_PORT", 5060, 0, 65535),
         host=host,
         port=port,
         database_url=database_url,

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 import uuid
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -78,6 +78,8 @@ class Reject(_In, tag="reject"):
 class End(_In, tag="end"):
     agent_id: int
     contact_id: str
+    # Who ended it: "agent", or "caller" (the caller hung up).
+    by: str = "agent"
 
 
 class WrapUp(_In, tag="wrap-up"):
@@ -110,6 +112,12 @@ _enc = msgspec.json.Encoder()
 _view_dec = msgspec.json.Decoder(P.ContactView)
 _agent_event_dec = msgspec.json.Decoder(P.AgentStateChanged)
 _call_dec = msgspec.json.Decoder(Call)
+
+
+class ContactObserver(Protocol):
+    async def contact_connected(self, tenant_id: int, contact_id: str, agent_id: int) -> None: ...
+
+    async def contact_finished(self, tenant_id: int, contact_id: str, reason: str) -> None: ...
 
 
 class ContactError(Exception):
@@ -170,6 +178,7 @@ class ContactCenter:
         self._queue: asyncio.Queue[tuple[Input, asyncio.Future[Any] | None]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._next_stats = 0.0
+        self._observers: list[ContactObserver] = []
         live.subscribe(self._on_event)
 
     # ------------------------------------------------------------ lifecycle
@@ -311,8 +320,8 @@ class ContactCenter:
                     await self._change(t, aid, Action.OFFER_ENDED, cid, view=gone, reason="rejected")
                 except (IllegalTransition, Conflict):
                     pass
-            case End(agent_id=aid, contact_id=cid):
-                await self._end(t, aid, cid, now)
+            case End(agent_id=aid, contact_id=cid, by=by):
+                await self._end(t, aid, cid, now, by)
             case WrapUp():
                 await self._wrap_up(t, msg, now)
             case AgentChanged(agent_id=aid, state=state, version=version):
@@ -376,7 +385,7 @@ class ContactCenter:
         await self._save(t, view)
         return msg.contact_id
 
-    async def _end(self, t: _Tenant, agent_id: int, cid: str, now: float) -> None:
+    async def _end(self, t: _Tenant, agent_id: int, cid: str, now: float, by: str = "agent") -> None:
         view = t.views.get(cid)
         if view is None or view.agent_id != agent_id or view.status != "connected":
             raise ContactError("not-found", f"you are not connected to contact {cid}")
@@ -388,8 +397,9 @@ class ContactCenter:
         t.dirty_agents.add(agent_id)
         wrap = t.wrap_up.pop(cid, 0.0)
         await self._change(t, agent_id, Action.HANG_UP, cid, wrap_up_seconds=wrap, view=view)
-        await self._record(t, cid, ended_at=now)
+        await self._record(t, cid, ended_at=now, data={"ended_by": by})
         await self._save(t, view)
+        await self._tell("contact_finished", t.tenant_id, cid, "caller hung up" if by == "caller" else "agent hung up")
 
     async def _wrap_up(self, t: _Tenant, msg: WrapUp, now: float) -> None:
         view = t.views.get(msg.contact_id)
@@ -412,6 +422,19 @@ class ContactCenter:
             await self._emit_contact(t, msg.agent_id, view, None)
         t.views.pop(msg.contact_id, None)
         await self.live.map_delete(contacts_map(t.tenant_id), msg.contact_id)
+
+    # ------------------------------------------------------------ observers
+
+    def observe(self, observer: ContactObserver) -> None:
+        """Be told when contacts connect to an agent and when they finish (the SIP calls behind them)."""
+        self._observers.append(observer)
+
+    async def _tell(self, what: str, *args: Any) -> None:
+        for o in self._observers:
+            try:
+                await getattr(o, what)(*args)
+            except Exception:  # an observer's failure must not stop routing
+                log.exception("contact observer %s failed", what)
 
     # ------------------------------------------------------------ commands
 
@@ -466,6 +489,7 @@ class ContactCenter:
                 await self._change(t, int(aid), Action.ANSWER, cid, view=view)
                 await self._record(t, cid, agent_id=int(aid), answered_at=now)
                 await self._save(t, view)
+                await self._tell("contact_connected", t.tenant_id, cid, int(aid))
             case acd.ContactRequeued(contact_id=cid):
                 view = t.views.get(cid)
                 if view is not None:
@@ -480,6 +504,7 @@ class ContactCenter:
                 t.views.pop(cid, None)
                 await self.live.map_delete(contacts_map(t.tenant_id), cid)
                 await self._record(t, cid, ended_at=now, outcome_reason=reason)
+                await self._tell("contact_finished", t.tenant_id, cid, str(reason))
             case acd.PauseAgent(agent_id=aid, reason=reason):
                 try:
                     await self.agents.change(t.tenant_id, int(aid), Action.PAUSE, reason=reason, source="system")

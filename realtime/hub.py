@@ -29,6 +29,7 @@ from realtime.contacts import Accept, ContactCenter, ContactError, End, Reject, 
 from realtime.live import LiveStore, frame_seq, stream_agent, stream_board
 from realtime.metrics import Metrics
 from realtime.phone import RING_SECONDS, PhoneError, PhoneService, ice_servers, stream_worker
+from realtime.sipcalls import SipCalls
 
 log = logging.getLogger("unidesk.hub")
 
@@ -111,10 +112,12 @@ class Hub:
         metrics: Metrics,
         contacts: ContactCenter | None = None,
         phone: PhoneService | None = None,
+        sip: SipCalls | None = None,
     ) -> None:
         self.settings = settings
         self.contacts = contacts
         self.phone = phone
+        self.sip = sip
         self._timers: set[asyncio.Task[None]] = set()
         self.live = live
         self.agents = agents
@@ -307,7 +310,8 @@ class Hub:
                         | P.CallHold() | P.CallMute() | P.CallDtmf():
                     self._need(p, "agent")
                     await self._phone(conn, p, frame)
-                case P.WorkerHello() | P.MediaAnswer() | P.MediaFailed() | P.MediaClosed() | P.MediaCheck():
+                case P.WorkerHello() | P.MediaAnswer() | P.MediaFailed() | P.MediaClosed() | P.MediaCheck() \
+                        | P.SipIncoming() | P.SipEnded() | P.SipDtmf():
                     self._need(p, WORKER_ROLE)
                     await self._worker_frame(conn, frame)
                 case _:  # pragma: no cover - the union is exhaustive
@@ -372,6 +376,15 @@ class Hub:
                 await phone.media_closed(conn.worker, m)
             case P.MediaCheck() as m:
                 await phone.media_check(conn.worker, m)
+            case P.SipIncoming() | P.SipEnded() | P.SipDtmf() as m:
+                assert self.sip is not None, "the hub was built without SIP calls"
+                match m:
+                    case P.SipIncoming():
+                        await self.sip.incoming(conn.worker, m)
+                    case P.SipEnded():
+                        await self.sip.ended(conn.worker, m)
+                    case P.SipDtmf():
+                        await self.sip.dtmf(conn.worker, m)
         self._send(conn, P.Ack(ref=frame.id))
 
     def _later(self, delay: float, coro: Coroutine[Any, Any, None]) -> None:

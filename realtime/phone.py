@@ -214,6 +214,14 @@ class PhoneService:
         best = max(room, key=lambda w: (mine.get(w.name, 0), -load[w.name], w.name))
         return best.name
 
+    async def command(self, worker: str, *commands: P.MediaCommand) -> None:
+        """Send commands to a media worker (in order, resumable: they travel on its stream)."""
+        await self._command(worker, *commands)
+
+    async def worker_of(self, tenant_id: int, agent_id: int) -> str | None:
+        """The worker carrying the agent's softphone, if it has one."""
+        return await self._worker_of(tenant_id, agent_id)
+
     async def _command(self, worker: str, *commands: P.MediaCommand) -> None:
         await self.live.publish([(stream_worker(worker), P.encode(P.MediaCommands(commands=list(commands))))])
 

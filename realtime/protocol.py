@@ -203,10 +203,42 @@ class MediaCheck(ClientMessage, tag="media-check"):
     level_db: float
 
 
+SipCallId = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+SipText = Annotated[str, msgspec.Meta(max_length=256)]
+
+
+class SipIncoming(ClientMessage, tag="sip-incoming"):
+    """A SIP call reached the worker; the hub answers it into a queue or rejects it."""
+
+    call_id: SipCallId
+    to_user: SipText
+    caller: SipText
+    # The sender's address, "ip:port".
+    remote: SipText
+    caller_name: SipText | None = None
+    transport: Annotated[str, msgspec.Meta(max_length=8)] = "udp"
+
+
+class SipEnded(ClientMessage, tag="sip-ended"):
+    """A SIP call ended (either side): the final SIP code and reason, and who ended it."""
+
+    call_id: SipCallId
+    code: Annotated[int, msgspec.Meta(ge=0, le=699)]
+    reason: SipText = ""
+    by: Literal["remote", "local"] = "remote"
+
+
+class SipDtmf(ClientMessage, tag="sip-dtmf"):
+    """Digits the caller pressed (RFC 4733)."""
+
+    call_id: SipCallId
+    digits: Annotated[str, msgspec.Meta(pattern=r"^[0-9*#A-D]{1,32}$")]
+
+
 ClientFrame = Union[
     Auth, Ping, SetState, ExtendWrapUp, ForceState, AcceptOffer, RejectOffer, EndContact, CompleteWrapUp,
     PhoneOffer, PhoneClose, PhoneTest, CallDial, CallAnswer, CallHangup, CallHold, CallMute, CallDtmf,
-    WorkerHello, MediaAnswer, MediaFailed, MediaClosed, MediaCheck,
+    WorkerHello, MediaAnswer, MediaFailed, MediaClosed, MediaCheck, SipIncoming, SipEnded, SipDtmf,
 ]
 
 
@@ -453,7 +485,10 @@ class CallDigits(ServerMessage, tag="call-digits"):
 class MediaCommand(msgspec.Struct, omit_defaults=True, kw_only=True):
     """One instruction for a media worker (see docs/protocol.md, "Media worker")."""
 
-    op: Literal["offer", "close", "connect", "disconnect", "unlisten", "hold", "mute", "tone"]
+    op: Literal[
+        "offer", "close", "connect", "disconnect", "unlisten", "hold", "mute", "tone", "music",
+        "sip-answer", "sip-reject", "sip-hangup", "sip-dtmf",
+    ]
     session_id: str
     offer_id: str | None = None
     sdp: str | None = None
@@ -461,6 +496,10 @@ class MediaCommand(msgspec.Struct, omit_defaults=True, kw_only=True):
     peer: str | None = None
     on: bool | None = None
     tone_hz: int | None = None
+    # SIP: the response or BYE cause code and reason; DTMF digits to send.
+    code: int | None = None
+    reason: str | None = None
+    digits: str | None = None
 
 
 class MediaCommands(ServerMessage, tag="media-commands"):

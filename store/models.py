@@ -166,3 +166,19 @@ class CallRecord(Base):
     notes: Mapped[str | None] = mapped_column(Text)
     # Durations, offers, legs and anything later features add.
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class SipRoute(Base):
+    """Where a call to an address of unidesk goes: the tenant and queue it lands in, and who may call it.
+
+    `address` is the called user part or number (the Request-URI's user, e.g. "support" or
+    "+4930123456"); it is unique across tenants, since it picks the tenant."""
+
+    __tablename__ = "sip_routes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    address: Mapped[str] = mapped_column(String(128), unique=True)
+    queue_id: Mapped[int | None] = mapped_column(ForeignKey("queues.id", ondelete="SET NULL"))
+    # Networks (CIDR) calls are accepted from: peers allowed by address (trunks, PBXs).
+    allow_from: Mapped[list[str]] = mapped_column(JSON, default=list)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -17,6 +17,7 @@ from store.models import (
     PauseReason,
     Queue,
     QueueMembership,
+    SipRoute,
     Skill,
     Tenant,
     User,
@@ -34,6 +35,12 @@ async def tenant_by_id(session: AsyncSession, tenant_id: int) -> Tenant | None:
 
 async def all_tenants(session: AsyncSession) -> Sequence[Tenant]:
     return (await session.execute(select(Tenant).order_by(Tenant.id))).scalars().all()
+
+
+async def sip_route(session: AsyncSession, address: str) -> SipRoute | None:
+    """The route of a called address (any tenant: the address picks the tenant)."""
+    q = select(SipRoute).where(SipRoute.address == address, SipRoute.enabled.is_(True))
+    return (await session.execute(q)).scalar_one_or_none()
 
 
 async def create_tenant(session: AsyncSession, slug: str, name: str, now: float) -> Tenant:
@@ -101,6 +108,17 @@ class TenantRepo:
     async def queues(self) -> Sequence[Queue]:
         q = select(Queue).where(Queue.tenant_id == self.tenant_id).order_by(Queue.name)
         return (await self.session.execute(q)).scalars().all()
+
+    async def sip_routes(self) -> Sequence[SipRoute]:
+        q = select(SipRoute).where(SipRoute.tenant_id == self.tenant_id).order_by(SipRoute.address)
+        return (await self.session.execute(q)).scalars().all()
+
+    async def add_sip_route(self, address: str, queue_id: int | None, allow_from: list[str]) -> SipRoute:
+        route = SipRoute(tenant_id=self.tenant_id, address=address, queue_id=queue_id, allow_from=allow_from,
+                         enabled=True)
+        self.session.add(route)
+        await self.session.flush()
+        return route
 
     async def add_queue(self, name: str, label: str, **fields: object) -> Queue:
         queue = Queue(tenant_id=self.tenant_id, name=name, label=label, config={}, **fields)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.repos import TenantRepo, create_tenant, tenant_by_slug
+from store.repos import TenantRepo, create_tenant, sip_route, tenant_by_slug
 
 DEMO_PASSWORD = "demo"
 DEMO_USERS = [
@@ -23,10 +23,16 @@ WRAPUP_CODES = [("resolved", "Resolved"), ("callback", "Callback needed"), ("esc
                 ("sale", "Sale"), ("no-sale", "No sale")]
 
 
+# Calls from this machine reach the demo's queues (any SIP phone on it can call in).
+LOOPBACK = ["127.0.0.0/8", "::1/128"]
+
+
 async def seed_demo(session: AsyncSession, hash_password: Callable[[str], str], slug: str = "demo",
                     name: str = "Demo Contact Center") -> bool:
     """Create the demo tenant unless it exists. Returns whether it was created."""
-    if await tenant_by_slug(session, slug) is not None:
+    existing = await tenant_by_slug(session, slug)
+    if existing is not None:
+        await _demo_routes(session, existing.id, slug)  # installations seeded before calls came by SIP
         return False
     now = time.time()
     tenant = await create_tenant(session, slug, name, now)
@@ -51,4 +57,15 @@ async def seed_demo(session: AsyncSession, hash_password: Callable[[str], str], 
         await repo.add_pause_reason(code, label, productive)
     for code, label in WRAPUP_CODES:
         await repo.add_wrapup_code(code, label, sales.id if code in ("sale", "no-sale") else None)
+    await _demo_routes(session, tenant.id, slug)
     return True
+
+
+async def _demo_routes(session: AsyncSession, tenant_id: int, slug: str) -> None:
+    """sip:support@… and sip:sales@… for the demo tenant ("<slug>-support" for another one)."""
+    repo = TenantRepo(session, tenant_id)
+    have = {r.address for r in await repo.sip_routes()}
+    for q in await repo.queues():
+        address = q.name if slug == "demo" else f"{slug}-{q.name}"
+        if address not in have and await sip_route(session, address) is None:
+            await repo.add_sip_route(address, q.id, LOOPBACK)

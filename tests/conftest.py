@@ -240,7 +240,9 @@ class WorkerProcess:
         self.hub = hub
         self.name = name or f"w{free_port()}"
         self.log_path = log_path
-        self.env = {**hub.env, **env}
+        # Each worker listens for SIP on a port of its own (the default 5060 may be taken).
+        self.sip_port = int(env.get("UNIDESK_SIP_PORT") or free_port())
+        self.env = {**hub.env, "UNIDESK_SIP_PORT": str(self.sip_port), **env}
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:

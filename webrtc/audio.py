@@ -267,13 +267,57 @@ def _g711_table(codec_name: str) -> np.ndarray:
     return table
 
 
+def _g711_decode_table(codec_name: str) -> np.ndarray:
+    """G.711 byte → int16 for all 256 inputs, decoded once by libav so it is bit-exact."""
+    ctx = av.CodecContext.create(codec_name, "r")
+    ctx.format = "s16"
+    ctx.layout = "mono"
+    ctx.sample_rate = RATE
+    decoded = [f.to_ndarray().reshape(-1) for f in ctx.decode(av.Packet(bytes(range(256))))]
+    table = np.concatenate(decoded).astype(np.int16)
+    assert len(table) == 256, f"{codec_name} table has {len(table)} entries"
+    table.flags.writeable = False
+    return table
+
+
+_G711_NAMES = {"audio/pcmu": "pcm_mulaw", "audio/pcma": "pcm_alaw"}
+
+
+class G711Decoder:
+    """PCMU or PCMA payload → canonical frames with one table lookup (no codec context).
+
+    A 20 ms payload (160 bytes, what browsers and SIP phones send) becomes one
+    frame directly; other packet times are accumulated and cut into 160-sample
+    frames.
+    """
+
+    _tables: dict[str, np.ndarray] = {}
+
+    def __init__(self, mime: str) -> None:
+        name = _G711_NAMES[mime.lower()]
+        if name not in self._tables:
+            self._tables[name] = _g711_decode_table(name)
+        self._table = self._tables[name]
+        self._pending = np.zeros(0, dtype=np.int16)
+
+    def decode(self, payload: bytes) -> list[np.ndarray]:
+        samples = self._table.take(np.frombuffer(payload, dtype=np.uint8))
+        if len(samples) == FRAME_SAMPLES and not len(self._pending):
+            return [samples]
+        if len(self._pending):
+            samples = np.concatenate((self._pending, samples))
+        whole = len(samples) // FRAME_SAMPLES * FRAME_SAMPLES
+        self._pending = samples[whole:].copy()
+        return [samples[i : i + FRAME_SAMPLES] for i in range(0, whole, FRAME_SAMPLES)]
+
+
 class G711Encoder:
     """Canonical frame → PCMU or PCMA payload with one table lookup (no codec context)."""
 
     _tables: dict[str, np.ndarray] = {}
 
     def __init__(self, mime: str) -> None:
-        name = {"audio/pcmu": "pcm_mulaw", "audio/pcma": "pcm_alaw"}[mime.lower()]
+        name = _G711_NAMES[mime.lower()]
         if name not in self._tables:
             self._tables[name] = _g711_table(name)
         self._table = self._tables[name]

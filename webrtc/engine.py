@@ -1,10 +1,10 @@
 """The media worker's engine: one aiortc peer connection per softphone, mixed on one clock.
 
 A *session* is an agent's browser softphone: one RTCPeerConnection kept up
-across calls, one inbound pump (remote track → canonical frames → the leg's
-FrameBuffer) and one outbound `MixTrack` (the leg's mix, paced by the
-engine's ticker). Routing (who hears whom) lives in `Mixer` and is shared
-with non-WebRTC legs (`add_leg`), so a SIP leg plugs in the same way.
+across calls, inbound audio decoded on the event loop straight into the
+leg's FrameBuffer (`InlineDecoder`, in place of aiortc's decoder thread) and
+one outbound `MixTrack` (the leg's mix, paced by the engine's ticker).
+Routing (who hears whom) lives in `Mixer` and is shared with non-WebRTC legs (`add_leg`), so a SIP leg plugs in the same way.
 
 All methods run on the engine's event loop (single writer, no locks except
 one per session to serialise its offer/answer exchanges).
@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import fractions
 import logging
+import queue
+import threading
 from dataclasses import dataclass
 from os import PathLike
 from typing import Callable
@@ -24,13 +26,15 @@ from aiortc import (
     MediaStreamTrack,
     RTCIceServer,
     RTCPeerConnection,
+    RTCRtpReceiver,
     RTCRtpSender,
     RTCSessionDescription,
     sdp,
 )
+from aiortc.codecs import get_decoder
 from aiortc.mediastreams import MediaStreamError
 
-from .audio import FRAME_SAMPLES, RATE, FrameSplitter, G711Encoder, MediaError, Source
+from .audio import FRAME_SAMPLES, RATE, FrameSplitter, G711Decoder, G711Encoder, MediaError, Source
 from .ice import adopt_remote_credentials, remote_ice_changed, restart_local_credentials, rtc_configuration
 from .mixer import ClockStats, Input, Leg, LegPort, Mixer
 
@@ -161,6 +165,84 @@ class MixTrack(MediaStreamTrack):
         return frame
 
 
+# ---------------------------------------------------------------- inbound decoding
+
+# aiortc 1.16's RTCRtpReceiver hands each reassembled frame to this queue, drained by a thread.
+_DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
+
+
+class InlineDecoder:
+    """Decodes a receiver's inbound audio on the event loop, in place of aiortc's decoder thread.
+
+    aiortc's `RTCRtpReceiver` puts every encoded frame that leaves its jitter
+    buffer (in sequence order, one per packet) on a `queue.Queue`, and one
+    thread per receiver decodes it with libav and hops each decoded frame back
+    to the loop (`run_coroutine_threadsafe`), where the session's pump reads
+    the remote track. With dozens of sessions those threads and hops contend
+    with the loop for the GIL. This object takes the queue's place on the
+    receiver (`install`, before the receiver starts): `put` is called on the
+    loop by `_handle_rtp_packet`, decodes right there (G.711 with a 256-entry
+    table, anything else with aiortc's own decoder) and pushes canonical
+    frames into the leg's buffer. Order and jitter-buffer behaviour are
+    aiortc's: frames are decoded in the order the receiver emits them.
+
+    The receiver still starts its thread: it waits in `get` until the receiver
+    stops (`put(None)`), then ends the remote track as before.
+    """
+
+    def __init__(self, push: Callable[[object], None]) -> None:
+        self._push = push
+        self._stopped = threading.Event()
+        self._mime: str | None = None
+        self._g711: G711Decoder | None = None
+        self._decoder = None
+        self._splitter: FrameSplitter | None = None
+        self.errors = 0
+
+    @classmethod
+    def install(cls, receiver: RTCRtpReceiver, push: Callable[[object], None]) -> InlineDecoder | None:
+        """Put an inline decoder in `receiver`; None (aiortc's thread decodes) if aiortc's layout differs."""
+        if not isinstance(getattr(receiver, _DECODER_QUEUE, None), queue.Queue):
+            log.warning("aiortc's receiver has no %s: inbound audio is decoded by aiortc's thread", _DECODER_QUEUE)
+            return None
+        decoder = cls(push)
+        setattr(receiver, _DECODER_QUEUE, decoder)
+        return decoder
+
+    # The receiver's side (on the event loop).
+    def put(self, task: tuple | None) -> None:
+        if task is None:
+            self._stopped.set()
+            return
+        codec, encoded_frame = task
+        mime = codec.mimeType.lower()
+        push = self._push
+        try:
+            if mime != self._mime:
+                self._mime = mime
+                self._g711 = G711Decoder(mime) if mime in ("audio/pcmu", "audio/pcma") else None
+                self._decoder = None
+                self._splitter = FrameSplitter()
+                if self._g711 is None:
+                    self._decoder = get_decoder(codec)
+            if self._g711 is not None:
+                for samples in self._g711.decode(encoded_frame.data):
+                    push(samples)
+                return
+            for frame in self._decoder.decode(encoded_frame):
+                for samples in self._splitter.split(frame):
+                    push(samples)
+        except Exception as exc:  # a bad frame must not reach the receiver (it would end the transport)
+            self.errors += 1
+            if self.errors == 1 or self.errors % 500 == 0:
+                log.warning("failed to decode %s frame (%d so far): %s", mime, self.errors, exc)
+
+    # aiortc's thread side: nothing to do until the receiver stops.
+    def get(self, block: bool = True, timeout: float | None = None) -> None:
+        self._stopped.wait()
+        return None
+
+
 # ---------------------------------------------------------------- sessions
 
 
@@ -173,11 +255,15 @@ class _Session:
         self.lock = asyncio.Lock()
         self.codec: str | None = None
         self.pump: asyncio.Task[None] | None = None
+        self.decoder: InlineDecoder | None = None
         self.closing = False
 
 
 async def _pump(track: MediaStreamTrack, leg: Leg) -> None:
-    """Remote track → canonical frames → the leg's inbound buffer, until the track ends."""
+    """Remote track → canonical frames → the leg's inbound buffer, until the track ends.
+
+    Only used when `InlineDecoder` cannot be installed (aiortc's receiver changed).
+    """
     splitter = FrameSplitter()
     push = leg.inbound.push
     while True:
@@ -258,11 +344,12 @@ class MediaEngine:
         transceiver = pc.addTransceiver(track, direction="sendrecv")
         transceiver.setCodecPreferences(preferred_codecs())
         session = _Session(session_id, pc, leg, track)
+        session.decoder = InlineDecoder.install(transceiver.receiver, leg.inbound.push)
         self._sessions[session_id] = session
 
         @pc.on("track")
         def on_track(remote: MediaStreamTrack) -> None:
-            if remote.kind == "audio" and session.pump is None:
+            if remote.kind == "audio" and session.pump is None and session.decoder is None:
                 session.pump = asyncio.ensure_future(_pump(remote, leg))
 
         @pc.on("connectionstatechange")

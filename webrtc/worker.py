@@ -62,8 +62,45 @@ class Worker:
         self._outbox: asyncio.Queue[str] = asyncio.Queue()
         self._checks: dict[str, asyncio.Task[None]] = {}
         self._hold_player: Source | None = None
+        self.sip: Any = None
 
     # ------------------------------------------------------------ connection
+
+    async def start_sip(self) -> None:
+        """Listen for SIP calls (UNIDESK_SIP_HOST/PORT; port 0: no SIP)."""
+        if not self.settings.sip_port:
+            return
+        from bridge.ua import SipBridge, SipError
+
+        bridge = SipBridge(
+            self.engine, host=self.settings.sip_host, port=self.settings.sip_port, on_event=self._sip_event
+        )
+        try:
+            await bridge.start()
+        except SipError as exc:
+            # Softphones still work; calls between agents too. Said once, loudly.
+            log.error("SIP is off: %s", exc)
+            return
+        self.sip = bridge
+        log.info("SIP on %s:%s", self.settings.sip_host, self.settings.sip_port)
+
+    def _sip_event(self, ev: object) -> None:
+        from bridge.ua import CallEnded, DtmfReceived, IncomingCall
+
+        match ev:
+            case IncomingCall() if self._ws is None:
+                # No hub to route it: the caller is told at once rather than left ringing.
+                assert self.sip is not None
+                self.sip.reject(ev.call_id, 503, "Service Unavailable")
+            case IncomingCall():
+                self._send({"type": "sip-incoming", "call_id": ev.call_id, "to_user": ev.to_user[:256],
+                            "caller": ev.caller[:256], "caller_name": (ev.caller_name or "")[:256] or None,
+                            "remote": ev.remote[:256], "transport": ev.transport[:8]})
+            case CallEnded():
+                self._send({"type": "sip-ended", "call_id": ev.call_id, "code": ev.code,
+                            "reason": (ev.reason or "")[:256], "by": ev.by})
+            case DtmfReceived():
+                self._send({"type": "sip-dtmf", "call_id": ev.call_id, "digits": ev.digit})
 
     async def run(self) -> None:
         delay = 0.2
@@ -164,12 +201,12 @@ class Worker:
                 self._need(c.peer)
                 e.connect(sid, c.peer)
             case "disconnect":
-                if sid in e.sessions():
+                if sid in e.mixer.legs:
                     e.mute(sid, False)
                     e.disconnect(sid)
             case "unlisten":
                 # `sid` stops hearing `peer` (a consult ended; its held call stays as it is).
-                if sid in e.sessions():
+                if sid in e.mixer.legs:
                     e.set_inputs(sid, [i for i in e.mixer.get(sid).inputs if i.leg != c.peer])
             case "hold":
                 # Call-level hold: the held party hears music, the holder hears nothing of that call.
@@ -185,6 +222,22 @@ class Worker:
             case "mute":
                 self._need(sid)
                 e.mute(sid, bool(c.on))
+            case "music":
+                # A waiting caller (or a held party) hears the hold music.
+                self._need(sid)
+                e.set_inputs(sid, [Input(source=self._music())] if c.on else [])
+            case "sip-answer" | "sip-reject" | "sip-hangup" | "sip-dtmf":
+                if self.sip is None:
+                    raise MediaError("this worker has no SIP")
+                if c.op == "sip-answer":
+                    self.sip.answer(sid)
+                elif c.op == "sip-reject":
+                    self.sip.reject(sid, c.code or 480, c.reason or "")
+                elif c.op == "sip-hangup":
+                    if sid in self.sip.calls():
+                        self.sip.hangup(sid, c.code or 200)
+                else:
+                    self.sip.send_dtmf(sid, c.digits or "")
             case "tone":
                 self._need(sid)
                 e.stop_playing(sid)
@@ -199,7 +252,8 @@ class Worker:
         return self._hold_player
 
     def _need(self, sid: str) -> None:
-        if sid not in self.engine.sessions():
+        # A softphone session or another leg (a SIP call).
+        if sid not in self.engine.mixer.legs:
             raise MediaError(f"unknown session {sid!r}")
 
     def _stop_check(self, sid: str) -> None:
@@ -237,6 +291,8 @@ class Worker:
     async def close(self) -> None:
         for sid in list(self._checks):
             self._stop_check(sid)
+        if self.sip is not None:
+            await self.sip.stop()
         await self.engine.close_all()
 
 
@@ -271,6 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     worker = Worker(settings, hub, name, args.capacity or settings.media_capacity)
 
     async def go() -> None:
+        await worker.start_sip()
         run = asyncio.create_task(worker.run())
         if args.parent:
             # Started beside a hub (`unidesk run`): end with it, however it ends.

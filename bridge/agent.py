@@ -1,0 +1,426 @@
+"""The pjsua2 side of the bridge: one Endpoint driven by one dedicated thread.
+
+Everything here runs on that thread (`UserAgent.run`): pjsua2 is created
+with `threadCnt=0` and `mainThreadOnly=True`, so SIP callbacks fire inside
+`libHandleEvents`, which the thread calls in a loop. Commands from asyncio
+arrive on a `queue.SimpleQueue` drained between two `libHandleEvents(10)`;
+events leave through `emit` (the bridge wraps `loop.call_soon_threadsafe`).
+Only the audio callbacks of `FramePort` run elsewhere (PJSIP's media clock).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import queue
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Callable
+
+import pjsua2 as pj
+
+from webrtc.mixer import LegPort
+
+from .events import CallEnded, CallProgress, DtmfReceived, IncomingCall, SipError
+from .ports import FramePort
+from .sipmsg import content_length_mismatch, header, split_name_addr, uri_user, via_transport
+
+log = logging.getLogger(__name__)
+
+# G.711 only: phone calls stay untranscoded end to end (ARCHITECTURE).
+CODEC_PRIORITY = {"PCMU/8000/1": 255, "PCMA/8000/1": 254}
+
+
+@dataclass
+class AgentConfig:
+    host: str
+    port: int
+    transports: tuple[str, ...]
+    max_calls: int
+    user_agent: str
+    rtp_port: int
+    answer_timeout: float
+    codecs: dict[str, int] = field(default_factory=lambda: dict(CODEC_PRIORITY))
+    log_level: int = 1
+    time_ports: bool = False
+
+
+class _Log(pj.LogWriter):
+    def write(self, entry: pj.LogEntry) -> None:  # any pjsip thread
+        log.debug("pjsip: %s", entry.msg.rstrip())
+
+
+class _Account(pj.Account):
+    def __init__(self, agent: UserAgent) -> None:
+        super().__init__()
+        self.agent = agent
+
+    def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
+        self.agent.incoming(self, prm)
+
+
+class _Call(pj.Call):
+    """One pjsua2 call and what the bridge knows of it."""
+
+    def __init__(self, agent: UserAgent, account: pj.Account, call_id: str, pj_id: int = pj.PJSUA_INVALID_ID) -> None:
+        super().__init__(account, pj_id)
+        self.agent = agent
+        self.call_id = call_id
+        self.outbound = pj_id == pj.PJSUA_INVALID_ID
+        self.leg: LegPort | None = None
+        self.port: FramePort | None = None
+        self.media: pj.AudioMedia | None = None
+        self.local_end = False
+        self.deadline: float | None = None
+        self.ringing_sent = False
+        self.ended = False
+
+    def onCallState(self, prm: pj.OnCallStateParam) -> None:
+        self.agent.call_state(self)
+
+    def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
+        self.agent.media_state(self)
+
+    def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:
+        self.agent.emit(DtmfReceived(self.call_id, prm.digit.upper()))
+
+
+class UserAgent:
+    """Owns the Endpoint, the account and every call; lives on one thread."""
+
+    def __init__(self, config: AgentConfig, emit: Callable[[object], None]) -> None:
+        self.config = config
+        self.emit = emit
+        self.commands: queue.SimpleQueue[tuple[Callable[..., None], tuple]] = queue.SimpleQueue()
+        self.started: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self.stopped: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self.calls: dict[str, _Call] = {}
+        self._graveyard: list[_Call] = []
+        self._running = True
+        self._seq = 0
+        self.ep: pj.Endpoint | None = None
+        self.account: _Account | None = None
+        self._logger = _Log()
+        # Audio callback cost of ended calls (timed ports only): rx_ns, rx_frames, tx_ns, tx_frames.
+        self._ended_cost = [0, 0, 0, 0]
+
+    # ------------------------------------------------------------ thread body
+
+    def run(self) -> None:
+        try:
+            self._create()
+        except BaseException as exc:  # report any startup failure to the awaiting start()
+            # The traceback's frames hold pjsua2 objects: a live Endpoint would make the
+            # next Endpoint() in this process throw from C++ (and abort).
+            _forget_frames(exc)
+            self._destroy()
+            self.started.set_exception(exc.with_traceback(None))
+            return
+        self.started.set_result(None)
+        try:
+            while self._running:
+                self.ep.libHandleEvents(10)
+                self._drain()
+                self._expire()
+                self._bury()
+        except BaseException:  # a crash must still free pjsua2, or libDestroy asserts at exit
+            log.exception("SIP user agent thread failed")
+        finally:
+            self._shutdown()
+            self.stopped.set_result(None)
+
+    def submit(self, fn: Callable[..., None], *args: object) -> None:
+        """Run `fn(*args)` on the pjsua2 thread (from any thread)."""
+        self.commands.put((fn, args))
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                fn, args = self.commands.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                fn(*args)
+            except pj.Error as exc:
+                log.warning("SIP command %s%r failed: %s", fn.__name__, args, exc.info())
+            except Exception:  # a bad command must not stop the SIP thread
+                log.exception("SIP command %s%r failed", fn.__name__, args)
+
+    # ------------------------------------------------------------ lifecycle
+
+    def _create(self) -> None:
+        c = self.config
+        self.ep = pj.Endpoint()
+        self.ep.libCreate()
+        cfg = pj.EpConfig()
+        cfg.uaConfig.threadCnt = 0
+        cfg.uaConfig.mainThreadOnly = True
+        cfg.uaConfig.maxCalls = c.max_calls
+        cfg.uaConfig.userAgent = c.user_agent
+        cfg.logConfig.level = c.log_level
+        cfg.logConfig.consoleLevel = c.log_level if c.log_level > 3 else 0
+        cfg.logConfig.writer = self._logger
+        cfg.logConfig.decor = 0
+        med = cfg.medConfig
+        med.clockRate = 8000
+        med.sndClockRate = 8000
+        med.channelCount = 1
+        med.audioFramePtime = 20
+        med.ptime = 20
+        med.noVad = True
+        med.ecTailLen = 0
+        med.maxMediaPorts = max(2 * c.max_calls + 8, 254)
+        self.ep.libInit(cfg)
+        for name in c.transports:
+            kind = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP}.get(name)
+            if kind is None:
+                raise SipError(f"transport {name!r} is not supported (udp, tcp)")
+            tcfg = pj.TransportConfig()
+            tcfg.port = c.port
+            tcfg.boundAddress = c.host
+            try:
+                self.ep.transportCreate(kind, tcfg)
+            except pj.Error as exc:
+                raise SipError(f"cannot listen for SIP on {name} {c.host}:{c.port}: {exc.reason}") from None
+        self.ep.libStart()
+        self.ep.audDevManager().setNullDev()
+        for info in self.ep.codecEnum2():
+            self.ep.codecSetPriority(info.codecId, c.codecs.get(info.codecId, 0))
+        acfg = pj.AccountConfig()
+        acfg.idUri = f"sip:{c.user_agent}@{c.host}:{c.port}"
+        acfg.mediaConfig.transportConfig.port = c.rtp_port
+        acfg.mediaConfig.transportConfig.boundAddress = c.host
+        self.account = _Account(self)
+        self.account.create(acfg, True)
+
+    def stop(self) -> None:
+        """Command: hang up everything, then leave the loop (the thread then frees pjsua2)."""
+        self._running = False
+
+    def _shutdown(self) -> None:
+        ep = self.ep
+        if ep is not None and self.account is not None:
+            for call in list(self.calls.values()):
+                self._hangup_now(call, 0, "")
+            # Let BYE/CANCEL go out and the DISCONNECTED callbacks run (bounded).
+            until = time.monotonic() + 2.0
+            while self.calls and time.monotonic() < until:
+                ep.libHandleEvents(10)
+            for call in list(self.calls.values()):
+                self._finish(call, 503, "Service Unavailable", local=True)
+        self._bury()
+        self._destroy()
+
+    def _destroy(self) -> None:
+        # Calls, ports and the account first: libDestroy asserts on live pjsua2 objects.
+        self.calls.clear()
+        self._graveyard.clear()
+        if self.account is not None:
+            try:
+                self.account.shutdown()
+            except pj.Error:
+                pass
+            self.account = None
+        if self.ep is not None:
+            try:
+                self.ep.libDestroy()
+            except pj.Error as exc:
+                log.warning("libDestroy: %s", exc.info())
+            self.ep = None
+
+    # ------------------------------------------------------------ inbound
+
+    def incoming(self, account: _Account, prm: pj.OnIncomingCallParam) -> None:
+        self._seq += 1
+        call_id = f"in{self._seq}"
+        call = _Call(self, account, call_id, prm.callId)
+        call.deadline = time.monotonic() + self.config.answer_timeout
+        self.calls[call_id] = call
+        ci = call.getInfo()
+        message = prm.rdata.wholeMsg
+        transport = via_transport(message) or "udp"
+        if transport == "udp" and content_length_mismatch(message):
+            # Never offered to the owner; the loop ignores the CallEnded of an unknown call.
+            log.info("INVITE from %s: body shorter than Content-Length, 400", prm.rdata.srcAddress)
+            self._hangup_now(call, 400, "Content-Length Mismatch")
+            return
+        name, from_uri = split_name_addr(ci.remoteUri)
+        _, to_uri = split_name_addr(ci.localUri)
+        self.emit(
+            IncomingCall(
+                call_id=call_id,
+                from_uri=from_uri,
+                to_uri=to_uri,
+                to_user=uri_user(to_uri),
+                caller=uri_user(from_uri),
+                caller_name=name,
+                remote=prm.rdata.srcAddress,
+                transport=transport,
+                sip_call_id=ci.callIdString or header(message, "Call-ID", "i"),
+            )
+        )
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for call in list(self.calls.values()):
+            if call.deadline is not None and now >= call.deadline:
+                call.deadline = None
+                log.info("call %s: not answered within %.0f s, rejecting with 503", call.call_id, self.config.answer_timeout)
+                self._hangup_now(call, 503, "Service Unavailable")
+
+    # ------------------------------------------------------------ commands (pjsua2 thread)
+
+    def answer(self, call_id: str, leg: LegPort) -> None:
+        call = self._get(call_id)
+        if call is None:
+            return
+        call.deadline = None
+        call.leg = leg
+        if call.port is not None:
+            call.port.leg = leg
+        prm = pj.CallOpParam(True)
+        prm.statusCode = 200
+        call.answer(prm)
+
+    def ring(self, call_id: str) -> None:
+        call = self._get(call_id)
+        if call is None or call.ringing_sent:
+            return
+        call.ringing_sent = True
+        prm = pj.CallOpParam(True)
+        prm.statusCode = 180
+        call.answer(prm)
+
+    def hangup(self, call_id: str, code: int, reason: str) -> None:
+        call = self._get(call_id)
+        if call is not None:
+            self._hangup_now(call, code, reason)
+
+    def attach(self, call_id: str, leg: LegPort) -> None:
+        call = self._get(call_id)
+        if call is None:
+            return
+        call.leg = leg
+        if call.port is not None:
+            call.port.leg = leg
+
+    def send_dtmf(self, call_id: str, digits: str) -> None:
+        call = self._get(call_id)
+        if call is None:
+            return
+        prm = pj.CallSendDtmfParam()
+        prm.digits = digits
+        prm.method = pj.PJSUA_DTMF_METHOD_RFC2833
+        call.sendDtmf(prm)
+
+    def dial(self, call_id: str, uri: str, from_uri: str | None) -> None:
+        call = _Call(self, self.account, call_id)
+        self.calls[call_id] = call
+        prm = pj.CallOpParam(True)
+        if from_uri:
+            prm.txOption.localUri = from_uri
+        try:
+            call.makeCall(uri, prm)
+        except pj.Error as exc:
+            # Nothing was sent (bad URI, no transport, too many calls): report it as ended.
+            self._finish(call, _status_of(exc), exc.reason or exc.title, local=False)
+
+    def _get(self, call_id: str) -> _Call | None:
+        call = self.calls.get(call_id)
+        if call is None or call.ended:
+            log.info("call %s: gone, command ignored", call_id)
+            return None
+        return call
+
+    def _hangup_now(self, call: _Call, code: int, reason: str) -> None:
+        call.local_end = True
+        call.deadline = None
+        prm = pj.CallOpParam(True)
+        prm.statusCode = code
+        if reason:
+            prm.reason = reason
+        try:
+            call.hangup(prm)
+        except pj.Error as exc:
+            log.info("call %s: hangup: %s", call.call_id, exc.reason)
+
+    # ------------------------------------------------------------ callbacks (pjsua2 thread)
+
+    def call_state(self, call: _Call) -> None:
+        ci = call.getInfo()
+        state = ci.state
+        if state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            self._finish(call, ci.lastStatusCode, ci.lastReason, local=call.local_end)
+        elif call.outbound and state == pj.PJSIP_INV_STATE_EARLY and not call.ringing_sent:
+            call.ringing_sent = True
+            self.emit(CallProgress(call.call_id, "ringing"))
+        elif call.outbound and state == pj.PJSIP_INV_STATE_CONFIRMED:
+            self.emit(CallProgress(call.call_id, "answered"))
+
+    def media_state(self, call: _Call) -> None:
+        ci = call.getInfo()
+        for mi in ci.media:
+            if mi.type != pj.PJMEDIA_TYPE_AUDIO or mi.status != pj.PJSUA_CALL_MEDIA_ACTIVE:
+                continue
+            media = call.getAudioMedia(mi.index)
+            if call.port is None:
+                call.port = FramePort(f"sip-{call.call_id}", call.leg, timed=self.config.time_ports)
+            if call.media is None or call.media.getPortId() != media.getPortId():
+                call.media = media
+                media.startTransmit(call.port)
+                call.port.startTransmit(media)
+            return
+
+    def _finish(self, call: _Call, code: int, reason: str, *, local: bool) -> None:
+        if call.ended:
+            return
+        call.ended = True
+        self.calls.pop(call.call_id, None)
+        port = call.port
+        if port is not None:
+            port.leg = None
+            cost = self._ended_cost
+            cost[0] += port.rx_ns
+            cost[1] += port.rx_frames
+            cost[2] += port.tx_ns
+            cost[3] += port.tx_frames
+        # Deleted on a later turn: never from inside the call's own callback.
+        self._graveyard.append(call)
+        self.emit(CallEnded(call.call_id, int(code), reason, "local" if local else "remote"))
+
+    def _bury(self) -> None:
+        if self._graveyard:
+            dead, self._graveyard = self._graveyard, []
+            for call in dead:
+                call.media = None
+                call.port = None
+            dead.clear()
+
+    def port_cost(self) -> tuple[int, int, int, int]:
+        """(rx_ns, rx_frames, tx_ns, tx_frames) summed over every call so far (timed ports only).
+
+        Read from another thread: advisory figures, not a consistent snapshot."""
+        rx_ns, rx_n, tx_ns, tx_n = self._ended_cost
+        for call in list(self.calls.values()):
+            p = call.port
+            if p is not None:
+                rx_ns, rx_n, tx_ns, tx_n = rx_ns + p.rx_ns, rx_n + p.rx_frames, tx_ns + p.tx_ns, tx_n + p.tx_frames
+        return rx_ns, rx_n, tx_ns, tx_n
+
+
+def _forget_frames(exc: BaseException | None) -> None:
+    """Clear the locals of every frame in an exception chain (they may hold the Endpoint)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        traceback.clear_frames(exc.__traceback__)
+        exc = exc.__cause__ or exc.__context__
+
+
+def _status_of(exc: pj.Error) -> int:
+    """A SIP-like code for a local failure: pjsip folds SIP codes into status 170000+code."""
+    status = int(exc.status)
+    if 170100 <= status < 170700:
+        return status - 170000
+    return 500

@@ -1,0 +1,213 @@
+"""Calls that come in over SIP: the hub's side.
+
+A media worker reports each SIP call (`sip-incoming`). The called address
+picks a route in the store (tenant, queue, networks allowed to call it):
+unknown addresses get 404, callers from elsewhere 403. An accepted call is
+answered by the worker, hears music while it waits, and becomes a contact of
+the ACD like any other. When an agent accepts it, the worker connects the
+agent's softphone to the call's leg; when either side hangs up, the other
+follows (the agent to wrap-up, the caller with a BYE), and the record keeps
+who ended it and the SIP cause.
+
+Live state (shared by all hubs):
+- map `sip-calls`: SIP call id → {worker, tenant, contact};
+- map `sip-contacts:<tenant>`: contact id → {worker, call id}.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import uuid
+
+import msgspec
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from realtime import protocol as P
+from realtime.contacts import Abandon, Arrive, ContactCenter, ContactError, End, contacts_map
+from realtime.live import LiveStore, stream_agent
+from realtime.phone import PhoneService, session_id
+from store.repos import TenantRepo, sip_route
+
+log = logging.getLogger("unidesk.sip")
+
+SIP_CALLS = "sip-calls"
+
+
+def sip_contacts(tenant_id: int) -> str:
+    return f"sip-contacts:{tenant_id}"
+
+
+def leg_of(call_id: str) -> str:
+    """The media worker's leg for a SIP call (bridge/: "sip-<call id>")."""
+    return f"sip-{call_id}"
+
+
+class SipCall(msgspec.Struct, kw_only=True):
+    worker: str
+    tenant_id: int
+    contact_id: str
+    call_id: str
+
+
+_dec = msgspec.json.Decoder(SipCall)
+_view_dec = msgspec.json.Decoder(P.ContactView)
+_enc = msgspec.json.Encoder()
+
+
+class SipCalls:
+    def __init__(
+        self,
+        live: LiveStore,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        phone: PhoneService,
+        contacts: ContactCenter,
+    ) -> None:
+        self.live = live
+        self.sessionmaker = sessionmaker
+        self.phone = phone
+        self.contacts = contacts
+        contacts.observe(self)
+
+    async def _cmd(self, worker: str, *cmds: P.MediaCommand) -> None:
+        await self.phone.command(worker, *cmds)
+
+    # ------------------------------------------------------------ from the worker
+
+    async def incoming(self, worker: str, m: P.SipIncoming) -> None:
+        try:
+            tenant_id, queue = await self._route(m)
+        except _Refused as exc:
+            log.info("SIP call to %r from %s refused: %s %s", m.to_user, m.remote, exc.code, exc.reason)
+            await self._cmd(
+                worker, P.MediaCommand(op="sip-reject", session_id=m.call_id, code=exc.code, reason=exc.reason)
+            )
+            return
+        contact_id = uuid.uuid4().hex[:16]
+        call = SipCall(worker=worker, tenant_id=tenant_id, contact_id=contact_id, call_id=m.call_id)
+        await self.live.map_put(SIP_CALLS, m.call_id, _enc.encode(call))
+        await self.live.map_put(sip_contacts(tenant_id), contact_id, _enc.encode(call))
+        # Answered at once: the caller hears music while waiting (no ringback timeout at the carrier).
+        await self._cmd(
+            worker,
+            P.MediaCommand(op="sip-answer", session_id=m.call_id),
+            P.MediaCommand(op="music", session_id=leg_of(m.call_id), on=True),
+        )
+        try:
+            await self.contacts.submit(
+                Arrive(
+                    tenant_id=tenant_id, contact_id=contact_id, queue=queue, caller=m.caller or "anonymous",
+                    caller_name=m.caller_name, data={"channel": "sip", "from": m.caller},
+                )
+            )
+        except ContactError as exc:
+            # The queue refused it (full, closed): the caller is told so, not left hanging.
+            log.info("SIP call %s not queued: %s", m.call_id, exc)
+            await self._forget(call)
+            await self._cmd(worker, P.MediaCommand(op="sip-hangup", session_id=m.call_id, code=486, reason=str(exc)))
+
+    async def _route(self, m: P.SipIncoming) -> tuple[int, str]:
+        """(tenant id, queue name) of an accepted call; raises _Refused with the SIP response otherwise."""
+        async with self.sessionmaker() as s:
+            route = await sip_route(s, m.to_user)
+            if route is None:
+                raise _Refused(404, "Not Found")
+            if not _allowed(m.remote, route.allow_from):
+                raise _Refused(403, "Forbidden")
+            queue = next((q.name for q in await TenantRepo(s, route.tenant_id).queues() if q.id == route.queue_id), None)
+        if queue is None:
+            raise _Refused(480, "Temporarily Unavailable")
+        return route.tenant_id, queue
+
+    async def ended(self, worker: str, m: P.SipEnded) -> None:
+        call = await self._call(m.call_id)
+        if call is None or call.worker != worker:
+            return  # refused before it became a contact, or not this worker's
+        await self._forget(call)
+        view = await self._view(call)
+        if view is None:
+            return  # the contact is over already (the agent hung up first)
+        try:
+            if view.status in ("waiting", "ringing"):
+                await self.contacts.submit(Abandon(tenant_id=call.tenant_id, contact_id=call.contact_id))
+            elif view.status == "connected" and view.agent_id is not None:
+                await self.contacts.submit(
+                    End(tenant_id=call.tenant_id, agent_id=view.agent_id, contact_id=call.contact_id, by="caller")
+                )
+        except ContactError as exc:
+            log.info("SIP call %s ended (%s %s); its contact: %s", m.call_id, m.code, m.reason, exc)
+
+    async def dtmf(self, worker: str, m: P.SipDtmf) -> None:
+        call = await self._call(m.call_id)
+        if call is None or call.worker != worker:
+            return
+        view = await self._view(call)
+        if view is not None and view.status == "connected" and view.agent_id is not None:
+            frame = P.CallDigits(call_id=call.contact_id, digits=m.digits)
+            await self.live.publish([(stream_agent(call.tenant_id, view.agent_id), P.encode(frame))])
+
+    # ------------------------------------------------------------ from the ACD
+
+    async def contact_connected(self, tenant_id: int, contact_id: str, agent_id: int) -> None:
+        call = await self._contact(tenant_id, contact_id)
+        if call is None:
+            return  # not a SIP contact
+        worker = await self.phone.worker_of(tenant_id, agent_id)
+        if worker != call.worker:
+            why = "no softphone is connected" if worker is None else "the softphone is on another media worker"
+            log.warning("contact %s answered by agent %s but %s: the caller cannot be heard", contact_id, agent_id, why)
+            state = P.PhoneState(state="failed", reason=f"the caller cannot be heard: {why}")
+            await self.live.publish([(stream_agent(tenant_id, agent_id), P.encode(state))])
+            return
+        me, leg = session_id(tenant_id, agent_id), leg_of(call.call_id)
+        await self._cmd(
+            worker,
+            P.MediaCommand(op="connect", session_id=me, peer=leg),
+            P.MediaCommand(op="mute", session_id=me, on=False),
+        )
+
+    async def contact_finished(self, tenant_id: int, contact_id: str, reason: str) -> None:
+        call = await self._contact(tenant_id, contact_id)
+        if call is None:
+            return
+        await self._forget(call)
+        await self._cmd(call.worker, P.MediaCommand(op="sip-hangup", session_id=call.call_id, code=200, reason=reason))
+
+    # ------------------------------------------------------------ helpers
+
+    async def _call(self, call_id: str) -> SipCall | None:
+        raw = (await self.live.map_all(SIP_CALLS)).get(call_id)
+        return _dec.decode(raw) if raw is not None else None
+
+    async def _contact(self, tenant_id: int, contact_id: str) -> SipCall | None:
+        raw = (await self.live.map_all(sip_contacts(tenant_id))).get(contact_id)
+        return _dec.decode(raw) if raw is not None else None
+
+    async def _view(self, call: SipCall) -> P.ContactView | None:
+        raw = (await self.live.map_all(contacts_map(call.tenant_id))).get(call.contact_id)
+        return _view_dec.decode(raw) if raw is not None else None
+
+    async def _forget(self, call: SipCall) -> None:
+        await self.live.map_delete(SIP_CALLS, call.call_id)
+        await self.live.map_delete(sip_contacts(call.tenant_id), call.contact_id)
+
+
+class _Refused(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(f"{code} {reason}")
+        self.code, self.reason = code, reason
+
+
+def _allowed(remote: str, networks: list[str]) -> bool:
+    host = remote.rsplit(":", 1)[0].strip("[]") if remote.count(":") == 1 or remote.startswith("[") else remote
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    for net in networks:
+        try:
+            if addr in ipaddress.ip_network(net, strict=False):
+                return True
+        except ValueError:
+            log.warning("bad network %r in a SIP route", net)
+    return False

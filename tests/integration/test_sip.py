@@ -1,0 +1,121 @@
+"""Calls over SIP from real phones (baresip) through the media worker and the ACD to an agent's softphone.
+
+The caller's microphone plays one tone, the agent's another; each side proves it hears the other by frequency.
+"""
+
+import asyncio
+
+import httpx
+
+from tests.conftest import HOLD_MUSIC_HZ
+from tests.helpers import bearer, cached_login, force
+from tests.sip_peers import Baresip, ended, hears, windows
+from webrtc.audio import ToneSource
+from webrtc.bot import BotAgent
+from webrtc.tones import tone_present
+
+CALLER_HZ, AGENT_HZ = 1000.0, 500.0
+
+
+def record(hub, contact_id: str) -> dict:
+    r = httpx.get(f"{hub.url}/api/contacts/{contact_id}", headers=bearer(cached_login(hub.url, "supervisor")))
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def available_bot(hub, username: str, hz: float) -> BotAgent:
+    b = BotAgent(hub.url, "demo", username, "demo", ToneSource(hz))
+    await b.login()
+    await b.connect_phone()
+    r = await b.request({"type": "set-state", "state": "available"})
+    assert r["type"] == "ack" or "available" in r.get("message", ""), r
+    return b
+
+
+def only(hub, *usernames: str) -> None:
+    for i in range(1, 6):
+        force(hub, f"agent{i}", "logged-out")
+
+
+async def test_a_caller_on_a_sip_phone_reaches_an_agent_and_both_hear_each_other(hub, media_worker, tmp_path):
+    only(hub)
+    agent = await available_bot(hub, "agent1", AGENT_HZ)
+    phone = Baresip(tmp_path / "phone", int(CALLER_HZ))
+    try:
+        phone.call(f"sip:support@127.0.0.1:{media_worker.sip_port}", 25)
+        offer = await agent.expect(lambda m: m["type"] == "contact-offered", 15)
+        contact_id = offer["contact"]["id"]
+        assert offer["contact"]["queue"] == "support" and offer["contact"]["caller"] == "caller"
+        assert (await agent.request({"type": "accept-offer", "contact_id": contact_id}))["type"] == "ack"
+        assert await agent.hears(CALLER_HZ), f"the agent heard {agent.hearing():.0f} Hz, not the caller"
+        assert await asyncio.to_thread(hears, phone, AGENT_HZ), "the caller does not hear the agent"
+        # The agent ends the call: the phone gets a BYE.
+        assert (await agent.request({"type": "end-contact", "contact_id": contact_id}))["type"] == "ack"
+        assert await asyncio.to_thread(ended, phone), phone.output()[-2000:]
+        phone.stop()
+        x, rate = phone.heard()
+        parts = windows(x, rate)
+        assert any(tone_present(w, rate, AGENT_HZ) for w in parts), "the caller never heard the agent"
+        assert (await agent.request({"type": "complete-wrap-up", "contact_id": contact_id, "code": "resolved"}))[
+            "type"
+        ] == "ack"
+        rec = record(hub, contact_id)
+        assert rec["outcome"] == "answered" and rec["data"]["ended_by"] == "agent" and rec["wrapup_code"] == "resolved"
+    finally:
+        phone.stop()
+        await agent.request({"type": "set-state", "state": "logged-out"})
+        await agent.close()
+
+
+async def test_the_caller_hanging_up_ends_the_contact_for_the_agent(hub, media_worker, tmp_path):
+    only(hub)
+    agent = await available_bot(hub, "agent2", AGENT_HZ)
+    phone = Baresip(tmp_path / "phone", int(CALLER_HZ))
+    try:
+        phone.call(f"sip:support@127.0.0.1:{media_worker.sip_port}", 6)
+        offer = await agent.expect(lambda m: m["type"] == "contact-offered", 15)
+        contact_id = offer["contact"]["id"]
+        assert (await agent.request({"type": "accept-offer", "contact_id": contact_id}))["type"] == "ack"
+        assert await agent.hears(CALLER_HZ)
+        # baresip hangs up after its time: the agent goes to wrap-up.
+        changed = await agent.expect(
+            lambda m: m["type"] == "contact-changed" and m["contact"]["status"] == "wrap-up", 15
+        )
+        assert changed["contact"]["id"] == contact_id
+        assert record(hub, contact_id)["data"]["ended_by"] == "caller"
+        await agent.request({"type": "complete-wrap-up", "contact_id": contact_id, "code": "resolved"})
+    finally:
+        phone.stop()
+        await agent.request({"type": "set-state", "state": "logged-out"})
+        await agent.close()
+
+
+async def test_a_caller_who_gives_up_while_waiting_is_recorded_as_abandoned(hub, media_worker, tmp_path):
+    only(hub)  # nobody available: the call waits with music
+    phone = Baresip(tmp_path / "phone", int(CALLER_HZ))
+    sup = bearer(cached_login(hub.url, "supervisor"))
+    before = {q["queue"]: q for q in httpx.get(f"{hub.url}/api/queue-stats", headers=sup).json()}
+    try:
+        phone.call(f"sip:support@127.0.0.1:{media_worker.sip_port}", 4)
+        assert await asyncio.to_thread(phone.wait, 20) == 0
+        x, rate = phone.heard()
+        assert any(tone_present(w, rate, HOLD_MUSIC_HZ) for w in windows(x, rate)), "no music while waiting"
+        want = before.get("support", {}).get("abandoned", 0) + 1
+        for _ in range(100):  # published figures trail by up to a second (bounded polling)
+            now = {q["queue"]: q for q in httpx.get(f"{hub.url}/api/queue-stats", headers=sup).json()}
+            if now["support"].get("abandoned", 0) >= want:
+                break
+            await asyncio.sleep(0.05)
+        assert now["support"]["abandoned"] == want
+    finally:
+        phone.stop()
+
+
+async def test_an_unknown_address_is_refused_with_404(hub, media_worker, tmp_path):
+    phone = Baresip(tmp_path / "phone", int(CALLER_HZ))
+    try:
+        phone.call(f"sip:nobody@127.0.0.1:{media_worker.sip_port}", 3)
+        await asyncio.to_thread(phone.wait, 15)
+        assert "404" in phone.output(), phone.output()[-2000:]
+    finally:
+        phone.stop()

@@ -1,0 +1,146 @@
+"""Real SIP peers for tests: baresip as a scripted phone (a tone as its microphone, what it
+hears dumped to WAV files), following the recipe in the project's test-peer notes."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+
+from tests.conftest import free_port
+
+
+def free_port_pair() -> int:
+    """A port p with p and p+1 free for UDP and TCP on loopback."""
+    import socket
+
+    for _ in range(50):
+        p = free_port()
+        try:
+            socks = []
+            for port in (p, p + 1):
+                for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                    sk = socket.socket(socket.AF_INET, kind)
+                    socks.append(sk)
+                    sk.bind(("127.0.0.1", port))
+            return p
+        except OSError:
+            continue
+        finally:
+            for sk in socks:
+                sk.close()
+    raise RuntimeError("no pair of free ports")
+
+
+class Baresip:
+    """One baresip phone in a folder of its own. `call()` dials and hangs up after `seconds`."""
+
+    def __init__(self, folder: Path, tone_hz: int, user: str = "caller") -> None:
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        # baresip also opens TCP and TLS (the port after) beside UDP: all must be free.
+        self.port = free_port_pair()
+        self.user = user
+        # baresip's sndfile dumps what it decodes: G.711, 8 kHz mono.
+        self.rate = 8000
+        (folder / "config").write_text(
+            "\n".join(
+                [
+                    f"sip_listen       127.0.0.1:{self.port}",
+                    "ausrc_srate      48000",
+                    "auplay_srate     48000",
+                    "ausrc_channels   2",
+                    "auplay_channels  1",
+                    f"audio_source     ausine,{tone_hz}",
+                    f"audio_player     aufile,{folder / 'played.wav'}",
+                    "audio_alert      aufile,/dev/null",
+                    "module_path      /usr/lib/baresip/modules",
+                    "module           g711.so",
+                    "module           ausine.so",
+                    "module           aufile.so",
+                    "module           sndfile.so",
+                    "module_app       account.so",
+                    "module_app       menu.so",
+                    f"snd_path         {folder}",
+                    "",
+                ]
+            )
+        )
+        (folder / "accounts").write_text(f"<sip:{user}@127.0.0.1:{self.port}>;regint=0\n")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def call(self, uri: str, seconds: int) -> subprocess.Popen[bytes]:
+        self.log = open(self.folder / "baresip.log", "wb")
+        self.proc = subprocess.Popen(
+            ["baresip", "-f", str(self.folder), "-e", f"/dial {uri}", "-t", str(seconds)],
+            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+        return self.proc
+
+    def wait(self, timeout: float) -> int:
+        assert self.proc is not None
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self.log.close()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def output(self) -> str:
+        path = self.folder / "baresip.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def heard(self) -> tuple[np.ndarray, int]:
+        """What the phone heard (the decoded far side), mono samples and their rate."""
+        dumps = sorted(self.folder.glob("dump-*-dec.wav"))
+        assert dumps, f"baresip wrote no dump of what it heard: {sorted(p.name for p in self.folder.iterdir())}"
+        with wave.open(str(dumps[-1])) as w:
+            rate, channels = w.getframerate(), w.getnchannels()
+            x = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+        if channels > 1:
+            x = x.reshape(-1, channels)[:, 0]
+        return x.astype(np.int16), rate
+
+
+def hears(phone: Baresip, freq: float, timeout: float = 10.0, seconds: float = 0.5) -> bool:
+    """Whether the phone's dump of what it hears shows `freq` in its latest `seconds`, within `timeout`
+    (the dump grows while the call runs; polled, bounded)."""
+    from webrtc.tones import tone_present
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        dumps = sorted(phone.folder.glob("dump-*-dec.wav"))
+        if dumps:
+            raw = dumps[-1].read_bytes()[44:]  # the header's sizes are written at the end
+            x = np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2")
+            n = int(phone.rate * seconds)
+            if len(x) >= n and tone_present(x[-n:], phone.rate, freq):
+                return True
+        time.sleep(0.1)  # polling a file another process writes
+    return False
+
+
+def ended(phone: Baresip, timeout: float = 10.0) -> bool:
+    """Whether the phone's call ended (its log says so), within `timeout` (polled, bounded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = phone.output()
+        if "terminated (duration" in out or "session closed" in out:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def windows(x: np.ndarray, rate: int, seconds: float = 0.5) -> list[np.ndarray]:
+    n = int(rate * seconds)
+    return [x[i : i + n] for i in range(0, len(x) - n + 1, n)]
