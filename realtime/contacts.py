@@ -59,6 +59,8 @@ class Arrive(_In, tag="arrive"):
     priority: int = 0
     skills: dict[str, int] = {}
     data: dict[str, str] = {}
+    # Audio comes with it (a SIP call bridged to the agent's softphone).
+    media: bool = False
 
 
 class Abandon(_In, tag="abandon"):
@@ -95,6 +97,14 @@ class AgentChanged(_In, tag="agent-changed"):
     version: int
 
 
+class Hold(_In, tag="hold"):
+    """The agent holds its connected contact (or resumes it); the time held counts in the handle time."""
+
+    agent_id: int
+    contact_id: str
+    on: bool
+
+
 class Reconfigure(_In, tag="reconfigure"):
     pass
 
@@ -106,7 +116,7 @@ class Busy(_In, tag="busy"):
     on: bool
 
 
-Input = Arrive | Abandon | Accept | Reject | End | WrapUp | AgentChanged | Reconfigure | Busy
+Input = Arrive | Abandon | Accept | Reject | End | WrapUp | AgentChanged | Reconfigure | Busy | Hold
 _in_dec = msgspec.json.Decoder(Input)
 _enc = msgspec.json.Encoder()
 _view_dec = msgspec.json.Decoder(P.ContactView)
@@ -118,6 +128,8 @@ class ContactObserver(Protocol):
     async def contact_connected(self, tenant_id: int, contact_id: str, agent_id: int) -> None: ...
 
     async def contact_finished(self, tenant_id: int, contact_id: str, reason: str) -> None: ...
+
+    async def contact_held(self, tenant_id: int, contact_id: str, agent_id: int, on: bool) -> None: ...
 
 
 class ContactError(Exception):
@@ -153,6 +165,8 @@ class _Tenant:
         self.dirty: set[str] = set()
         self.dirty_agents: set[int] = set()
         self.thresholds: dict[str, float] = {}
+        # Hold of connected contacts: since when (None: not held now) and the time held before.
+        self.holds: dict[str, tuple[float | None, float]] = {}
         # Agents on calls between agents: the ACD treats them as not ready.
         self.busy: set[int] = set()
         # Their last reported agent state.
@@ -322,6 +336,8 @@ class ContactCenter:
                     pass
             case End(agent_id=aid, contact_id=cid, by=by):
                 await self._end(t, aid, cid, now, by)
+            case Hold(agent_id=aid, contact_id=cid, on=on):
+                await self._hold(t, aid, cid, on, now)
             case WrapUp():
                 await self._wrap_up(t, msg, now)
             case AgentChanged(agent_id=aid, state=state, version=version):
@@ -364,7 +380,7 @@ class ContactCenter:
             raise ContactError("not-found", f"unknown queue {msg.queue!r}")
         view = P.ContactView(
             id=msg.contact_id, queue=msg.queue, caller=msg.caller, caller_name=msg.caller_name,
-            priority=msg.priority, arrived_at=now, data=msg.data,
+            priority=msg.priority, arrived_at=now, data=msg.data, media=msg.media,
         )
         try:
             t.engine.contact_arrived(
@@ -385,19 +401,35 @@ class ContactCenter:
         await self._save(t, view)
         return msg.contact_id
 
+    async def _hold(self, t: _Tenant, agent_id: int, cid: str, on: bool, now: float) -> None:
+        view = t.views.get(cid)
+        if view is None or view.agent_id != agent_id or view.status != "connected":
+            raise ContactError("not-found", f"you are not connected to contact {cid}")
+        if view.held == on:
+            return
+        since, total = t.holds.get(cid, (None, 0.0))
+        t.holds[cid] = (now, total) if on else (None, total + (now - since if since is not None else 0.0))
+        view.held = on
+        await self._save(t, view)
+        await self._emit_contact(t, agent_id, view, None)
+        await self._tell("contact_held", t.tenant_id, cid, agent_id, on)
+
     async def _end(self, t: _Tenant, agent_id: int, cid: str, now: float, by: str = "agent") -> None:
         view = t.views.get(cid)
         if view is None or view.agent_id != agent_id or view.status != "connected":
             raise ContactError("not-found", f"you are not connected to contact {cid}")
+        since, held = t.holds.pop(cid, (None, 0.0))
+        held += now - since if since is not None else 0.0
+        view.held = False
         try:
-            t.engine.contact_ended(cid, now)
+            t.engine.contact_ended(cid, now, hold_seconds=held)
         except acd.AcdError:
             pass  # the router restarted since the answer; the record below still closes the talk
         view.status = "wrap-up"
         t.dirty_agents.add(agent_id)
         wrap = t.wrap_up.pop(cid, 0.0)
         await self._change(t, agent_id, Action.HANG_UP, cid, wrap_up_seconds=wrap, view=view)
-        await self._record(t, cid, ended_at=now, data={"ended_by": by})
+        await self._record(t, cid, ended_at=now, data={"ended_by": by, "hold_seconds": round(held, 3)})
         await self._save(t, view)
         await self._tell("contact_finished", t.tenant_id, cid, "caller hung up" if by == "caller" else "agent hung up")
 

@@ -25,7 +25,7 @@ from realtime.agent_state import Action, IllegalTransition, action_for_target
 from realtime.agents import AgentService, Conflict, NotFound, UnknownReason
 from realtime.auth import WORKER_ROLE, Principal, TokenError, TokenService
 from realtime.config import Settings
-from realtime.contacts import Accept, ContactCenter, ContactError, End, Reject, WrapUp
+from realtime.contacts import Accept, ContactCenter, ContactError, End, Hold, Reject, WrapUp
 from realtime.live import LiveStore, frame_seq, stream_agent, stream_board
 from realtime.metrics import Metrics
 from realtime.phone import RING_SECONDS, PhoneError, PhoneService, ice_servers, stream_worker
@@ -336,6 +336,20 @@ class Hub:
         phone = self.phone
         assert phone is not None, "the hub was built without softphones"
         t, me = p.tenant_id, p.user_id
+        if isinstance(frame, P.CallHold | P.CallMute | P.CallDtmf) and self.sip is not None:
+            # The agent's connected contact over SIP takes the same call controls.
+            call = await self.sip.connected_call(t, me, frame.call_id)
+            if call is not None:
+                match frame:
+                    case P.CallHold(on=on):
+                        await self._to_router(conn, frame.id, Hold(tenant_id=t, agent_id=me, contact_id=frame.call_id, on=on))
+                        return
+                    case P.CallMute(on=on):
+                        await self.sip.mute(call, me, on)
+                    case P.CallDtmf(digits=digits):
+                        await self.sip.send_digits(call, digits)
+                self._send(conn, P.Ack(ref=frame.id))
+                return
         match frame:
             case P.PhoneOffer(offer_id=oid, sdp=sdp):
                 if "m=audio" not in sdp:

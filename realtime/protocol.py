@@ -304,6 +304,10 @@ class ContactView(msgspec.Struct, omit_defaults=True, kw_only=True):
     # waiting, ringing, connected, wrap-up, ended
     status: str = "waiting"
     agent_id: int | None = None
+    # A connected contact the agent holds (the caller hears music).
+    held: bool = False
+    # Whether audio reaches the agent's softphone (a call over SIP), rather than a contact without media.
+    media: bool = False
 
 
 class QueueStatsView(msgspec.Struct, omit_defaults=True, kw_only=True):

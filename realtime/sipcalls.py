@@ -97,7 +97,7 @@ class SipCalls:
             await self.contacts.submit(
                 Arrive(
                     tenant_id=tenant_id, contact_id=contact_id, queue=queue, caller=m.caller or "anonymous",
-                    caller_name=m.caller_name, data={"channel": "sip", "from": m.caller},
+                    caller_name=m.caller_name, data={"channel": "sip", "from": m.caller}, media=True,
                 )
             )
         except ContactError as exc:
@@ -172,6 +172,32 @@ class SipCalls:
             return
         await self._forget(call)
         await self._cmd(call.worker, P.MediaCommand(op="sip-hangup", session_id=call.call_id, code=200, reason=reason))
+
+    async def contact_held(self, tenant_id: int, contact_id: str, agent_id: int, on: bool) -> None:
+        call = await self._contact(tenant_id, contact_id)
+        if call is None:
+            return
+        me, leg = session_id(tenant_id, agent_id), leg_of(call.call_id)
+        # The caller hears the music; the agent hears nothing of the call until resumed.
+        await self._cmd(call.worker, P.MediaCommand(op="hold", session_id=me, peer=leg, on=on))
+
+    # ------------------------------------------------------------ from the agent
+
+    async def connected_call(self, tenant_id: int, agent_id: int, contact_id: str) -> SipCall | None:
+        """The SIP call behind the agent's connected contact, or None (not a SIP contact of this agent's)."""
+        call = await self._contact(tenant_id, contact_id)
+        if call is None:
+            return None
+        view = await self._view(call)
+        if view is None or view.agent_id != agent_id or view.status != "connected":
+            return None
+        return call
+
+    async def mute(self, call: SipCall, agent_id: int, on: bool) -> None:
+        await self._cmd(call.worker, P.MediaCommand(op="mute", session_id=session_id(call.tenant_id, agent_id), on=on))
+
+    async def send_digits(self, call: SipCall, digits: str) -> None:
+        await self._cmd(call.worker, P.MediaCommand(op="sip-dtmf", session_id=call.call_id, digits=digits))
 
     # ------------------------------------------------------------ helpers
 

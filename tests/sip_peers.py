@@ -130,6 +130,23 @@ def hears(phone: Baresip, freq: float, timeout: float = 10.0, seconds: float = 0
     return False
 
 
+def hears_not(phone: Baresip, freq: float, timeout: float = 10.0, seconds: float = 0.5) -> bool:
+    """Whether, within `timeout`, the phone's latest `seconds` carry no trace of `freq` (polled, bounded)."""
+    from webrtc.tones import tone_present
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        dumps = sorted(phone.folder.glob("dump-*-dec.wav"))
+        if dumps:
+            raw = dumps[-1].read_bytes()[44:]
+            x = np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2")
+            n = int(phone.rate * seconds)
+            if len(x) >= n and not tone_present(x[-n:], phone.rate, freq, min_snr_db=0.0):
+                return True
+        time.sleep(0.1)
+    return False
+
+
 def ended(phone: Baresip, timeout: float = 10.0) -> bool:
     """Whether the phone's call ended (its log says so), within `timeout` (polled, bounded)."""
     deadline = time.monotonic() + timeout

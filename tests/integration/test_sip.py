@@ -9,7 +9,7 @@ import httpx
 
 from tests.conftest import HOLD_MUSIC_HZ
 from tests.helpers import bearer, cached_login, force
-from tests.sip_peers import Baresip, ended, hears, windows
+from tests.sip_peers import Baresip, ended, hears, hears_not, windows
 from webrtc.audio import ToneSource
 from webrtc.bot import BotAgent
 from webrtc.tones import tone_present
@@ -119,3 +119,48 @@ async def test_an_unknown_address_is_refused_with_404(hub, media_worker, tmp_pat
         assert "404" in phone.output(), phone.output()[-2000:]
     finally:
         phone.stop()
+
+
+async def test_hold_and_mute_on_a_sip_call(hub, media_worker, tmp_path):
+    only(hub)
+    agent = await available_bot(hub, "agent3", AGENT_HZ)
+    phone = Baresip(tmp_path / "phone", int(CALLER_HZ))
+    try:
+        phone.call(f"sip:support@127.0.0.1:{media_worker.sip_port}", 40)
+        offer = await agent.expect(lambda m: m["type"] == "contact-offered", 15)
+        cid = offer["contact"]["id"]
+        assert offer["contact"]["media"] is True
+        assert (await agent.request({"type": "accept-offer", "contact_id": cid}))["type"] == "ack"
+        assert await agent.hears(CALLER_HZ)
+        assert await asyncio.to_thread(hears, phone, AGENT_HZ)
+        # Hold: the caller hears the music, the agent nothing of the caller.
+        assert (await agent.request({"type": "call-hold", "call_id": cid, "on": True}))["type"] == "ack"
+        held = await agent.expect(lambda m: m["type"] == "contact-changed" and m["contact"].get("held"))
+        assert held["contact"]["status"] == "connected"
+        assert await asyncio.to_thread(hears, phone, HOLD_MUSIC_HZ), "the caller hears no music on hold"
+        assert await agent.hears_not(CALLER_HZ)
+        assert (await agent.request({"type": "call-hold", "call_id": cid, "on": False}))["type"] == "ack"
+        assert await agent.hears(CALLER_HZ)
+        assert await asyncio.to_thread(hears, phone, AGENT_HZ)
+        # Mute: the caller no longer hears the agent.
+        assert (await agent.request({"type": "call-mute", "call_id": cid, "on": True}))["type"] == "ack"
+        assert await asyncio.to_thread(hears_not, phone, AGENT_HZ), "the caller still hears a muted agent"
+        assert (await agent.request({"type": "call-mute", "call_id": cid, "on": False}))["type"] == "ack"
+        assert await asyncio.to_thread(hears, phone, AGENT_HZ)
+        # Keypad digits are accepted for the call (their arrival as RFC 4733 events is proven in tests/bridge).
+        assert (await agent.request({"type": "call-dtmf", "call_id": cid, "digits": "42"}))["type"] == "ack"
+        bad = await agent.request({"type": "call-dtmf", "call_id": cid, "digits": "4x"})
+        assert bad["type"] == "error" and bad["code"] == "bad-frame"
+        # Another agent cannot hold this caller.
+        other = await available_bot(hub, "agent4", 800.0)
+        err = await other.request({"type": "call-hold", "call_id": cid, "on": True})
+        assert err["type"] == "error" and err["code"] == "not-found"
+        await other.request({"type": "set-state", "state": "logged-out"})
+        await other.close()
+        assert (await agent.request({"type": "end-contact", "contact_id": cid}))["type"] == "ack"
+        await agent.request({"type": "complete-wrap-up", "contact_id": cid, "code": "resolved"})
+        assert record(hub, cid)["data"]["hold_seconds"] > 0
+    finally:
+        phone.stop()
+        await agent.request({"type": "set-state", "state": "logged-out"})
+        await agent.close()
