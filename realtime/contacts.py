@@ -65,6 +65,8 @@ class Arrive(_In, tag="arrive"):
 
 class Abandon(_In, tag="abandon"):
     contact_id: str
+    # Set when the contact was lost rather than given up (its media worker died): recorded as failed.
+    failed: str | None = None
 
 
 class Accept(_In, tag="accept"):
@@ -165,6 +167,8 @@ class _Tenant:
         self.dirty: set[str] = set()
         self.dirty_agents: set[int] = set()
         self.thresholds: dict[str, float] = {}
+        # Contacts lost with their media (recorded as failed, not abandoned), and why.
+        self.failed: dict[str, str] = {}
         # Hold of connected contacts: since when (None: not held now) and the time held before.
         self.holds: dict[str, tuple[float | None, float]] = {}
         # Agents on calls between agents: the ACD treats them as not ready.
@@ -317,7 +321,9 @@ class ContactCenter:
         match msg:
             case Arrive():
                 return await self._arrive(t, msg, now)
-            case Abandon(contact_id=cid):
+            case Abandon(contact_id=cid, failed=failed):
+                if failed:
+                    t.failed[cid] = failed
                 if not e.contact_abandoned(cid, now):
                     raise ContactError("not-found", f"no waiting or ringing contact {cid}")
             case Accept(agent_id=aid, contact_id=cid):
@@ -550,8 +556,9 @@ class ContactCenter:
                 if rec.outcome is not acd.Outcome.ANSWERED:
                     t.views.pop(rec.contact_id, None)
                     await self.live.map_delete(contacts_map(t.tenant_id), rec.contact_id)
+                failed = t.failed.pop(rec.contact_id, None)
                 await self._record(
-                    t, rec.contact_id, outcome=_outcome(rec),
+                    t, rec.contact_id, outcome="failed" if failed else _outcome(rec), outcome_reason=failed,
                     data={
                         "wait": rec.wait_seconds,
                         "talk": rec.talk_seconds,

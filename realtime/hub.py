@@ -28,7 +28,7 @@ from realtime.config import Settings
 from realtime.contacts import Accept, ContactCenter, ContactError, End, Hold, Reject, WrapUp
 from realtime.live import LiveStore, frame_seq, stream_agent, stream_board
 from realtime.metrics import Metrics
-from realtime.phone import RING_SECONDS, PhoneError, PhoneService, ice_servers, stream_worker
+from realtime.phone import RING_SECONDS, WORKER_GRACE, PhoneError, PhoneService, ice_servers, stream_worker
 from realtime.sipcalls import SipCalls
 
 log = logging.getLogger("unidesk.hub")
@@ -201,7 +201,9 @@ class Hub:
             self.metrics.connections.dec()
             if conn.worker is not None and self.phone is not None:
                 try:
-                    await self.phone.worker_gone(conn.worker, conn.conn_id)
+                    if await self.phone.worker_away(conn.worker, conn.conn_id):
+                        # Calls keep their audio through a short break (the worker reconnects and resumes).
+                        self._later(WORKER_GRACE, self._worker_gone(conn.worker))
                 except Exception:  # the store is away: the sessions are cleaned up when the worker says hello again
                     log.exception("could not clean up after media worker %s", conn.worker)
 
@@ -400,6 +402,11 @@ class Hub:
                     case P.SipDtmf():
                         await self.sip.dtmf(conn.worker, m)
         self._send(conn, P.Ack(ref=frame.id))
+
+    async def _worker_gone(self, name: str) -> None:
+        assert self.phone is not None
+        if await self.phone.worker_gone(name) and self.sip is not None:
+            await self.sip.worker_gone(name)
 
     def _later(self, delay: float, coro: Coroutine[Any, Any, None]) -> None:
         async def run() -> None:

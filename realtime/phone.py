@@ -112,6 +112,8 @@ _enc = msgspec.json.Encoder()
 RING_SECONDS = 30.0
 # How long a call waits for a softphone whose peer connection closed (a reloaded page) to come back.
 RECONNECT_GRACE = 15.0
+# How long a media worker whose hub connection closed may take to come back before its calls are lost.
+WORKER_GRACE = 3.0
 
 
 @dataclass
@@ -151,14 +153,30 @@ class PhoneService:
                 await self._session_lost(name, sid, "the media worker restarted")
         log.info("media worker %s ready", name, extra={"ud_capacity": hello.capacity})
 
-    async def worker_gone(self, name: str, conn_id: str) -> None:
+    async def worker_away(self, name: str, conn_id: str) -> bool:
+        """A worker's connection closed: no new softphones go to it. True when it should be
+        declared gone unless it says hello again within the grace period (`worker_gone`)."""
         raw = (await self.live.map_all(WORKERS)).get(name)
-        if raw is None or _worker_dec.decode(raw).conn != conn_id:
-            return  # it reconnected elsewhere already
+        if raw is None:
+            return False
+        info = _worker_dec.decode(raw)
+        if info.conn != conn_id:
+            return False  # it reconnected already
+        info.conn = ""
+        await self.live.map_put(WORKERS, name, _enc.encode(info))
+        return True
+
+    async def worker_gone(self, name: str) -> bool:
+        """Forget a worker that stayed away; its sessions are lost for their agents.
+        False when it came back meanwhile."""
+        raw = (await self.live.map_all(WORKERS)).get(name)
+        if raw is None or _worker_dec.decode(raw).conn != "":
+            return False
         await self.live.map_delete(WORKERS, name)
         for sid in await self.live.map_all(worker_sessions(name)):
             await self._session_lost(name, sid, "the media worker went away")
         log.warning("media worker %s went away", name)
+        return True
 
     async def _session_lost(self, worker: str, sid: str, reason: str, grace: float = 0.0) -> None:
         """The session's media is gone. Its calls end now, or after `grace` seconds unless the
@@ -190,7 +208,8 @@ class PhoneService:
             log.exception("ending the calls of agent %s after its softphone was lost", agent_id)
 
     async def worker_names(self) -> list[str]:
-        return sorted(await self.live.map_all(WORKERS))
+        """The media workers connected now."""
+        return sorted(name for name, w in (await self._workers()).items() if w.conn)
 
     async def _workers(self) -> dict[str, WorkerInfo]:
         return {k: _worker_dec.decode(v) for k, v in (await self.live.map_all(WORKERS)).items()}
@@ -207,7 +226,7 @@ class PhoneService:
         for raw in phones.values():
             w = _phone_worker(raw)
             mine[w] = mine.get(w, 0) + 1
-        room = [w for w in workers.values() if load[w.name] < w.capacity]
+        room = [w for w in workers.values() if w.conn and load[w.name] < w.capacity]
         if not room:
             raise PhoneError(P.NO_MEDIA_WORKER, "every media worker is full; try again shortly")
         # Together with the tenant's other softphones (calls between them need one worker), then the least loaded.

@@ -137,6 +137,29 @@ class SipCalls:
         except ContactError as exc:
             log.info("SIP call %s ended (%s %s); its contact: %s", m.call_id, m.code, m.reason, exc)
 
+    async def worker_gone(self, worker: str) -> None:
+        """The worker died: its callers are gone. Waiting ones are recorded as failed, connected
+        ones end for their agents (wrap-up) with `ended_by: media-lost`."""
+        for raw in (await self.live.map_all(SIP_CALLS)).values():
+            call = _dec.decode(raw)
+            if call.worker != worker:
+                continue
+            await self._forget(call)
+            view = await self._view(call)
+            try:
+                if view is None:
+                    continue
+                if view.status in ("waiting", "ringing"):
+                    await self.contacts.submit(
+                        Abandon(tenant_id=call.tenant_id, contact_id=call.contact_id, failed="media worker lost")
+                    )
+                elif view.status == "connected" and view.agent_id is not None:
+                    await self.contacts.submit(
+                        End(tenant_id=call.tenant_id, agent_id=view.agent_id, contact_id=call.contact_id, by="media-lost")
+                    )
+            except ContactError as exc:
+                log.info("SIP call %s lost with its worker; its contact: %s", call.call_id, exc)
+
     async def dtmf(self, worker: str, m: P.SipDtmf) -> None:
         call = await self._call(m.call_id)
         if call is None or call.worker != worker:

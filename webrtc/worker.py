@@ -236,8 +236,10 @@ class Worker:
                 elif c.op == "sip-hangup":
                     if sid in self.sip.calls():
                         self.sip.hangup(sid, c.code or 200)
+                elif not c.digits:
+                    raise MediaError("sip-dtmf needs digits")
                 else:
-                    self.sip.send_dtmf(sid, c.digits or "")
+                    self.sip.send_dtmf(sid, c.digits)
             case "tone":
                 self._need(sid)
                 e.stop_playing(sid)

@@ -7,14 +7,32 @@ import asyncio
 
 import httpx
 
-from tests.conftest import HOLD_MUSIC_HZ
+from tests.conftest import HOLD_MUSIC_HZ, HubProcess, WorkerProcess, drop_backend, prepared_backend
 from tests.helpers import bearer, cached_login, force
 from tests.sip_peers import Baresip, ended, hears, hears_not, windows
 from webrtc.audio import ToneSource
 from webrtc.bot import BotAgent
-from webrtc.tones import tone_present
+from webrtc.tones import tone_present, write_tone_wav
 
 CALLER_HZ, AGENT_HZ = 1000.0, 500.0
+
+
+async def records(backend) -> list:
+    """Every call record in the backend's store (read directly: no route lists them yet)."""
+    from sqlalchemy import select
+
+    from store.db import make_engine, make_sessionmaker
+    from store.models import CallRecord
+
+    url = backend.database_url.replace("sqlite://", "sqlite+aiosqlite://").replace(
+        "postgresql://", "postgresql+asyncpg://"
+    )
+    engine = make_engine(url)
+    try:
+        async with make_sessionmaker(engine)() as s:
+            return list((await s.execute(select(CallRecord))).scalars())
+    finally:
+        await engine.dispose()
 
 
 def record(hub, contact_id: str) -> dict:
@@ -164,3 +182,49 @@ async def test_hold_and_mute_on_a_sip_call(hub, media_worker, tmp_path):
         phone.stop()
         await agent.request({"type": "set-state", "state": "logged-out"})
         await agent.close()
+
+
+async def test_callers_on_a_worker_that_dies_are_recorded_and_their_agents_freed(tmp_path):
+    backend = prepared_backend(tmp_path)
+    hub = HubProcess(backend, tmp_path / "hub.log").start()
+    music = tmp_path / "hold.wav"
+    write_tone_wav(music, HOLD_MUSIC_HZ, 2.0, 8000)
+    worker = WorkerProcess(hub, tmp_path / "w.log", name="doomed", UNIDESK_HOLD_MUSIC=str(music)).start()
+    agent = await available_bot(hub, "agent1", AGENT_HZ)
+    talking = Baresip(tmp_path / "talking", int(CALLER_HZ))
+    waiting = Baresip(tmp_path / "waiting", 900)
+    try:
+        talking.call(f"sip:support@127.0.0.1:{worker.sip_port}", 60)
+        offer = await agent.expect(lambda m: m["type"] == "contact-offered", 15)
+        connected = offer["contact"]["id"]
+        assert (await agent.request({"type": "accept-offer", "contact_id": connected}))["type"] == "ack"
+        assert await agent.hears(CALLER_HZ)
+        # A second caller waits: nobody else is available.
+        waiting.call(f"sip:support@127.0.0.1:{worker.sip_port}", 60)
+        assert await asyncio.to_thread(hears, waiting, HOLD_MUSIC_HZ)
+        sup = bearer(cached_login(hub.url, "supervisor"))
+        stats = {q["queue"]: q for q in httpx.get(f"{hub.url}/api/queue-stats", headers=sup).json()}
+        for _ in range(100):  # the second caller shows as waiting (bounded polling)
+            if stats.get("support", {}).get("waiting") == 1:
+                break
+            await asyncio.sleep(0.05)
+            stats = {q["queue"]: q for q in httpx.get(f"{hub.url}/api/queue-stats", headers=sup).json()}
+        worker.kill()
+        # The agent's caller is gone: wrap-up, with the reason on the record.
+        await agent.expect(lambda m: m["type"] == "contact-changed" and m["contact"]["status"] == "wrap-up", 15)
+        assert record(hub, connected)["data"]["ended_by"] == "media-lost"
+        # The waiting caller is recorded as failed, not as having given up.
+        for _ in range(100):
+            recs = await records(backend)
+            if any(r.outcome == "failed" for r in recs):
+                break
+            await asyncio.sleep(0.05)
+        failed = [r for r in recs if r.outcome == "failed"]
+        assert len(failed) == 1 and failed[0].data["reason"] == "media worker lost", [(r.outcome, r.data) for r in recs]
+    finally:
+        talking.stop()
+        waiting.stop()
+        await agent.close()
+        worker.stop()
+        hub.stop()
+        drop_backend(backend)
