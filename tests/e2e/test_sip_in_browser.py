@@ -3,15 +3,18 @@ agent (fake microphone playing a tone) accepts on the desktop, and audio flows b
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
+import httpx
 from playwright.sync_api import expect
 
+from tests.conftest import HOLD_MUSIC_HZ
 from tests.e2e.test_softphone import Desktop
-from tests.helpers import force
-from tests.sip_peers import Baresip, ended, hears
+from tests.helpers import bearer, cached_login, force
+from tests.sip_peers import Baresip, ended, hears, hears_not
 
 CALLER_HZ, AGENT_HZ = 1000, 500
 
@@ -90,3 +93,111 @@ def test_a_sipp_caller_with_g711_audio_is_heard_in_the_browser(hub, media_worker
             sipp.kill()
         d.close()
         force(hub, "agent2", "logged-out")
+
+
+def _mic_enabled(d: Desktop) -> bool:
+    return d.page.evaluate("window.unideskPhone.localStream.getAudioTracks().every((t) => t.enabled)")
+
+
+def test_the_contact_panel_holds_mutes_and_dials_digits_to_a_sip_caller(hub, media_worker, launch_browser, tone_wav, tmp_path):
+    only_logged_out(hub)
+    d = Desktop(launch_browser(mic=tone_wav(AGENT_HZ)), hub, "agent3")
+    phone = Baresip(tmp_path / "phone", CALLER_HZ)
+    try:
+        go_available(d)
+        page = d.page
+        box = page.locator("#contact")
+        phone.call(f"sip:support@127.0.0.1:{media_worker.sip_port}", 90)
+        expect(page.locator("#contact-fields dd[data-field=Caller]")).to_have_text("caller", timeout=15_000)
+        # Ringing: no call controls yet.
+        expect(page.locator("#contact-call")).to_be_hidden()
+        page.click("#accept")
+        expect(box).to_have_attribute("data-status", "connected")
+        expect(box).to_have_attribute("data-media", "yes")
+        expect(box).to_have_attribute("data-held", "no")
+        expect(page.locator("#contact-call")).to_be_visible()
+        expect(page.locator("#talk-timer")).to_be_hidden()
+        expect(page.locator("#contact-timer")).to_have_text(re.compile(r"^00:0\d$"))
+        expect(page.locator("#contact-hold")).to_have_text("Hold")
+        expect(page.locator("#contact-mute")).to_have_text("Mute")
+        d.wait_tone(CALLER_HZ)
+        assert hears(phone, AGENT_HZ), "the caller does not hear the agent's microphone"
+
+        # Hold: the caller hears the music on hold, the agent no longer hears the caller.
+        page.click("#contact-hold")
+        expect(box).to_have_attribute("data-held", "yes")
+        expect(page.locator("#contact-hold")).to_have_text("Resume")
+        expect(page.locator("#contact-hold")).to_have_attribute("aria-pressed", "true")
+        expect(page.locator("#contact-status")).to_have_text("On hold")
+        expect(page.locator("#contact-call-status")).to_contain_text("On hold")
+        assert hears(phone, HOLD_MUSIC_HZ), "the caller does not hear the music on hold"
+        d.wait_tone(CALLER_HZ, present=False)
+
+        # Resume: both hear each other again.
+        page.click("#contact-hold")
+        expect(box).to_have_attribute("data-held", "no")
+        expect(page.locator("#contact-hold")).to_have_text("Hold")
+        expect(page.locator("#contact-status")).to_have_text("On call")
+        d.wait_tone(CALLER_HZ)
+        assert hears(phone, AGENT_HZ), "the caller does not hear the agent after resuming"
+
+        # Mute: the caller hears silence, and the microphone stops at the source; unmute brings it back.
+        page.click("#contact-mute")
+        expect(page.locator("#contact-mute")).to_have_attribute("aria-pressed", "true")
+        expect(page.locator("#contact-mute")).to_have_text("Unmute")
+        assert not _mic_enabled(d)
+        assert hears_not(phone, AGENT_HZ), "the caller still hears the agent while muted"
+        page.click("#contact-mute")
+        expect(page.locator("#contact-mute")).to_have_attribute("aria-pressed", "false")
+        assert _mic_enabled(d)
+        assert hears(phone, AGENT_HZ), "the caller does not hear the agent after unmuting"
+
+        # Keypad digits are acknowledged (their RFC 4733 reception is tested with the media worker).
+        for digit in ("1", "2", "#"):
+            page.click(f"#contact-keypad button[data-digit='{digit}']")
+        expect(page.locator("#contact-sent")).to_have_attribute("data-digits", "12#")
+        expect(page.locator("#toast")).to_be_hidden()
+
+        # Muted again, then ended: the mute belongs to the contact and goes with it.
+        page.click("#contact-mute")
+        expect(page.locator("#contact-mute")).to_have_attribute("aria-pressed", "true")
+        page.click("#end-contact")
+        expect(page.locator("#state-label")).to_have_text("Wrap-up")
+        expect(box).to_have_attribute("data-status", "wrap-up")
+        expect(page.locator("#contact-call")).to_be_hidden()
+        expect(page.locator("#wrap-up-form")).to_be_visible()
+        assert _mic_enabled(d)
+        assert ended(phone), phone.output()[-2000:]
+        assert d.errors == []
+    finally:
+        phone.stop()
+        d.close()
+        force(hub, "agent3", "logged-out")
+
+
+def test_a_contact_without_media_has_no_call_controls(hub, media_worker, launch_browser, tone_wav):
+    only_logged_out(hub)
+    d = Desktop(launch_browser(mic=tone_wav(AGENT_HZ)), hub, "agent4")
+    try:
+        go_available(d)
+        page = d.page
+        r = httpx.post(
+            f"{hub.url}/api/contacts",
+            json={"queue": "support", "caller": "+4930555777", "caller_name": "Max Muster"},
+            headers=bearer(cached_login(hub.url, "admin")),
+        )
+        assert r.status_code == 201, r.text
+        expect(page.locator("#contact-fields dd[data-field=Caller]")).to_have_text("+4930555777", timeout=15_000)
+        page.click("#accept")
+        box = page.locator("#contact")
+        expect(box).to_have_attribute("data-status", "connected")
+        expect(box).to_have_attribute("data-media", "no")
+        expect(page.locator("#call-controls")).to_be_visible()
+        expect(page.locator("#talk-timer")).to_be_visible()
+        expect(page.locator("#contact-call")).to_be_hidden()
+        page.click("#end-contact")
+        expect(page.locator("#wrap-up-form")).to_be_visible()
+        assert d.errors == []
+    finally:
+        d.close()
+        force(hub, "agent4", "logged-out")

@@ -1,8 +1,9 @@
-// The agent desktop: state switcher, time in state, queues, the softphone.
+// The agent desktop: state switcher, time in state, queues, the contact panel (with call
+// controls for a caller over SIP), the softphone.
 
 import { $, el, on, show, toast, session, toLogin, formatDuration, STATE_LABELS } from "./util.js";
 import { HubSocket } from "./ws.js";
-import { Softphone } from "./phone.js";
+import { Softphone, KEYS } from "./phone.js";
 
 if (!session.access) toLogin();
 
@@ -16,6 +17,9 @@ let codes = [];
 let contact = null; // the contact this agent is offered, talking to or wrapping up
 let ringUntil = 0;
 let ringTone = null;
+// The call behind the connected contact when it came over SIP (`media`): mute, the digits sent
+// and the caller's digits, and since when it is connected. Forgotten when the contact ends.
+const contactCalls = new Map();
 
 const CONTACT_STATUS = {
   ringing: "Incoming contact",
@@ -39,15 +43,49 @@ function ring(on) {
   } catch { /* no audio: the banner still shows */ }
 }
 
+// The call of the connected contact, made on first sight; others are forgotten (and unmuted).
+function contactCall() {
+  const c = contact && contact.status === "connected" && contact.media ? contact : null;
+  for (const id of contactCalls.keys()) if (!c || id !== c.id) contactCalls.delete(id);
+  if (c && !contactCalls.has(c.id)) contactCalls.set(c.id, { muted: false, sent: "", heard: "", since: hub.now() });
+  const call = c ? contactCalls.get(c.id) : null;
+  phone.muteContact(Boolean(call && call.muted));
+  return call;
+}
+
+function renderContactCall(call) {
+  show($("#contact-call"), Boolean(call));
+  if (!call) return;
+  const held = Boolean(contact.held);
+  const status = $("#contact-call-status");
+  status.dataset.held = held ? "yes" : "no";
+  status.textContent = held ? "On hold — the caller hears music" : call.muted ? "On call (muted)" : "On call";
+  const mute = $("#contact-mute"), hold = $("#contact-hold");
+  mute.textContent = call.muted ? "Unmute" : "Mute";
+  mute.setAttribute("aria-pressed", String(call.muted));
+  hold.textContent = held ? "Resume" : "Hold";
+  hold.setAttribute("aria-pressed", String(held));
+  const line = (node, digits, text) => {
+    node.textContent = digits ? text : "";
+    if (digits) node.dataset.digits = digits; else delete node.dataset.digits;
+  };
+  line($("#contact-sent"), call.sent, `Sent ${call.sent}`);
+  line($("#contact-digits"), call.heard, `The caller pressed ${call.heard}`);
+}
+
 function renderContact() {
   const box = $("#contact");
   const live = contact && ["ringing", "connected", "wrap-up"].includes(contact.status);
+  const call = contactCall();
   show(box, Boolean(live));
   ring(Boolean(live && contact.status === "ringing"));
+  renderContactCall(live ? call : null);
   if (!live) return;
   box.dataset.status = contact.status;
   box.dataset.contactId = contact.id;
-  $("#contact-status").textContent = CONTACT_STATUS[contact.status];
+  box.dataset.media = contact.media ? "yes" : "no";
+  box.dataset.held = contact.held ? "yes" : "no";
+  $("#contact-status").textContent = contact.status === "connected" && contact.held ? "On hold" : CONTACT_STATUS[contact.status];
   const fields = [
     ["Caller", contact.caller],
     ["Name", contact.caller_name || "unknown"],
@@ -57,6 +95,7 @@ function renderContact() {
   $("#contact-fields").replaceChildren(...fields.flatMap(([k, v]) => [el("dt", {}, k), el("dd", { dataset: { field: k } }, v)]));
   show($("#offer-controls"), contact.status === "ringing");
   show($("#call-controls"), contact.status === "connected");
+  show($("#talk-timer"), !call); // a call over SIP has its own timer above
   show($("#wrap-up-form"), contact.status === "wrap-up");
   if (contact.status === "wrap-up") {
     const select = $("#wrap-up-form select");
@@ -85,6 +124,12 @@ function tick() {
     $("#ring-left").textContent = `${Math.max(0, Math.ceil(ringUntil - hub.now()))} s`;
   }
   if (agent && agent.state === "on-call") $("#talk-timer").textContent = formatDuration(hub.now() - agent.since);
+  const call = contact && contactCalls.get(contact.id);
+  if (call) {
+    // The agent's time on call is the time connected; before the agent's state arrives, since first seen.
+    const since = agent && agent.state === "on-call" ? agent.since : call.since;
+    $("#contact-timer").textContent = formatDuration(hub.now() - since);
+  }
   if (!agent) return;
   $("#state-timer").textContent = formatDuration(hub.now() - agent.since);
   if (agent.state === "wrap-up" && agent.wrap_up_until) {
@@ -172,13 +217,59 @@ $("#logout").addEventListener("click", async () => {
 });
 
 async function contactRequest(type, extra = {}) {
-  if (!contact) return;
+  if (!contact) return false;
   try {
     await hub.request({ type, contact_id: contact.id, ...extra });
+    return true;
   } catch (err) {
     toast(err.message);
+    return false;
   }
 }
+
+// Call controls of a contact over SIP: the softphone's call frames with the contact's id as call_id.
+async function contactCallRequest(type, extra = {}) {
+  const call = contactCall();
+  if (!call) return null;
+  const id = contact.id;
+  try {
+    await hub.request({ type, call_id: id, ...extra });
+  } catch (err) {
+    toast(err.message);
+    return null;
+  }
+  // Still the same contact's call once acknowledged (it may have ended meanwhile).
+  return contact && contact.id === id ? contactCalls.get(id) || null : null;
+}
+$("#contact-hold").addEventListener("click", () => {
+  // The label follows `held` from contact-changed, which follows the ack.
+  if (contact) contactCallRequest("call-hold", { on: !contact.held });
+});
+$("#contact-mute").addEventListener("click", async () => {
+  const before = contactCall();
+  if (!before) return;
+  const on = !before.muted;
+  const call = await contactCallRequest("call-mute", { on });
+  if (!call) return;
+  call.muted = on;
+  renderContact();
+});
+$("#contact-keypad").replaceChildren(...KEYS.map((k) => el("button", { type: "button", dataset: { digit: k } }, k)));
+on($("#contact-keypad"), "click", "button[data-digit]", async (_, b) => {
+  const digit = b.dataset.digit;
+  phone.keyTone(digit);
+  const call = await contactCallRequest("call-dtmf", { digits: digit });
+  if (!call) return;
+  call.sent = (call.sent + digit).slice(-32);
+  renderContact();
+});
+// Digits the caller pressed arrive like an agent's call digits, with the contact's id.
+hub.addEventListener("call-digits", (e) => {
+  const call = contact && e.detail.call_id === contact.id && contactCalls.get(contact.id);
+  if (!call) return;
+  call.heard = (call.heard + e.detail.digits).slice(-32);
+  renderContact();
+});
 $("#accept").addEventListener("click", () => contactRequest("accept-offer"));
 $("#reject").addEventListener("click", async () => {
   const id = contact && contact.id;

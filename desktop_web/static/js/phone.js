@@ -17,7 +17,7 @@ const ERRORS = {
   "not-found": "No such agent.",
   "bad-sdp": "The media server refused this browser's audio setup.",
 };
-const KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "0", "#"];
+export const KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "0", "#"];
 const MIC_ERRORS = {
   NotAllowedError: "Microphone access was refused. Allow the microphone for this site in the browser (the icon in the address bar), then press Try again.",
   NotFoundError: "No microphone was found. Plug in a headset, then press Try again.",
@@ -40,6 +40,7 @@ export class Softphone {
     this._offers = this._answers = 0;
     this.calls = new Calls(); // the calls in progress, or the last one (ended) until the next
     this.testing = false;
+    this.contactMuted = false; // the agent muted its contact over SIP (the agent desktop sets it)
     this._retry = { timer: null, delay: 2000 };
     this._iceTimer = this._stats = this._ctx = this._meter = this._remoteAnalyser = this._ring = null;
     this._bind();
@@ -352,10 +353,17 @@ export class Softphone {
     this.renderCall();
   }
 
+  // The contact panel's mute (a caller over SIP): the microphone stops like a muted call's.
+  muteContact(on) {
+    this.contactMuted = Boolean(on);
+    this._applyMute();
+  }
+
   _applyMute() {
     // Muted calls also stop the microphone at the source, so nothing leaves the browser.
+    // A connected call between agents decides; otherwise the contact panel's mute does.
     const c = this.calls.current;
-    const muted = Boolean(c && c.status === "connected" && c.muted);
+    const muted = c && c.status === "connected" ? Boolean(c.muted) : this.contactMuted;
     if (this.local) this.local.getAudioTracks().forEach((t) => { t.enabled = !muted; });
   }
 
