@@ -36,6 +36,8 @@ log = logging.getLogger("unidesk.contacts")
 LEASE = "acd"
 LEASE_TTL = 6.0
 STATS_INTERVAL = 1.0
+# Seconds between position announcements to a waiting caller, unless the queue says otherwise (0: none).
+ANNOUNCE_INTERVAL = 30.0
 # Queue settings that may live in queues.config (JSON) and map to QueueConfig fields.
 QUEUE_KEYS = {
     "ring_timeout", "max_wait", "overflow", "max_length", "join_when_empty", "leave_when_empty",
@@ -132,6 +134,10 @@ class ContactObserver(Protocol):
     async def contact_finished(self, tenant_id: int, contact_id: str, reason: str) -> None: ...
 
     async def contact_held(self, tenant_id: int, contact_id: str, agent_id: int, on: bool) -> None: ...
+
+    async def contact_position(
+        self, tenant_id: int, contact_id: str, position: int, expected_wait: float | None
+    ) -> None: ...
 
 
 class ContactError(Exception):
@@ -575,8 +581,8 @@ class ContactCenter:
                         ],
                     },
                 )
-            case acd.AnnouncePosition():
-                pass  # heard by callers once the SIP gateway plays prompts
+            case acd.AnnouncePosition(contact_id=cid, position=position, expected_wait=expected):
+                await self._tell("contact_position", t.tenant_id, cid, position, expected)
 
     async def _change(
         self, t: _Tenant, agent_id: int, action: Action, cid: str, *, view: P.ContactView,
@@ -716,6 +722,7 @@ class ContactCenter:
         for q in queues:
             extra = {k: v for k, v in (q.config or {}).items() if k in QUEUE_KEYS}
             extra.setdefault("max_missed_offers", 3)
+            extra.setdefault("announce_interval", ANNOUNCE_INTERVAL)
             engine.configure_queue(
                 acd.QueueConfig(
                     name=q.name, strategy=q.strategy, wrap_up_seconds=float(q.wrap_up_seconds),

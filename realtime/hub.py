@@ -313,7 +313,7 @@ class Hub:
                     self._need(p, "agent")
                     await self._phone(conn, p, frame)
                 case P.WorkerHello() | P.MediaAnswer() | P.MediaFailed() | P.MediaClosed() | P.MediaCheck() \
-                        | P.SipIncoming() | P.SipEnded() | P.SipDtmf():
+                        | P.SipIncoming() | P.SipEnded() | P.SipDtmf() | P.SipProgress():
                     self._need(p, WORKER_ROLE)
                     await self._worker_frame(conn, frame)
                 case _:  # pragma: no cover - the union is exhaustive
@@ -392,13 +392,17 @@ class Hub:
                 await phone.media_closed(conn.worker, m)
             case P.MediaCheck() as m:
                 await phone.media_check(conn.worker, m)
-            case P.SipIncoming() | P.SipEnded() | P.SipDtmf() as m:
+            case P.SipIncoming() | P.SipEnded() | P.SipDtmf() | P.SipProgress() as m:
                 assert self.sip is not None, "the hub was built without SIP calls"
                 match m:
                     case P.SipIncoming():
                         await self.sip.incoming(conn.worker, m)
                     case P.SipEnded():
-                        await self.sip.ended(conn.worker, m)
+                        # A call an agent placed outside, or else a caller's.
+                        if not await phone.sip_ended(conn.worker, m):
+                            await self.sip.ended(conn.worker, m)
+                    case P.SipProgress():
+                        await phone.sip_progress(conn.worker, m)
                     case P.SipDtmf():
                         await self.sip.dtmf(conn.worker, m)
         self._send(conn, P.Ack(ref=frame.id))

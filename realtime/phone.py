@@ -30,6 +30,7 @@ import base64
 import hashlib
 import hmac
 import logging
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -41,7 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from realtime import protocol as P
 from realtime.directory import Directory
 from realtime.live import LiveStore, stream_agent
-from store.repos import TenantRepo
+from store.repos import TenantRepo, tenant_by_id
 
 log = logging.getLogger("unidesk.phone")
 
@@ -103,6 +104,17 @@ class Call(msgspec.Struct, kw_only=True):
     digits: list[str] = []
     hold_started: dict[str, float] = {}
     held_seconds: float = 0.0
+    # A call to a number outside (over a SIP trunk): `callee` is EXTERNAL, the far end is the worker's
+    # leg `leg` on `worker`.
+    external: str | None = None
+    leg: str | None = None
+    worker: str | None = None
+
+
+# The callee of a call to a number outside.
+EXTERNAL = 0
+OUT = "sip-out"
+NUMBER = re.compile(r"^\+?[0-9*#]{2,32}$")
 
 
 _worker_dec = msgspec.json.Decoder(WorkerInfo)
@@ -303,6 +315,18 @@ class PhoneService:
         await self.live.publish([(stream_agent(tid, aid), P.encode(frame))])
         await self._restore_routing(worker, tid, aid)
 
+    @staticmethod
+    def _other(c: Call, me: int) -> int:
+        return c.callee if me == c.caller else c.caller
+
+    @staticmethod
+    def _session(tenant_id: int, c: Call, who: int) -> str:
+        """The media worker's leg of a party: an agent's softphone, or the SIP leg of the far end."""
+        if who == EXTERNAL:
+            assert c.leg is not None, "an external call has a leg"
+            return c.leg
+        return session_id(tenant_id, who)
+
     async def _restore_routing(self, worker: str, tenant_id: int, agent_id: int) -> None:
         """Route the agent's connected calls again: a softphone that came back (new peer
         connection) has a fresh leg; for one that renegotiated, this changes nothing."""
@@ -311,10 +335,11 @@ class PhoneService:
         for c in await self._calls_of(tenant_id, agent_id):
             if c.status != "connected":
                 continue
-            other = c.callee if agent_id == c.caller else c.caller
-            if await self._worker_of(tenant_id, other) != worker:
+            other = self._other(c, agent_id)
+            there = c.worker if other == EXTERNAL else await self._worker_of(tenant_id, other)
+            if there != worker:
                 continue  # the other party is not back yet; its own answer routes the call
-            peer = session_id(tenant_id, other)
+            peer = self._session(tenant_id, c, other)
             cmds = [P.MediaCommand(op="connect", session_id=me, peer=peer)]
             for holder in c.held:
                 a, b = (me, peer) if holder == agent_id else (peer, me)
@@ -362,8 +387,10 @@ class PhoneService:
     async def _view(
         self, tenant_id: int, c: Call, me: int, ended: str | None = None, by: int | None = None
     ) -> P.CallView:
-        other = c.callee if me == c.caller else c.caller
-        peer = await self._party(tenant_id, other)
+        other = self._other(c, me)
+        peer = (
+            _Party(EXTERNAL, c.external, c.external) if other == EXTERNAL and c.external else await self._party(tenant_id, other)
+        )
         by_name = (await self._party(tenant_id, by)).username if by else None
         return P.CallView(
             id=c.id, direction="outbound" if me == c.caller else "inbound",
@@ -378,6 +405,7 @@ class PhoneService:
             [
                 (stream_agent(tenant_id, who), P.encode(P.CallChanged(call=await self._view(tenant_id, c, who, ended, by))))
                 for who in (c.caller, c.callee)
+                if who != EXTERNAL
             ]
         )
 
@@ -387,6 +415,8 @@ class PhoneService:
     async def dial(self, tenant_id: int, agent_id: int, to: str) -> str:
         d = await self.directory.get(tenant_id)
         callee = next((u for u in d.users.values() if u.username == to), None) if d else None
+        if callee is None and NUMBER.match(to):
+            return await self._dial_out(tenant_id, agent_id, to)
         if d is None or callee is None or not d.is_agent(callee.id):
             raise PhoneError(P.NOT_FOUND, f"no agent {to!r} in this tenant")
         if callee.id == agent_id:
@@ -397,10 +427,7 @@ class PhoneService:
             raise PhoneError(P.NO_PHONE, f"{to} has no softphone connected")
         if theirs != mine:
             raise PhoneError(P.NO_MEDIA_WORKER, f"{to}'s softphone is on another media worker; calls between workers are not supported yet")
-        # A second call is a consult: allowed while every other call of the agent is held by the agent.
-        for other in await self._calls_of(tenant_id, agent_id):
-            if other.status != "connected" or agent_id not in other.held:
-                raise PhoneError(P.BUSY, "you are on a call already; hold it first to consult")
+        await self._may_call(tenant_id, agent_id)
         if await self._calls_of(tenant_id, callee.id):
             raise PhoneError(P.BUSY, f"{to} is on another call")
         c = Call(id=uuid.uuid4().hex[:16], caller=agent_id, callee=callee.id, status="ringing", started_at=self.clock())
@@ -411,6 +438,85 @@ class PhoneService:
         await self._announce(tenant_id, c)
         return c.id
 
+    async def _may_call(self, tenant_id: int, agent_id: int) -> None:
+        # A second call is a consult: allowed while every other call of the agent is held by the agent.
+        for other in await self._calls_of(tenant_id, agent_id):
+            if other.status != "connected" or agent_id not in other.held:
+                raise PhoneError(P.BUSY, "you are on a call already; hold it first to consult")
+
+    async def _dial_out(self, tenant_id: int, agent_id: int, number: str) -> str:
+        """A call to a number outside, through the tenant's SIP trunk (settings "sip.outbound":
+        {"proxy": "host:port", "caller_id": "+49..."}), from the agent's softphone worker."""
+        async with self.sessionmaker() as s:
+            tenant = await tenant_by_id(s, tenant_id)
+        trunk = ((tenant.settings or {}).get("sip") or {}).get("outbound") if tenant else None
+        if not trunk or not trunk.get("proxy"):
+            raise PhoneError(P.NOT_FOUND, "no SIP trunk for calls outside is configured for this tenant")
+        worker = await self._need_phone(tenant_id, agent_id)
+        await self._may_call(tenant_id, agent_id)
+        host = str(trunk["proxy"])
+        caller_id = str(trunk.get("caller_id") or "unidesk")
+        c = Call(
+            id="o" + uuid.uuid4().hex[:15], caller=agent_id, callee=EXTERNAL, status="ringing",
+            started_at=self.clock(), external=number, worker=worker,
+        )
+        c.leg = f"sip-{c.id}"
+        await self._save(tenant_id, c)
+        await self.live.map_put(OUT, c.id, str(tenant_id).encode())
+        if self.on_busy is not None:
+            await self.on_busy(tenant_id, agent_id, True)
+        await self._command(
+            worker,
+            P.MediaCommand(op="sip-dial", session_id=c.id, uri=f"sip:{number}@{host}",
+                           from_uri=f"sip:{caller_id}@{host}"),
+        )
+        await self._announce(tenant_id, c)
+        return c.id
+
+    async def _out_call(self, worker: str, call_id: str) -> tuple[int, Call] | None:
+        raw = (await self.live.map_all(OUT)).get(call_id)
+        if raw is None:
+            return None
+        tenant_id = int(raw)
+        c = (await self._calls(tenant_id)).get(call_id)
+        if c is None or c.worker != worker:
+            return None
+        return tenant_id, c
+
+    async def sip_progress(self, worker: str, m: P.SipProgress) -> bool:
+        """An outbound call rings or was answered; False when it is not one of ours."""
+        found = await self._out_call(worker, m.call_id)
+        if found is None:
+            return False
+        tenant_id, c = found
+        me = session_id(tenant_id, c.caller)
+        if m.state == "ringing":
+            await self._command(worker, P.MediaCommand(op="ringback", session_id=me, on=True))
+            return True
+        if c.status == "connected":
+            return True
+        c.status = "connected"
+        c.answered_at = self.clock()
+        await self._save(tenant_id, c)
+        await self._command(
+            worker,
+            P.MediaCommand(op="ringback", session_id=me, on=False),
+            P.MediaCommand(op="connect", session_id=me, peer=c.leg),
+            P.MediaCommand(op="mute", session_id=me, on=False),
+        )
+        await self._announce(tenant_id, c)
+        return True
+
+    async def sip_ended(self, worker: str, m: P.SipEnded) -> bool:
+        """The far end of an outbound call hung up or refused; False when it is not one of ours."""
+        found = await self._out_call(worker, m.call_id)
+        if found is None:
+            return False
+        tenant_id, c = found
+        reason = _end_reason(m.code) if c.status != "connected" else "hangup"
+        await self._end(tenant_id, c, reason, None, sip_code=m.code)
+        return True
+
     async def _own_call(self, tenant_id: int, agent_id: int, call_id: str) -> Call:
         c = (await self._calls(tenant_id)).get(call_id)
         if c is None or agent_id not in (c.caller, c.callee):
@@ -419,7 +525,7 @@ class PhoneService:
 
     async def answer(self, tenant_id: int, agent_id: int, call_id: str) -> None:
         c = await self._own_call(tenant_id, agent_id, call_id)
-        if c.callee != agent_id or c.status != "ringing":
+        if c.callee != agent_id or c.status != "ringing" or c.external:
             raise PhoneError(P.CONFLICT, "only a ringing call to you can be answered")
         worker = await self._need_phone(tenant_id, agent_id)
         c.status = "connected"
@@ -452,7 +558,7 @@ class PhoneService:
         if c.status != "connected":
             raise PhoneError(P.CONFLICT, "only a connected call can be held")
         worker = await self._need_phone(tenant_id, agent_id)
-        other = c.callee if agent_id == c.caller else c.caller
+        other = self._other(c, agent_id)
         if not on:
             for busy in await self._calls_of(tenant_id, agent_id):
                 if busy.id != c.id and agent_id not in busy.held:
@@ -465,7 +571,7 @@ class PhoneService:
             c.held.remove(agent_id)
             c.held_seconds += now - c.hold_started.pop(str(agent_id), now)
         await self._save(tenant_id, c)
-        me_s, other_s = session_id(tenant_id, agent_id), session_id(tenant_id, other)
+        me_s, other_s = session_id(tenant_id, agent_id), self._session(tenant_id, c, other)
         cmds = [P.MediaCommand(op="hold", session_id=me_s, peer=other_s, on=on)]
         if not on and other in c.held:
             # Resuming reconnects both ways; the other party's own hold still stands.
@@ -492,55 +598,71 @@ class PhoneService:
             raise PhoneError(P.CONFLICT, "digits need a connected call")
         c.digits.append(digits)
         await self._save(tenant_id, c)
-        other = c.callee if agent_id == c.caller else c.caller
+        other = self._other(c, agent_id)
+        if other == EXTERNAL:
+            assert c.worker is not None
+            await self._command(c.worker, P.MediaCommand(op="sip-dtmf", session_id=c.id, digits=digits))
+            return
         await self.live.publish([(stream_agent(tenant_id, other), P.encode(P.CallDigits(call_id=c.id, digits=digits)))])
 
     async def _end_calls_of(self, tenant_id: int, agent_id: int, reason: str, by: int | None) -> None:
         for c in await self._calls_of(tenant_id, agent_id):
             await self._end(tenant_id, c, reason, by)
 
-    async def _end(self, tenant_id: int, c: Call, reason: str, by: int | None) -> None:
+    async def _end(
+        self, tenant_id: int, c: Call, reason: str, by: int | None, sip_code: int | None = None
+    ) -> None:
         now = self.clock()
         for who, since in c.hold_started.items():
             c.held_seconds += now - since
         await self.live.map_delete(calls_map(tenant_id), c.id)
+        if c.external:
+            await self.live.map_delete(OUT, c.id)
+            assert c.worker is not None
+            cmds = [P.MediaCommand(op="ringback", session_id=session_id(tenant_id, c.caller), on=False)]
+            if sip_code is None:
+                # Ended on our side: the far end gets a BYE (or a CANCEL while it rings).
+                cmds.append(P.MediaCommand(op="sip-hangup", session_id=c.id, code=200))
+            await self._command(c.worker, *cmds)
         if c.status == "connected":
             worker = await self._worker_of(tenant_id, c.caller) or await self._worker_of(tenant_id, c.callee)
             if worker is not None:
                 # Only the parties with no other call are disconnected: a consulting agent's held call keeps its music.
-                rest = {who: await self._calls_of(tenant_id, who) for who in (c.caller, c.callee)}
+                rest = {who: await self._calls_of(tenant_id, who) for who in (c.caller, c.callee) if who != EXTERNAL}
                 await self._command(
                     worker,
                     *(
                         P.MediaCommand(op="disconnect", session_id=session_id(tenant_id, who))
                         for who, calls in rest.items()
-                        if not calls
+                        if not calls and who != EXTERNAL
                     ),
                     *(
                         P.MediaCommand(op="unlisten", session_id=session_id(tenant_id, who),
-                                       peer=session_id(tenant_id, c.callee if who == c.caller else c.caller))
+                                       peer=self._session(tenant_id, c, self._other(c, who)))
                         for who, calls in rest.items()
-                        if calls
+                        if calls and who != EXTERNAL
                     ),
                 )
         caller = await self._party(tenant_id, c.caller)
-        callee = await self._party(tenant_id, c.callee)
+        callee = c.external if c.external else (await self._party(tenant_id, c.callee)).username
+        kind = "outbound" if c.external else "internal"
         async with self.sessionmaker() as s, s.begin():
             await TenantRepo(s, tenant_id).add_call_record(
-                c.id, c.started_at, direction="internal", caller=caller.username, callee=callee.username,
-                agent_id=c.callee, answered_at=c.answered_at, ended_at=now,
+                c.id, c.started_at, direction=kind, caller=caller.username, callee=callee,
+                agent_id=c.caller if c.external else c.callee, answered_at=c.answered_at, ended_at=now,
                 outcome="answered" if c.answered_at else reason,
             )
             row = await TenantRepo(s, tenant_id).call_record(c.id)
             assert row is not None
             row.data = {
-                "kind": "internal", "end_reason": reason, "ended_by": (await self._party(tenant_id, by)).username if by else None,
+                "kind": kind, "end_reason": reason, "ended_by": (await self._party(tenant_id, by)).username if by else None,
                 "held_seconds": round(c.held_seconds, 3), "digits": "".join(c.digits),
+                **({"sip_code": sip_code} if sip_code is not None else {}),
             }
         await self._announce(tenant_id, c, ended=reason, by=by)
         if self.on_busy is not None:
             for who in (c.caller, c.callee):
-                if not await self._calls_of(tenant_id, who):
+                if who != EXTERNAL and not await self._calls_of(tenant_id, who):
                     await self.on_busy(tenant_id, who, False)
 
 
@@ -575,3 +697,16 @@ def _phone_worker(raw: bytes) -> str:
 def _phone_fingerprint(raw: bytes) -> str:
     parts = raw.decode().split("\n", 1)
     return parts[1] if len(parts) > 1 else ""
+
+
+def _end_reason(code: int) -> str:
+    """Why an outbound call that was never answered ended, from the final SIP response."""
+    if code in (486, 600):
+        return "busy"
+    if code in (404, 484, 604):
+        return "not-found"
+    if code in (408, 480):
+        return "no-answer"
+    if code == 487:
+        return "cancelled"
+    return f"failed-{code}"

@@ -228,6 +228,13 @@ class SipEnded(ClientMessage, tag="sip-ended"):
     by: Literal["remote", "local"] = "remote"
 
 
+class SipProgress(ClientMessage, tag="sip-progress"):
+    """An outbound SIP call rings at the far end, or was answered."""
+
+    call_id: SipCallId
+    state: Literal["ringing", "answered"]
+
+
 class SipDtmf(ClientMessage, tag="sip-dtmf"):
     """Digits the caller pressed (RFC 4733)."""
 
@@ -238,7 +245,7 @@ class SipDtmf(ClientMessage, tag="sip-dtmf"):
 ClientFrame = Union[
     Auth, Ping, SetState, ExtendWrapUp, ForceState, AcceptOffer, RejectOffer, EndContact, CompleteWrapUp,
     PhoneOffer, PhoneClose, PhoneTest, CallDial, CallAnswer, CallHangup, CallHold, CallMute, CallDtmf,
-    WorkerHello, MediaAnswer, MediaFailed, MediaClosed, MediaCheck, SipIncoming, SipEnded, SipDtmf,
+    WorkerHello, MediaAnswer, MediaFailed, MediaClosed, MediaCheck, SipIncoming, SipEnded, SipDtmf, SipProgress,
 ]
 
 
@@ -491,7 +498,7 @@ class MediaCommand(msgspec.Struct, omit_defaults=True, kw_only=True):
 
     op: Literal[
         "offer", "close", "connect", "disconnect", "unlisten", "hold", "mute", "tone", "music",
-        "sip-answer", "sip-reject", "sip-hangup", "sip-dtmf",
+        "sip-answer", "sip-reject", "sip-hangup", "sip-dtmf", "sip-dial", "ringback", "prompt",
     ]
     session_id: str
     offer_id: str | None = None
@@ -504,6 +511,11 @@ class MediaCommand(msgspec.Struct, omit_defaults=True, kw_only=True):
     code: int | None = None
     reason: str | None = None
     digits: str | None = None
+    # An outbound SIP call: whom to call and as whom.
+    uri: str | None = None
+    from_uri: str | None = None
+    # Prompts played in a row to the leg (names of the worker's prompt files; none: stop playing).
+    prompts: list[str] | None = None
 
 
 class MediaCommands(ServerMessage, tag="media-commands"):

@@ -9,25 +9,36 @@ agent's softphone to the call's leg; when either side hangs up, the other
 follows (the agent to wrap-up, the caller with a BYE), and the record keeps
 who ended it and the SIP cause.
 
+The route also has opening hours (outside them the caller hears the closed
+prompt, then the call ends) and may lead to a menu instead of a queue: the
+caller hears its prompt and picks a queue with a digit (realtime/ivr.py
+decides; a task of the hub that took the call plays the prompts and feeds it
+the digits). A waiting caller hears its place in the queue over the music
+every `announce_interval` seconds of the queue.
+
 Live state (shared by all hubs):
-- map `sip-calls`: SIP call id → {worker, tenant, contact};
+- map `sip-calls`: "<worker>|<call id>" → {worker, tenant, contact} (each worker numbers its own calls);
 - map `sip-contacts:<tenant>`: contact id → {worker, call id}.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
+import time
 import uuid
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from realtime import ivr
 from realtime import protocol as P
 from realtime.contacts import Abandon, Arrive, ContactCenter, ContactError, End, contacts_map
 from realtime.live import LiveStore, stream_agent
 from realtime.phone import PhoneService, session_id
 from store.repos import TenantRepo, sip_route
+from webrtc.prompts import UnknownPrompt, prompt_path, sequence_seconds
 
 log = logging.getLogger("unidesk.sip")
 
@@ -36,6 +47,11 @@ SIP_CALLS = "sip-calls"
 
 def sip_contacts(tenant_id: int) -> str:
     return f"sip-contacts:{tenant_id}"
+
+
+def _key(worker: str, call_id: str) -> str:
+    # Call ids are a worker's own (each numbers its calls): a call is known by both.
+    return f"{worker}|{call_id}"
 
 
 def leg_of(call_id: str) -> str:
@@ -67,6 +83,8 @@ class SipCalls:
         self.sessionmaker = sessionmaker
         self.phone = phone
         self.contacts = contacts
+        # Calls in a menu or hearing the closed message, handled by this hub: SIP call id → run.
+        self._local: dict[str, _Local] = {}
         contacts.observe(self)
 
     async def _cmd(self, worker: str, *cmds: P.MediaCommand) -> None:
@@ -83,21 +101,33 @@ class SipCalls:
                 worker, P.MediaCommand(op="sip-reject", session_id=m.call_id, code=exc.code, reason=exc.reason)
             )
             return
+        if not isinstance(queue, str):
+            # Closed now, or a menu first: answered, then led by a task of this hub's.
+            await self._cmd(worker, P.MediaCommand(op="sip-answer", session_id=m.call_id))
+            self._start_local(worker, m, tenant_id, queue)
+            return
+        await self._enqueue(worker, m, tenant_id, queue, answer=True)
+
+    async def _enqueue(
+        self, worker: str, m: P.SipIncoming, tenant_id: int, queue: str, answer: bool, menu: str | None = None
+    ) -> None:
+        """The caller waits in `queue` with music (`menu`: the digits pressed in a menu on the way)."""
         contact_id = uuid.uuid4().hex[:16]
         call = SipCall(worker=worker, tenant_id=tenant_id, contact_id=contact_id, call_id=m.call_id)
-        await self.live.map_put(SIP_CALLS, m.call_id, _enc.encode(call))
+        await self.live.map_put(SIP_CALLS, _key(worker, m.call_id), _enc.encode(call))
         await self.live.map_put(sip_contacts(tenant_id), contact_id, _enc.encode(call))
         # Answered at once: the caller hears music while waiting (no ringback timeout at the carrier).
         await self._cmd(
             worker,
-            P.MediaCommand(op="sip-answer", session_id=m.call_id),
+            *([P.MediaCommand(op="sip-answer", session_id=m.call_id)] if answer else []),
             P.MediaCommand(op="music", session_id=leg_of(m.call_id), on=True),
         )
         try:
             await self.contacts.submit(
                 Arrive(
                     tenant_id=tenant_id, contact_id=contact_id, queue=queue, caller=m.caller or "anonymous",
-                    caller_name=m.caller_name, data={"channel": "sip", "from": m.caller}, media=True,
+                    caller_name=m.caller_name, media=True,
+                    data={"channel": "sip", "from": m.caller, **({"menu": menu} if menu else {})},
                 )
             )
         except ContactError as exc:
@@ -106,8 +136,9 @@ class SipCalls:
             await self._forget(call)
             await self._cmd(worker, P.MediaCommand(op="sip-hangup", session_id=m.call_id, code=486, reason=str(exc)))
 
-    async def _route(self, m: P.SipIncoming) -> tuple[int, str]:
-        """(tenant id, queue name) of an accepted call; raises _Refused with the SIP response otherwise."""
+    async def _route(self, m: P.SipIncoming) -> tuple[int, str | ivr.Menu | _Closed]:
+        """(tenant id, queue name, menu or closed) of an accepted call; raises _Refused with the SIP
+        response otherwise."""
         async with self.sessionmaker() as s:
             route = await sip_route(s, m.to_user)
             if route is None:
@@ -115,12 +146,28 @@ class SipCalls:
             if not _allowed(m.remote, route.allow_from):
                 raise _Refused(403, "Forbidden")
             queue = next((q.name for q in await TenantRepo(s, route.tenant_id).queues() if q.id == route.queue_id), None)
+        try:
+            if not ivr.is_open(route.hours, time.time()):
+                return route.tenant_id, _Closed(route.closed_prompt or ivr.CLOSED_PROMPT)
+            if route.ivr:
+                menu = ivr.Menu.from_json(route.ivr)
+                prompt_path(menu.prompt)
+                return route.tenant_id, menu
+        except (ivr.DialPlanError, UnknownPrompt) as exc:
+            log.error("SIP route %r cannot be used: %s", route.address, exc)
+            raise _Refused(480, "Temporarily Unavailable") from None
         if queue is None:
             raise _Refused(480, "Temporarily Unavailable")
         return route.tenant_id, queue
 
     async def ended(self, worker: str, m: P.SipEnded) -> None:
-        call = await self._call(m.call_id)
+        local = self._local.get(_key(worker, m.call_id))
+        if local is not None:
+            local.gone = m
+            if not local.queued:
+                local.cancel()
+                return  # in the menu, or hearing that we are closed: no contact yet
+        call = await self._call(worker, m.call_id)
         if call is None or call.worker != worker:
             return  # refused before it became a contact, or not this worker's
         await self._forget(call)
@@ -140,6 +187,8 @@ class SipCalls:
     async def worker_gone(self, worker: str) -> None:
         """The worker died: its callers are gone. Waiting ones are recorded as failed, connected
         ones end for their agents (wrap-up) with `ended_by: media-lost`."""
+        for local in [x for x in self._local.values() if x.worker == worker and not x.queued]:
+            local.cancel()
         for raw in (await self.live.map_all(SIP_CALLS)).values():
             call = _dec.decode(raw)
             if call.worker != worker:
@@ -161,7 +210,11 @@ class SipCalls:
                 log.info("SIP call %s lost with its worker; its contact: %s", call.call_id, exc)
 
     async def dtmf(self, worker: str, m: P.SipDtmf) -> None:
-        call = await self._call(m.call_id)
+        local = self._local.get(_key(worker, m.call_id))
+        if local is not None and not local.queued:
+            local.digits.put_nowait(m.digits)  # a choice in the menu
+            return
+        call = await self._call(worker, m.call_id)
         if call is None or call.worker != worker:
             return
         view = await self._view(call)
@@ -185,6 +238,7 @@ class SipCalls:
         me, leg = session_id(tenant_id, agent_id), leg_of(call.call_id)
         await self._cmd(
             worker,
+            P.MediaCommand(op="prompt", session_id=leg),  # an announcement stops
             P.MediaCommand(op="connect", session_id=me, peer=leg),
             P.MediaCommand(op="mute", session_id=me, on=False),
         )
@@ -203,6 +257,85 @@ class SipCalls:
         me, leg = session_id(tenant_id, agent_id), leg_of(call.call_id)
         # The caller hears the music; the agent hears nothing of the call until resumed.
         await self._cmd(call.worker, P.MediaCommand(op="hold", session_id=me, peer=leg, on=on))
+
+    async def contact_position(
+        self, tenant_id: int, contact_id: str, position: int, expected_wait: float | None
+    ) -> None:
+        """A waiting caller hears their place in the queue (and the expected wait) over the music."""
+        call = await self._contact(tenant_id, contact_id)
+        if call is None:
+            return
+        names = ivr.announcement(position, expected_wait)
+        await self._cmd(call.worker, P.MediaCommand(op="prompt", session_id=leg_of(call.call_id), prompts=names))
+
+    # ------------------------------------------------------------ menus and closed hours (this hub)
+
+    def _start_local(self, worker: str, m: P.SipIncoming, tenant_id: int, target: ivr.Menu | _Closed) -> None:
+        local = _Local(worker)
+        if isinstance(target, _Closed):
+            coro = self._say_closed(local, m, target.prompt)
+        else:
+            coro = self._menu(local, m, tenant_id, target)
+        local.task = asyncio.create_task(coro, name=f"sip-local-{m.call_id}")
+        key = _key(worker, m.call_id)
+        self._local[key] = local
+
+        def done(task: asyncio.Task[None], call_id: str = m.call_id) -> None:
+            if self._local.get(key) is local:
+                del self._local[key]
+            if not task.cancelled() and task.exception() is not None:
+                log.error("SIP call %s: its menu failed", call_id, exc_info=task.exception())
+
+        local.task.add_done_callback(done)
+
+    async def _say_closed(self, local: _Local, m: P.SipIncoming, prompt: str) -> None:
+        log.info("SIP call %s to %r outside opening hours", m.call_id, m.to_user)
+        await self._cmd(local.worker, P.MediaCommand(op="prompt", session_id=leg_of(m.call_id), prompts=[prompt]))
+        # The worker plays it in real time; the caller's jitter buffer gets a moment to drain.
+        await asyncio.sleep(_seconds(prompt) + PROMPT_TAIL)
+        await self._cmd(local.worker, P.MediaCommand(op="sip-hangup", session_id=m.call_id, code=200, reason="closed"))
+
+    async def _menu(self, local: _Local, m: P.SipIncoming, tenant_id: int, menu: ivr.Menu) -> None:
+        """One caller in a menu: prompts played, digits fed to the core, until it picks a queue or ends."""
+        core = ivr.MenuCall(menu)
+        leg = leg_of(m.call_id)
+        playing: tuple[int, float] | None = None  # token of the prompt playing, and when it will have played
+        core.start(time.time())
+        while True:
+            for cmd in core.commands_out():
+                match cmd:
+                    case ivr.PlayPrompt(name=name, token=token):
+                        await self._cmd(local.worker, P.MediaCommand(op="prompt", session_id=leg, prompts=[name]))
+                        playing = (token, time.time() + _seconds(name) + PROMPT_TAIL)
+                    case ivr.ChooseQueue(queue=queue, digit=digit):
+                        log.info("SIP call %s chose %s (digits %r)", m.call_id, queue, core.digits)
+                        local.queued = True
+                        await self._cmd(local.worker, P.MediaCommand(op="prompt", session_id=leg))
+                        await self._enqueue(local.worker, m, tenant_id, queue, answer=False, menu=core.digits)
+                        if local.gone is not None:  # hung up while being queued
+                            self._local.pop(_key(local.worker, m.call_id), None)
+                            await self.ended(local.worker, local.gone)
+                        return
+                    case ivr.Hangup(reason=reason):
+                        log.info("SIP call %s left the menu: %s (digits %r)", m.call_id, reason, core.digits)
+                        await self._cmd(
+                            local.worker, P.MediaCommand(op="sip-hangup", session_id=m.call_id, code=200, reason=reason)
+                        )
+                        return
+            due = [d for d in (core.next_deadline(), playing[1] if playing else None) if d is not None]
+            try:
+                digits = await asyncio.wait_for(
+                    local.digits.get(), max(0.0, min(due) - time.time()) if due else None
+                )
+            except asyncio.TimeoutError:
+                digits = ""
+            now = time.time()
+            for d in digits:
+                core.digit(d, now)
+            if playing is not None and now >= playing[1]:
+                core.prompt_done(playing[0], now)
+                playing = None
+            core.handle_timeout(now)
 
     # ------------------------------------------------------------ from the agent
 
@@ -224,8 +357,8 @@ class SipCalls:
 
     # ------------------------------------------------------------ helpers
 
-    async def _call(self, call_id: str) -> SipCall | None:
-        raw = (await self.live.map_all(SIP_CALLS)).get(call_id)
+    async def _call(self, worker: str, call_id: str) -> SipCall | None:
+        raw = (await self.live.map_all(SIP_CALLS)).get(_key(worker, call_id))
         return _dec.decode(raw) if raw is not None else None
 
     async def _contact(self, tenant_id: int, contact_id: str) -> SipCall | None:
@@ -237,8 +370,41 @@ class SipCalls:
         return _view_dec.decode(raw) if raw is not None else None
 
     async def _forget(self, call: SipCall) -> None:
-        await self.live.map_delete(SIP_CALLS, call.call_id)
+        await self.live.map_delete(SIP_CALLS, _key(call.worker, call.call_id))
         await self.live.map_delete(sip_contacts(call.tenant_id), call.contact_id)
+
+
+# Played prompts are given this long beyond their length before what follows (the caller's jitter buffer).
+PROMPT_TAIL = 0.3
+
+
+def _seconds(prompt: str) -> float:
+    try:
+        return sequence_seconds([prompt])
+    except UnknownPrompt:
+        log.error("no prompt %r: nothing is played", prompt)
+        return 0.0
+
+
+class _Closed(msgspec.Struct, frozen=True):
+    prompt: str
+
+
+class _Local:
+    """A SIP call this hub leads before (or instead of) queueing it."""
+
+    def __init__(self, worker: str) -> None:
+        self.worker = worker
+        self.digits: asyncio.Queue[str] = asyncio.Queue()
+        self.task: asyncio.Task[None] | None = None
+        # Handed to the ACD (the contact's own handling takes over).
+        self.queued = False
+        # The caller hung up.
+        self.gone: P.SipEnded | None = None
+
+    def cancel(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
 
 
 class _Refused(Exception):

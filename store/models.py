@@ -169,7 +169,8 @@ class CallRecord(Base):
 
 
 class SipRoute(Base):
-    """Where a call to an address of unidesk goes: the tenant and queue it lands in, and who may call it.
+    """Where a call to an address of unidesk goes: the tenant and the queue (or menu) it lands in, when, and
+    who may call it.
 
     `address` is the called user part or number (the Request-URI's user, e.g. "support" or
     "+4930123456"); it is unique across tenants, since it picks the tenant."""
@@ -182,3 +183,9 @@ class SipRoute(Base):
     # Networks (CIDR) calls are accepted from: peers allowed by address (trunks, PBXs).
     allow_from: Mapped[list[str]] = mapped_column(JSON, default=list)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Opening hours: {"timezone": "Europe/Berlin", "mon": [["08:00", "18:00"]], ...}; empty: always open.
+    hours: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The prompt a caller hears outside the opening hours before the call ends (None: "closed").
+    closed_prompt: Mapped[str | None] = mapped_column(String(64))
+    # A menu instead of a queue: {"prompt", "choices": {digit: queue}, "timeout_seconds", "retries", "default"}.
+    ivr: Mapped[dict[str, Any] | None] = mapped_column(JSON)

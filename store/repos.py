@@ -113,9 +113,12 @@ class TenantRepo:
         q = select(SipRoute).where(SipRoute.tenant_id == self.tenant_id).order_by(SipRoute.address)
         return (await self.session.execute(q)).scalars().all()
 
-    async def add_sip_route(self, address: str, queue_id: int | None, allow_from: list[str]) -> SipRoute:
+    async def add_sip_route(self, address: str, queue_id: int | None, allow_from: list[str],
+                            **fields: object) -> SipRoute:
+        """`fields`: hours, closed_prompt, ivr (a route with a menu has no queue)."""
+        fields.setdefault("hours", {})
         route = SipRoute(tenant_id=self.tenant_id, address=address, queue_id=queue_id, allow_from=allow_from,
-                         enabled=True)
+                         enabled=True, **fields)
         self.session.add(route)
         await self.session.flush()
         return route

@@ -61,11 +61,19 @@ async def seed_demo(session: AsyncSession, hash_password: Callable[[str], str], 
     return True
 
 
+# sip:menu@…: a welcome menu (1: support, 2: sales), open around the clock (empty hours).
+DEMO_MENU = {"prompt": "welcome-menu", "choices": {"1": "support", "2": "sales"}, "timeout_seconds": 8,
+             "retries": 2, "default": "support"}
+
+
 async def _demo_routes(session: AsyncSession, tenant_id: int, slug: str) -> None:
-    """sip:support@… and sip:sales@… for the demo tenant ("<slug>-support" for another one)."""
+    """sip:support@…, sip:sales@… and sip:menu@… for the demo tenant ("<slug>-support" for another one)."""
     repo = TenantRepo(session, tenant_id)
     have = {r.address for r in await repo.sip_routes()}
     for q in await repo.queues():
         address = q.name if slug == "demo" else f"{slug}-{q.name}"
         if address not in have and await sip_route(session, address) is None:
             await repo.add_sip_route(address, q.id, LOOPBACK)
+    menu = "menu" if slug == "demo" else f"{slug}-menu"
+    if menu not in have and await sip_route(session, menu) is None:
+        await repo.add_sip_route(menu, None, LOOPBACK, hours={}, ivr=DEMO_MENU)

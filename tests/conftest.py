@@ -164,6 +164,26 @@ def set_queue_config(b: Backend, tenant: str, queue: str, **config: object) -> N
         pool.submit(asyncio.run, run()).result()
 
 
+def set_tenant_settings(b: Backend, tenant: str, **settings: object) -> None:
+    """Change a tenant's settings in the store (read by the hub when it needs them)."""
+    from sqlalchemy import select
+
+    from store.db import make_engine, make_sessionmaker
+    from store.models import Tenant
+
+    url = b.database_url.replace("sqlite://", "sqlite+aiosqlite://").replace("postgresql://", "postgresql+asyncpg://")
+
+    async def run() -> None:
+        engine = make_engine(url)
+        async with make_sessionmaker(engine)() as s, s.begin():
+            t = (await s.execute(select(Tenant).where(Tenant.slug == tenant))).scalar_one()
+            t.settings = {**(t.settings or {}), **settings}
+        await engine.dispose()
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result()
+
+
 @pytest.fixture(scope="session")
 def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
     b = prepared_backend(tmp_path_factory.mktemp("db"))

@@ -38,7 +38,7 @@ def free_port_pair() -> int:
 class Baresip:
     """One baresip phone in a folder of its own. `call()` dials and hangs up after `seconds`."""
 
-    def __init__(self, folder: Path, tone_hz: int, user: str = "caller") -> None:
+    def __init__(self, folder: Path, tone_hz: int, user: str = "caller", auto_answer: bool = False) -> None:
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
         # baresip also opens TCP and TLS (the port after) beside UDP: all must be free.
@@ -69,7 +69,8 @@ class Baresip:
                 ]
             )
         )
-        (folder / "accounts").write_text(f"<sip:{user}@127.0.0.1:{self.port}>;regint=0\n")
+        answer = ";answermode=auto" if auto_answer else ""
+        (folder / "accounts").write_text(f"<sip:{user}@127.0.0.1:{self.port}>;regint=0{answer}\n")
         self.proc: subprocess.Popen[bytes] | None = None
 
     def call(self, uri: str, seconds: int) -> subprocess.Popen[bytes]:
@@ -78,6 +79,19 @@ class Baresip:
             ["baresip", "-f", str(self.folder), "-e", f"/dial {uri}", "-t", str(seconds)],
             stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
+        return self.proc
+
+    def listen(self, seconds: int) -> subprocess.Popen[bytes]:
+        """Wait for calls (answered at once with auto_answer) and quit after `seconds`."""
+        self.log = open(self.folder / "baresip.log", "wb")
+        self.proc = subprocess.Popen(
+            ["baresip", "-f", str(self.folder), "-t", str(seconds)],
+            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while "baresip is ready" not in self.output():
+            assert time.monotonic() < deadline and self.proc.poll() is None, self.output()
+            time.sleep(0.05)  # polling for readiness
         return self.proc
 
     def wait(self, timeout: float) -> int:

@@ -62,6 +62,7 @@ class Worker:
         self._outbox: asyncio.Queue[str] = asyncio.Queue()
         self._checks: dict[str, asyncio.Task[None]] = {}
         self._hold_player: Source | None = None
+        self._ringback = ringback()
         self.sip: Any = None
 
     # ------------------------------------------------------------ connection
@@ -85,9 +86,11 @@ class Worker:
         log.info("SIP on %s:%s", self.settings.sip_host, self.settings.sip_port)
 
     def _sip_event(self, ev: object) -> None:
-        from bridge.ua import CallEnded, DtmfReceived, IncomingCall
+        from bridge.ua import CallEnded, CallProgress, DtmfReceived, IncomingCall
 
         match ev:
+            case CallProgress():
+                self._send({"type": "sip-progress", "call_id": ev.call_id, "state": ev.state})
             case IncomingCall() if self._ws is None:
                 # No hub to route it: the caller is told at once rather than left ringing.
                 assert self.sip is not None
@@ -226,6 +229,20 @@ class Worker:
                 # A waiting caller (or a held party) hears the hold music.
                 self._need(sid)
                 e.set_inputs(sid, [Input(source=self._music())] if c.on else [])
+            case "sip-dial":
+                if self.sip is None:
+                    # Told as an ended call, like any failed dial: the agent's call ends with a reason.
+                    self._send({"type": "sip-ended", "call_id": sid, "code": 503, "reason": "no SIP on this media worker",
+                                "by": "local"})
+                    return
+                assert c.uri is not None, "sip-dial names whom to call"
+                self.sip.dial(sid, c.uri, c.from_uri)
+            case "ringback":
+                # What the caller hears while the far end rings: 425 Hz, one second in five.
+                self._need(sid)
+                e.stop_playing(sid)
+                if c.on:
+                    e.play(sid, self._ringback)
             case "sip-answer" | "sip-reject" | "sip-hangup" | "sip-dtmf":
                 if self.sip is None:
                     raise MediaError("this worker has no SIP")
@@ -247,6 +264,18 @@ class Worker:
                 if c.tone_hz:
                     e.play(sid, ToneSource(float(c.tone_hz), amplitude=0.3))
                     self._checks[sid] = asyncio.create_task(self._check(sid))
+            case "prompt":
+                # Prompts (webrtc/prompts/<name>.wav) in a row, over what the leg hears; none: stop.
+                self._need(sid)
+                if c.prompts:
+                    from webrtc.prompts import UnknownPrompt, prompt_source
+
+                    try:
+                        e.play(sid, prompt_source(c.prompts))
+                    except UnknownPrompt as exc:
+                        raise MediaError(str(exc)) from None
+                else:
+                    e.stop_playing(sid)
 
     def _music(self) -> Source:
         if self._hold_player is None:
@@ -296,6 +325,14 @@ class Worker:
         if self.sip is not None:
             await self.sip.stop()
         await self.engine.close_all()
+
+
+def ringback() -> SampleSource:
+    """Ringback as European exchanges play it: 425 Hz for one second, then four of silence, looped."""
+    rate = 8000
+    t = np.arange(rate) / rate
+    on = 0.25 * np.sin(2 * np.pi * 425 * t)
+    return SampleSource((np.concatenate([on, np.zeros(4 * rate)]) * 32767).astype(np.int16), loop=True)
 
 
 def hold_melody() -> SampleSource:

@@ -7,7 +7,7 @@ import asyncio
 
 import httpx
 
-from tests.conftest import HOLD_MUSIC_HZ, HubProcess, WorkerProcess, drop_backend, prepared_backend
+from tests.conftest import HOLD_MUSIC_HZ, HubProcess, WorkerProcess, drop_backend, prepared_backend, set_tenant_settings
 from tests.helpers import bearer, cached_login, force
 from tests.sip_peers import Baresip, ended, hears, hears_not, windows
 from webrtc.audio import ToneSource
@@ -226,5 +226,66 @@ async def test_callers_on_a_worker_that_dies_are_recorded_and_their_agents_freed
         waiting.stop()
         await agent.close()
         worker.stop()
+        hub.stop()
+        drop_backend(backend)
+
+
+async def test_an_agent_calls_a_number_outside_through_the_trunk(hub, backend, media_worker, tmp_path):
+    only(hub)
+    far = Baresip(tmp_path / "far", int(CALLER_HZ), user="+4930555777", auto_answer=True)
+    far.listen(40)
+    set_tenant_settings(backend, "demo", sip={"outbound": {"proxy": f"127.0.0.1:{far.port}", "caller_id": "+4930100"}})
+    agent = BotAgent(hub.url, "demo", "agent4", "demo", ToneSource(AGENT_HZ))
+    await agent.login()
+    await agent.connect_phone()
+    try:
+        ack = await agent.request({"type": "call-dial", "to": "+4930555777"})
+        assert ack["type"] == "ack", ack
+        call_id = ack["call_id"]
+        up = await agent.expect(lambda m: m["type"] == "call-changed" and m["call"]["status"] == "connected", 15)
+        assert up["call"]["peer"] == "+4930555777" and up["call"]["direction"] == "outbound"
+        assert await agent.hears(CALLER_HZ), f"the agent heard {agent.hearing():.0f} Hz, not the far end"
+        assert await asyncio.to_thread(hears, far, AGENT_HZ), "the far end does not hear the agent"
+        assert (await agent.request({"type": "call-hangup", "call_id": call_id}))["type"] == "ack"
+        end = await agent.expect(lambda m: m["type"] == "call-changed" and m["call"]["status"] == "ended")
+        assert end["call"]["end_reason"] == "hangup"
+        assert await asyncio.to_thread(ended, far), far.output()[-2000:]
+        rec = httpx.get(f"{hub.url}/api/contacts/{call_id}", headers=bearer(cached_login(hub.url, "supervisor"))).json()
+        assert rec["outcome"] == "answered" and rec["caller"] == "agent4"
+        # A number without a trunk configured is refused with a reason.
+        set_tenant_settings(backend, "demo", sip={})
+        err = await agent.request({"type": "call-dial", "to": "+4930555777"})
+        assert err["type"] == "error" and "trunk" in err["message"]
+    finally:
+        set_tenant_settings(backend, "demo", sip={})
+        far.stop()
+        await agent.close()
+
+
+async def test_callers_on_two_workers_are_kept_apart(tmp_path):
+    # Each worker numbers its own SIP calls: the first call on each has the same id.
+    backend = prepared_backend(tmp_path)
+    hub = HubProcess(backend, tmp_path / "hub.log").start()
+    workers = [WorkerProcess(hub, tmp_path / f"w{i}.log", name=f"w{i}", UNIDESK_MEDIA_CAPACITY="1").start() for i in (1, 2)]
+    agents = [await available_bot(hub, f"agent{i}", AGENT_HZ) for i in (1, 2)]
+    phones = [Baresip(tmp_path / f"phone{i}", int(CALLER_HZ)) for i in (1, 2)]
+    try:
+        for phone, worker in zip(phones, workers):
+            phone.call(f"sip:support@127.0.0.1:{worker.sip_port}", 8)
+        offers = [await a.expect(lambda m: m["type"] == "contact-offered", 15) for a in agents]
+        for a, offer in zip(agents, offers):
+            assert (await a.request({"type": "accept-offer", "contact_id": offer["contact"]["id"]}))["type"] == "ack"
+        # Both callers hang up: both agents are released, whichever worker carried their caller.
+        for a, offer in zip(agents, offers):
+            done = await a.expect(lambda m: m["type"] == "contact-changed" and m["contact"]["status"] == "wrap-up", 20)
+            assert done["contact"]["id"] == offer["contact"]["id"]
+            assert record(hub, offer["contact"]["id"])["data"]["ended_by"] == "caller"
+    finally:
+        for p in phones:
+            p.stop()
+        for a in agents:
+            await a.close()
+        for w in workers:
+            w.stop()
         hub.stop()
         drop_backend(backend)

@@ -314,3 +314,47 @@ async def test_mute_belongs_to_the_call(hub, media_worker):
     finally:
         for w in (a, b, c):
             await w.close()
+
+
+async def test_the_bot_agent_command_answers_talks_and_records(hub, media_worker, tmp_path):
+    import subprocess
+    import sys
+    import wave
+
+    import numpy as np
+
+    from tests.conftest import ROOT
+    from webrtc.tones import tone_present
+
+    force(hub, "agent5", "logged-out")
+    recording = tmp_path / "heard.wav"
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "realtime.cli", "bot-agent", "--hub", hub.url, "--user", "agent5", "--tone", "1500",
+         "--calls", "1", "--answer-after", "0", "--talk", "2", "--record", str(recording)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    caller = await bot(hub, "agent4", A_HZ)
+    try:
+        await caller.connect_phone()
+        # The command prints when its softphone is up; then it can be called.
+        line = await asyncio.to_thread(cli.stdout.readline)
+        assert "softphone connected" in line, line
+        ack = await caller.request({"type": "call-dial", "to": "agent5"})
+        assert ack["type"] == "ack", ack
+        await caller.expect(lambda m: m["type"] == "call-changed" and m["call"]["status"] == "connected", 10)
+        assert await caller.hears(1500.0), f"heard {caller.hearing():.0f} Hz from the bot agent"
+        end = await caller.expect(lambda m: m["type"] == "call-changed" and m["call"]["status"] == "ended", 15)
+        assert end["call"]["ended_by"] == "agent5"
+        assert await asyncio.to_thread(cli.wait, 15) == 0
+        out = cli.stdout.read()
+        assert "handled 1" in out, out
+        with wave.open(str(recording)) as w:
+            x = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+            rate = w.getframerate()
+        n = rate // 2
+        assert any(tone_present(x[i : i + n], rate, A_HZ) for i in range(0, len(x) - n, n)), "the recording lacks the caller"
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+        await caller.close()
+        force(hub, "agent5", "logged-out")
