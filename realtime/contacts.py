@@ -63,6 +63,9 @@ class Arrive(_In, tag="arrive"):
     data: dict[str, str] = {}
     # Audio comes with it (a SIP call bridged to the agent's softphone).
     media: bool = False
+    # Offered to this agent first, for `preferred_seconds` (a transfer to an agent).
+    preferred_agent: int | None = None
+    preferred_seconds: float = 30.0
 
 
 class Abandon(_In, tag="abandon"):
@@ -399,6 +402,8 @@ class ContactCenter:
                 acd.Contact(
                     id=msg.contact_id, queue=msg.queue, priority=msg.priority,
                     required_skills=msg.skills, caller_data={"caller": msg.caller},
+                    preferred_agent=str(msg.preferred_agent) if msg.preferred_agent else None,
+                    preferred_until=now + msg.preferred_seconds if msg.preferred_agent else None,
                 ),
                 now,
             )

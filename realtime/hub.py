@@ -309,7 +309,7 @@ class Hub:
                         WrapUp(tenant_id=p.tenant_id, agent_id=p.user_id, contact_id=cid, code=code, notes=notes),
                     )
                 case P.PhoneOffer() | P.PhoneClose() | P.PhoneTest() | P.CallDial() | P.CallAnswer() | P.CallHangup() \
-                        | P.CallHold() | P.CallMute() | P.CallDtmf():
+                        | P.CallHold() | P.CallMute() | P.CallDtmf() | P.CallTransfer():
                     self._need(p, "agent")
                     await self._phone(conn, p, frame)
                 case P.WorkerHello() | P.MediaAnswer() | P.MediaFailed() | P.MediaClosed() | P.MediaCheck() \
@@ -338,6 +338,18 @@ class Hub:
         phone = self.phone
         assert phone is not None, "the hub was built without softphones"
         t, me = p.tenant_id, p.user_id
+        if isinstance(frame, P.CallTransfer):
+            call = await self.sip.connected_call(t, me, frame.call_id) if self.sip is not None else None
+            if call is None:
+                raise PhoneError(P.NOT_FOUND, f"no caller {frame.call_id} connected to you to transfer")
+            assert self.sip is not None
+            try:
+                new_id = await self.sip.transfer(call, me, frame.to)
+            except ContactError as exc:
+                self._error(conn, exc.code, str(exc), frame.id)
+                return
+            self._send(conn, P.Ack(ref=frame.id, call_id=new_id))
+            return
         if isinstance(frame, P.CallHold | P.CallMute | P.CallDtmf) and self.sip is not None:
             # The agent's connected contact over SIP takes the same call controls.
             call = await self.sip.connected_call(t, me, frame.call_id)

@@ -151,6 +151,14 @@ class CallMute(ClientMessage, tag="call-mute"):
     on: bool
 
 
+class CallTransfer(ClientMessage, tag="call-transfer"):
+    """Blind transfer of the agent's caller: to a queue (by name) or to an agent (by username; the caller
+    waits in that agent's first queue, offered to that agent first)."""
+
+    call_id: CallId
+    to: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
 class CallDtmf(ClientMessage, tag="call-dtmf"):
     """Digits pressed on the keypad (RFC 4733 on a SIP leg)."""
 
@@ -244,7 +252,7 @@ class SipDtmf(ClientMessage, tag="sip-dtmf"):
 
 ClientFrame = Union[
     Auth, Ping, SetState, ExtendWrapUp, ForceState, AcceptOffer, RejectOffer, EndContact, CompleteWrapUp,
-    PhoneOffer, PhoneClose, PhoneTest, CallDial, CallAnswer, CallHangup, CallHold, CallMute, CallDtmf,
+    PhoneOffer, PhoneClose, PhoneTest, CallDial, CallAnswer, CallHangup, CallHold, CallMute, CallDtmf, CallTransfer,
     WorkerHello, MediaAnswer, MediaFailed, MediaClosed, MediaCheck, SipIncoming, SipEnded, SipDtmf, SipProgress,
 ]
 

@@ -349,6 +349,55 @@ class SipCalls:
             return None
         return call
 
+    async def transfer(self, call: SipCall, agent_id: int, to: str) -> str:
+        """Blind transfer: the caller leaves this agent (who goes to wrap-up) and waits again, in the queue
+        named `to` or, for an agent's username, in that agent's first queue offered to that agent first.
+        Returns the new contact's id; raises ContactError when `to` is neither."""
+        tenant_id = call.tenant_id
+        d = await self.contacts.directory.get(tenant_id)
+        queues = {q.name for q in d.queues} if d else set()
+        target = next((u for u in d.users.values() if u.username == to), None) if d else None
+        preferred = None
+        if to in queues:
+            queue = to
+        elif target is not None and d is not None and d.is_agent(target.id) and d.agent_queues.get(target.id):
+            if target.id == agent_id:
+                raise ContactError("bad-frame", "a caller cannot be transferred to the agent who has it")
+            queue, preferred = sorted(d.agent_queues[target.id])[0], target.id
+        else:
+            raise ContactError("not-found", f"no queue or agent {to!r} to transfer to")
+        view = await self._view(call)
+        assert view is not None, "a connected contact has a view"
+        me = d.users.get(agent_id) if d else None
+        new = SipCall(worker=call.worker, tenant_id=tenant_id, contact_id=uuid.uuid4().hex[:16], call_id=call.call_id)
+        # The call belongs to the new contact before the old one ends, so ending it hangs nothing up.
+        await self.live.map_put(SIP_CALLS, _key(call.worker, call.call_id), _enc.encode(new))
+        await self.live.map_put(sip_contacts(tenant_id), new.contact_id, _enc.encode(new))
+        await self.live.map_delete(sip_contacts(tenant_id), call.contact_id)
+        await self._cmd(
+            call.worker,
+            P.MediaCommand(op="disconnect", session_id=session_id(tenant_id, agent_id)),
+            P.MediaCommand(op="music", session_id=leg_of(call.call_id), on=True),
+        )
+        try:
+            await self.contacts.submit(
+                Arrive(
+                    tenant_id=tenant_id, contact_id=new.contact_id, queue=queue, caller=view.caller,
+                    caller_name=view.caller_name,
+                    data={**view.data, "transferred_by": me.username if me else str(agent_id)},
+                    media=True, preferred_agent=preferred,
+                )
+            )
+        except ContactError:
+            # Not queued: the caller stays with this agent.
+            await self.live.map_put(SIP_CALLS, _key(call.worker, call.call_id), _enc.encode(call))
+            await self.live.map_put(sip_contacts(tenant_id), call.contact_id, _enc.encode(call))
+            await self.live.map_delete(sip_contacts(tenant_id), new.contact_id)
+            await self.contact_connected(tenant_id, call.contact_id, agent_id)
+            raise
+        await self.contacts.submit(End(tenant_id=tenant_id, agent_id=agent_id, contact_id=call.contact_id, by="transfer"))
+        return new.contact_id
+
     async def mute(self, call: SipCall, agent_id: int, on: bool) -> None:
         await self._cmd(call.worker, P.MediaCommand(op="mute", session_id=session_id(call.tenant_id, agent_id), on=on))
 

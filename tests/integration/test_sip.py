@@ -289,3 +289,48 @@ async def test_callers_on_two_workers_are_kept_apart(tmp_path):
             w.stop()
         hub.stop()
         drop_backend(backend)
+
+
+async def test_a_blind_transfer_hands_the_caller_to_another_queue_or_agent(hub, media_worker, tmp_path):
+    only(hub)
+    first = await available_bot(hub, "agent1", AGENT_HZ)
+    phone = Baresip(tmp_path / "phone", int(CALLER_HZ))
+    second = third = None
+    try:
+        phone.call(f"sip:support@127.0.0.1:{media_worker.sip_port}", 45)
+        offer = await first.expect(lambda m: m["type"] == "contact-offered", 15)
+        cid = offer["contact"]["id"]
+        assert (await first.request({"type": "accept-offer", "contact_id": cid}))["type"] == "ack"
+        assert await first.hears(CALLER_HZ)
+        err = await first.request({"type": "call-transfer", "call_id": cid, "to": "nowhere"})
+        assert err["type"] == "error" and err["code"] == "not-found"
+        # To the sales queue: agent3 is the one available there.
+        second = await available_bot(hub, "agent3", 800.0)
+        ack = await first.request({"type": "call-transfer", "call_id": cid, "to": "sales"})
+        assert ack["type"] == "ack", ack
+        await first.expect(lambda m: m["type"] == "contact-changed" and m["contact"]["status"] == "wrap-up")
+        moved = await second.expect(lambda m: m["type"] == "contact-offered", 15)
+        assert moved["contact"]["id"] == ack["call_id"] and moved["contact"]["queue"] == "sales"
+        assert moved["contact"]["data"]["transferred_by"] == "agent1"
+        assert (await second.request({"type": "accept-offer", "contact_id": ack["call_id"]}))["type"] == "ack"
+        assert await second.hears(CALLER_HZ), "the caller did not reach the second agent"
+        assert await asyncio.to_thread(hears, phone, 800.0)
+        assert record(hub, cid)["data"]["ended_by"] == "transfer"
+        # On to a named agent: the caller waits in that agent's first queue, offered to that agent first.
+        third = await available_bot(hub, "agent4", 1300.0)
+        ack2 = await second.request({"type": "call-transfer", "call_id": ack["call_id"], "to": "agent4"})
+        assert ack2["type"] == "ack", ack2
+        offered = await third.expect(lambda m: m["type"] == "contact-offered", 15)
+        assert offered["contact"]["id"] == ack2["call_id"]
+        assert (await third.request({"type": "accept-offer", "contact_id": ack2["call_id"]}))["type"] == "ack"
+        assert await third.hears(CALLER_HZ)
+        assert (await third.request({"type": "end-contact", "contact_id": ack2["call_id"]}))["type"] == "ack"
+        assert await asyncio.to_thread(ended, phone), phone.output()[-2000:]
+        for bot_, contact in ((first, cid), (second, ack["call_id"]), (third, ack2["call_id"])):
+            await bot_.request({"type": "complete-wrap-up", "contact_id": contact, "code": "resolved"})
+    finally:
+        phone.stop()
+        for b in (first, second, third):
+            if b is not None:
+                await b.request({"type": "set-state", "state": "logged-out"})
+                await b.close()
