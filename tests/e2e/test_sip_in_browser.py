@@ -201,3 +201,39 @@ def test_a_contact_without_media_has_no_call_controls(hub, media_worker, launch_
     finally:
         d.close()
         force(hub, "agent4", "logged-out")
+
+
+def test_the_agent_transfers_a_caller_to_another_queue_from_the_desktop(
+    hub, media_worker, launch_browser, tone_wav, tmp_path
+):
+    only_logged_out(hub)
+    d = Desktop(launch_browser(mic=tone_wav(AGENT_HZ)), hub, "agent1")
+    phone = Baresip(tmp_path / "phone", CALLER_HZ)
+    other = Desktop(launch_browser(mic=tone_wav(1300)), hub, "agent3")
+    try:
+        go_available(d)
+        page = d.page
+        phone.call(f"sip:support@127.0.0.1:{media_worker.sip_port}", 40)
+        expect(page.locator("#contact-fields dd[data-field=Caller]")).to_have_text("caller", timeout=15_000)
+        page.click("#accept")
+        expect(page.locator("#state-label")).to_have_text("On call")
+        d.wait_tone(CALLER_HZ)
+        go_available(other)  # agent3 takes sales calls
+        page.fill("#contact-transfer-to", "sales")
+        page.click("#contact-transfer")
+        expect(page.locator("#state-label")).to_have_text("Wrap-up")
+        o = other.page
+        expect(o.locator("#contact-fields dd[data-field=Caller]")).to_have_text("caller", timeout=15_000)
+        o.click("#accept")
+        expect(o.locator("#state-label")).to_have_text("On call")
+        other.wait_tone(CALLER_HZ)
+        assert hears(phone, 1300), "the caller does not hear the agent it was transferred to"
+        o.click("#end-contact")
+        assert ended(phone), phone.output()[-2000:]
+        assert d.errors == [] and other.errors == []
+    finally:
+        phone.stop()
+        d.close()
+        other.close()
+        force(hub, "agent1", "logged-out")
+        force(hub, "agent3", "logged-out")

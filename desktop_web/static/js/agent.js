@@ -159,6 +159,8 @@ hub.addEventListener("welcome", (e) => {
   $("#who").textContent = `${me.display_name} · ${e.detail.tenant.name}`;
 });
 hub.addEventListener("snapshot", (e) => {
+  // Transfer targets offered as the agent types: the tenant's queues.
+  $("#transfer-targets").replaceChildren(...(e.detail.queues || []).map((q) => el("option", { value: q.name }, q.label)));
   codes = e.detail.wrapup_codes || [];
   contact = (e.detail.contacts || [])[0] || null;
   if (contact && contact.status === "ringing") ringUntil = hub.now() + 10;
@@ -253,6 +255,21 @@ $("#contact-mute").addEventListener("click", async () => {
   if (!call) return;
   call.muted = on;
   renderContact();
+});
+// Blind transfer: the caller goes to a queue (or to an agent first); this agent goes to wrap-up.
+$("#contact-transfer-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const to = $("#contact-transfer-to").value.trim();
+  if (!to || !contactCall()) return;
+  const name = contact.caller_name || contact.caller;
+  try {
+    await hub.request({ type: "call-transfer", call_id: contact.id, to });
+  } catch (err) {
+    toast(err.message);
+    return;
+  }
+  $("#contact-transfer-to").value = "";
+  toast(`${name} transferred to ${to}`, "info");
 });
 $("#contact-keypad").replaceChildren(...KEYS.map((k) => el("button", { type: "button", dataset: { digit: k } }, k)));
 on($("#contact-keypad"), "click", "button[data-digit]", async (_, b) => {
