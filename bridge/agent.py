@@ -170,6 +170,11 @@ class UserAgent:
         med.ptime = 20
         med.noVad = True
         med.ecTailLen = 0
+        # A short jitter buffer: loopback and LAN trunks deliver evenly; pjmedia's default prefetch adds latency.
+        med.jbInit = 20
+        med.jbMinPre = 10
+        med.jbMaxPre = 60
+        med.jbMax = 200
         med.maxMediaPorts = max(2 * c.max_calls + 8, 254)
         self.ep.libInit(cfg)
         for name in c.transports:

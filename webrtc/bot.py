@@ -31,6 +31,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
 from webrtc.audio import FRAME_SAMPLES, RATE, FrameSplitter, Source, ToneSource, WavPlayer
+from webrtc.engine import shorten_jitter_buffer
 from webrtc.ice import rtc_configuration
 from webrtc.tones import dominant_frequency, tone_present
 
@@ -198,7 +199,9 @@ class BotAgent:
             servers = [RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
                        for s in self.ice_servers]
             self.pc = RTCPeerConnection(rtc_configuration(servers))
-            self.pc.addTransceiver(self.mic, direction="sendrecv")
+            transceiver = self.pc.addTransceiver(self.mic, direction="sendrecv")
+            # A browser's jitter buffer on a LAN holds a packet or two, not aiortc's four.
+            shorten_jitter_buffer(transceiver.receiver)
 
             @self.pc.on("track")
             def on_track(track: MediaStreamTrack) -> None:

@@ -32,6 +32,7 @@ from aiortc import (
     sdp,
 )
 from aiortc.codecs import get_decoder
+from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamError
 
 from .audio import FRAME_SAMPLES, RATE, FrameSplitter, G711Decoder, G711Encoder, MediaError, Source
@@ -169,6 +170,23 @@ class MixTrack(MediaStreamTrack):
 
 # aiortc 1.16's RTCRtpReceiver hands each reassembled frame to this queue, drained by a thread.
 _DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
+_JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
+# Packets aiortc's audio jitter buffer holds before it releases the first (aiortc's own default: 4).
+JITTER_PREFETCH = 2
+
+
+def shorten_jitter_buffer(receiver: RTCRtpReceiver, prefetch: int = JITTER_PREFETCH) -> bool:
+    """Give an audio receiver a jitter buffer that starts after `prefetch` packets.
+
+    aiortc holds 4 packets (80 ms of G.711) before it releases any, and keeps that depth: most of the
+    delay a softphone call had (load/bench_sip.py). The leg's FrameBuffer absorbs the rest of the jitter.
+    False (nothing changed) if aiortc's receiver has another layout."""
+    current = getattr(receiver, _JITTER_BUFFER, None)
+    if not isinstance(current, JitterBuffer):
+        log.warning("aiortc's receiver has no %s: its audio jitter buffer keeps aiortc's depth", _JITTER_BUFFER)
+        return False
+    setattr(receiver, _JITTER_BUFFER, JitterBuffer(capacity=16, prefetch=prefetch))
+    return True
 
 
 class InlineDecoder:
@@ -345,6 +363,7 @@ class MediaEngine:
         transceiver.setCodecPreferences(preferred_codecs())
         session = _Session(session_id, pc, leg, track)
         session.decoder = InlineDecoder.install(transceiver.receiver, leg.inbound.push)
+        shorten_jitter_buffer(transceiver.receiver)
         self._sessions[session_id] = session
 
         @pc.on("track")

@@ -79,7 +79,7 @@ async def _main(pipe: Any, cfg: dict[str, Any]) -> None:
 
     from webrtc.audio import G711Encoder, ToneSource
     from webrtc.bot import BotAgent
-    from webrtc.engine import InlineDecoder
+    from webrtc.engine import InlineDecoder, shorten_jitter_buffer
     from webrtc.ice import rtc_configuration
 
     encoder = G711Encoder("audio/PCMU")
@@ -132,6 +132,8 @@ async def _main(pipe: Any, cfg: dict[str, Any]) -> None:
             t = self.pc.addTransceiver(self.mic, direction="sendrecv")
             t.setCodecPreferences(pcmu)
             InlineDecoder.install(t.receiver, self._frame)
+            # A browser's jitter buffer on a LAN holds a packet or two, not aiortc's four.
+            shorten_jitter_buffer(t.receiver)
             # At most four offers at a time per process: gathering is CPU-bound and the
             # hub's 15 s answer timeout would hit offers queued behind dozens of others.
             async with lock:
