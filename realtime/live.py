@@ -144,6 +144,9 @@ class LiveStore:
     async def map_delete(self, name: str, key: str) -> None:
         raise NotImplementedError
 
+    async def map_get(self, name: str, key: str) -> bytes | None:
+        raise NotImplementedError
+
     async def map_all(self, name: str) -> dict[str, bytes]:
         raise NotImplementedError
 
@@ -210,6 +213,9 @@ class MemoryLiveStore(LiveStore):
 
     async def map_delete(self, name: str, key: str) -> None:
         self._maps.get(name, {}).pop(key, None)
+
+    async def map_get(self, name: str, key: str) -> bytes | None:
+        return self._maps.get(name, {}).get(key)
 
     async def map_all(self, name: str) -> dict[str, bytes]:
         return dict(self._maps.get(name, {}))
@@ -435,6 +441,10 @@ class RedisLiveStore(LiveStore):
 
     async def map_delete(self, name: str, key: str) -> None:
         await self.redis.hdel(f"{self.prefix}:map:{name}", key)
+
+    async def map_get(self, name: str, key: str) -> bytes | None:
+        raw: bytes | None = await self.redis.hget(f"{self.prefix}:map:{name}", key)
+        return raw
 
     async def map_all(self, name: str) -> dict[str, bytes]:
         raw = await self.redis.hgetall(f"{self.prefix}:map:{name}")

@@ -168,7 +168,7 @@ class PhoneService:
     async def worker_away(self, name: str, conn_id: str) -> bool:
         """A worker's connection closed: no new softphones go to it. True when it should be
         declared gone unless it says hello again within the grace period (`worker_gone`)."""
-        raw = (await self.live.map_all(WORKERS)).get(name)
+        raw = await self.live.map_get(WORKERS, name)
         if raw is None:
             return False
         info = _worker_dec.decode(raw)
@@ -181,7 +181,7 @@ class PhoneService:
     async def worker_gone(self, name: str) -> bool:
         """Forget a worker that stayed away; its sessions are lost for their agents.
         False when it came back meanwhile."""
-        raw = (await self.live.map_all(WORKERS)).get(name)
+        raw = await self.live.map_get(WORKERS, name)
         if raw is None or _worker_dec.decode(raw).conn != "":
             return False
         await self.live.map_delete(WORKERS, name)
@@ -198,7 +198,7 @@ class PhoneService:
         if parsed is None:
             return
         tid, aid = parsed
-        entry = (await self.live.map_all(phones_map(tid))).get(str(aid))
+        entry = await self.live.map_get(phones_map(tid), str(aid))
         if entry is not None and _phone_worker(entry) == worker:
             await self.live.map_delete(phones_map(tid), str(aid))
         state = P.PhoneState(state="lost", reason=reason)
@@ -257,7 +257,7 @@ class PhoneService:
         await self.live.publish([(stream_worker(worker), P.encode(P.MediaCommands(commands=list(commands))))])
 
     async def _worker_of(self, tenant_id: int, agent_id: int) -> str | None:
-        raw = (await self.live.map_all(phones_map(tenant_id))).get(str(agent_id))
+        raw = await self.live.map_get(phones_map(tenant_id), str(agent_id))
         return _phone_worker(raw) if raw is not None else None
 
     # ------------------------------------------------------------ the agent's softphone
@@ -265,7 +265,7 @@ class PhoneService:
     async def offer(self, tenant_id: int, agent_id: int, offer_id: str, sdp: str) -> None:
         sid = session_id(tenant_id, agent_id)
         fingerprint = dtls_fingerprint(sdp)
-        raw = (await self.live.map_all(phones_map(tenant_id))).get(str(agent_id))
+        raw = await self.live.map_get(phones_map(tenant_id), str(agent_id))
         worker = _phone_worker(raw) if raw is not None else None
         cmds = []
         if worker is None or worker not in await self._workers():
@@ -372,6 +372,10 @@ class PhoneService:
     async def _calls(self, tenant_id: int) -> dict[str, Call]:
         return {k: _call_dec.decode(v) for k, v in (await self.live.map_all(calls_map(tenant_id))).items()}
 
+    async def _call(self, tenant_id: int, call_id: str) -> Call | None:
+        raw = await self.live.map_get(calls_map(tenant_id), call_id)
+        return _call_dec.decode(raw) if raw is not None else None
+
     async def _calls_of(self, tenant_id: int, agent_id: int) -> list[Call]:
         calls = [c for c in (await self._calls(tenant_id)).values() if agent_id in (c.caller, c.callee)]
         return sorted(calls, key=lambda c: c.started_at)
@@ -474,11 +478,11 @@ class PhoneService:
         return c.id
 
     async def _out_call(self, worker: str, call_id: str) -> tuple[int, Call] | None:
-        raw = (await self.live.map_all(OUT)).get(call_id)
+        raw = await self.live.map_get(OUT, call_id)
         if raw is None:
             return None
         tenant_id = int(raw)
-        c = (await self._calls(tenant_id)).get(call_id)
+        c = await self._call(tenant_id, call_id)
         if c is None or c.worker != worker:
             return None
         return tenant_id, c
@@ -518,7 +522,7 @@ class PhoneService:
         return True
 
     async def _own_call(self, tenant_id: int, agent_id: int, call_id: str) -> Call:
-        c = (await self._calls(tenant_id)).get(call_id)
+        c = await self._call(tenant_id, call_id)
         if c is None or agent_id not in (c.caller, c.callee):
             raise PhoneError(P.NOT_FOUND, f"no call {call_id} of yours")
         return c
@@ -549,7 +553,7 @@ class PhoneService:
         await self._end(tenant_id, c, reason, agent_id)
 
     async def ring_timeout(self, tenant_id: int, call_id: str) -> None:
-        c = (await self._calls(tenant_id)).get(call_id)
+        c = await self._call(tenant_id, call_id)
         if c is not None and c.status == "ringing":
             await self._end(tenant_id, c, "no-answer", None)
 

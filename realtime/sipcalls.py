@@ -407,15 +407,15 @@ class SipCalls:
     # ------------------------------------------------------------ helpers
 
     async def _call(self, worker: str, call_id: str) -> SipCall | None:
-        raw = (await self.live.map_all(SIP_CALLS)).get(_key(worker, call_id))
+        raw = await self.live.map_get(SIP_CALLS, _key(worker, call_id))
         return _dec.decode(raw) if raw is not None else None
 
     async def _contact(self, tenant_id: int, contact_id: str) -> SipCall | None:
-        raw = (await self.live.map_all(sip_contacts(tenant_id))).get(contact_id)
+        raw = await self.live.map_get(sip_contacts(tenant_id), contact_id)
         return _dec.decode(raw) if raw is not None else None
 
     async def _view(self, call: SipCall) -> P.ContactView | None:
-        raw = (await self.live.map_all(contacts_map(call.tenant_id))).get(call.contact_id)
+        raw = await self.live.map_get(contacts_map(call.tenant_id), call.contact_id)
         return _view_dec.decode(raw) if raw is not None else None
 
     async def _forget(self, call: SipCall) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -194,7 +195,35 @@ def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
 # ---------------------------------------------------------------- hub processes
 
 
-class HubProcess:
+class _Process:
+    """A unidesk process started by a test: stopped politely, killed on purpose, its log at hand."""
+
+    proc: subprocess.Popen[bytes] | None
+    log_path: Path
+    _log: Any
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if hasattr(self, "_log"):
+            self._log.close()
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+        self._log.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class HubProcess(_Process):
     def __init__(self, backend: Backend, log_path: Path, **env: str) -> None:
         self.backend = backend
         self.port = int(env["UNIDESK_PORT"]) if "UNIDESK_PORT" in env else free_port()
@@ -232,28 +261,9 @@ class HubProcess:
             time.sleep(0.05)  # polling for readiness, not a synchronisation sleep
         raise RuntimeError(f"hub did not become healthy: {self.log()}")
 
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if hasattr(self, "_log"):
-            self._log.close()
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait()
-        self._log.close()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-class WorkerProcess:
+class WorkerProcess(_Process):
     """A media worker (`unidesk media-worker`) serving a hub; ready once the hub lists it."""
 
     def __init__(self, hub: HubProcess, log_path: Path, name: str | None = None, **env: str) -> None:
@@ -280,25 +290,6 @@ class WorkerProcess:
             time.sleep(0.05)  # polling for readiness, not a synchronisation sleep
         raise RuntimeError(f"media worker did not register: {self.log()}")
 
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if hasattr(self, "_log"):
-            self._log.close()
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait()
-        self._log.close()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
 @pytest.fixture(scope="session")

@@ -126,6 +126,17 @@ class Baresip:
         return x.astype(np.int16), rate
 
 
+def latest(phone: Baresip, seconds: float) -> np.ndarray | None:
+    """The last `seconds` the phone heard, from its dump as it grows; None until there are that many."""
+    dumps = sorted(phone.folder.glob("dump-*-dec.wav"))
+    if not dumps:
+        return None
+    raw = dumps[-1].read_bytes()[44:]  # the header's sizes are written at the end
+    x = np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2")
+    n = int(phone.rate * seconds)
+    return x[-n:] if len(x) >= n else None
+
+
 def hears(phone: Baresip, freq: float, timeout: float = 10.0, seconds: float = 0.5) -> bool:
     """Whether the phone's dump of what it hears shows `freq` in its latest `seconds`, within `timeout`
     (the dump grows while the call runs; polled, bounded)."""
@@ -133,13 +144,9 @@ def hears(phone: Baresip, freq: float, timeout: float = 10.0, seconds: float = 0
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        dumps = sorted(phone.folder.glob("dump-*-dec.wav"))
-        if dumps:
-            raw = dumps[-1].read_bytes()[44:]  # the header's sizes are written at the end
-            x = np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2")
-            n = int(phone.rate * seconds)
-            if len(x) >= n and tone_present(x[-n:], phone.rate, freq):
-                return True
+        x = latest(phone, seconds)
+        if x is not None and tone_present(x, phone.rate, freq):
+            return True
         time.sleep(0.1)  # polling a file another process writes
     return False
 
@@ -150,13 +157,9 @@ def hears_not(phone: Baresip, freq: float, timeout: float = 10.0, seconds: float
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        dumps = sorted(phone.folder.glob("dump-*-dec.wav"))
-        if dumps:
-            raw = dumps[-1].read_bytes()[44:]
-            x = np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2")
-            n = int(phone.rate * seconds)
-            if len(x) >= n and not tone_present(x[-n:], phone.rate, freq, min_snr_db=0.0):
-                return True
+        x = latest(phone, seconds)
+        if x is not None and not tone_present(x, phone.rate, freq, min_snr_db=0.0):
+            return True
         time.sleep(0.1)
     return False
 

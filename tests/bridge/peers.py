@@ -38,13 +38,19 @@ def rtp_base() -> int:
     return random.randrange(20000, 40000, 2)
 
 
-async def run_sipp(workdir: Path, *args: str, timeout: float = 30.0) -> tuple[int, str]:
-    """Run sipp to completion in `workdir` (pcaps copied to `pcap/`); (exit status, its output)."""
+def copy_pcaps(workdir: Path) -> Path:
+    """sipp plays `pcap/NAME.pcap` relative to where it runs: copy the package's pcaps there once."""
     pcap = workdir / "pcap"
     if not pcap.exists():
         pcap.mkdir(parents=True)
         for f in SIPP_SHARE.glob("*.pcap"):
             shutil.copy(f, pcap / f.name)
+    return workdir
+
+
+async def run_sipp(workdir: Path, *args: str, timeout: float = 30.0) -> tuple[int, str]:
+    """Run sipp to completion in `workdir` (pcaps copied to `pcap/`); (exit status, its output)."""
+    copy_pcaps(workdir)
     out = workdir / f"sipp-{random.getrandbits(32):08x}.out"
     with out.open("wb") as sink:
         proc = await asyncio.create_subprocess_exec(

@@ -4,13 +4,12 @@ agent (fake microphone playing a tone) accepts on the desktop, and audio flows b
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
-from pathlib import Path
 
 import httpx
 from playwright.sync_api import expect
 
+from tests.bridge.peers import copy_pcaps
 from tests.conftest import HOLD_MUSIC_HZ
 from tests.e2e.test_softphone import Desktop
 from tests.helpers import bearer, cached_login, force
@@ -53,21 +52,10 @@ def test_a_baresip_caller_and_a_chromium_agent_hear_each_other(hub, media_worker
         force(hub, "agent1", "logged-out")
 
 
-def _pcap_folder(tmp: Path) -> Path:
-    """sipp's uac_pcap plays pcap/g711a.pcap relative to where it runs: copy the package's pcaps there."""
-    share = next(Path(p) for p in ("/usr/share/sip-tester", "/usr/share/doc/sip-tester") if Path(p).exists())
-    pcaps = [p for p in share.rglob("*.pcap")]
-    assert pcaps, f"no pcaps under {share}"
-    (tmp / "pcap").mkdir(parents=True, exist_ok=True)
-    for p in pcaps:
-        shutil.copy(p, tmp / "pcap" / p.name)
-    return tmp
-
-
 def test_a_sipp_caller_with_g711_audio_is_heard_in_the_browser(hub, media_worker, launch_browser, tone_wav, tmp_path):
     only_logged_out(hub)
     d = Desktop(launch_browser(mic=tone_wav(AGENT_HZ)), hub, "agent2")
-    run_in = _pcap_folder(tmp_path)
+    run_in = copy_pcaps(tmp_path)
     sipp = None
     try:
         go_available(d)
