@@ -30,6 +30,7 @@ from realtime.live import LiveStore, RedisLiveStore, make_live_store
 from realtime.metrics import Metrics
 from realtime.phone import PhoneService
 from realtime.sipcalls import SipCalls
+from realtime.transfers import Transfers
 from store.db import make_engine, make_sessionmaker
 
 log = logging.getLogger("unidesk.app")
@@ -81,7 +82,8 @@ def build_context(settings: Settings) -> Context:
         live, sessionmaker, directory, on_busy=lambda t, a, on: contacts.submit(Busy(tenant_id=t, agent_id=a, on=on))
     )
     sip = SipCalls(live, sessionmaker, phone, contacts)
-    hub = Hub(settings, live, agents, tokens, metrics, contacts, phone, sip)
+    transfers = Transfers(live, sessionmaker, phone, sip, contacts)
+    hub = Hub(settings, live, agents, tokens, metrics, contacts, phone, sip, transfers)
     return Context(
         settings, engine, sessionmaker, live, directory, history, agents, tokens, throttle, metrics, hub, contacts, phone
     )

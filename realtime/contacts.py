@@ -66,6 +66,8 @@ class Arrive(_In, tag="arrive"):
     # Offered to this agent first, for `preferred_seconds` (a transfer to an agent).
     preferred_agent: int | None = None
     preferred_seconds: float = 30.0
+    # The preferred agent takes it at once when offered (an attended transfer: they agreed on the phone).
+    answer_now: bool = False
 
 
 class Abandon(_In, tag="abandon"):
@@ -184,6 +186,8 @@ class _Tenant:
         self.busy: set[int] = set()
         # Their last reported agent state.
         self.states: dict[int, str] = {}
+        # Contacts their preferred agent takes at once when offered: contact id → agent id.
+        self.answer_now: dict[str, int] = {}
 
 
 class ContactCenter:
@@ -410,6 +414,8 @@ class ContactCenter:
         except acd.AcdError as exc:
             raise ContactError("bad-contact", str(exc)) from None
         t.views[msg.contact_id] = view
+        if msg.answer_now and msg.preferred_agent:
+            t.answer_now[msg.contact_id] = msg.preferred_agent
         async with self.sessionmaker() as s, s.begin():
             queue_id = next((q.id for q in await TenantRepo(s, t.tenant_id).queues() if q.name == msg.queue), None)
             await TenantRepo(s, t.tenant_id).add_call_record(
@@ -521,6 +527,8 @@ class ContactCenter:
                 t.dirty_agents.add(int(aid))
                 await self._save(t, offered)
                 await self._record_offer(t, cid, int(aid), now)
+                if t.answer_now.pop(cid, None) == int(aid):
+                    t.engine.offer_accepted(cid, aid, now)  # its ContactAssigned follows in this drain
             case acd.CancelOffer(contact_id=cid, agent_id=aid, reason=reason):
                 view = t.views.get(cid) or P.ContactView(id=cid, queue="", caller="", arrived_at=now)
                 cancelled = msgspec.structs.replace(view, status="cancelled", agent_id=int(aid))
@@ -551,6 +559,7 @@ class ContactCenter:
                     await self._save(t, view)
             case acd.EndContact(contact_id=cid, reason=reason) | acd.RejectContact(contact_id=cid, reason=reason):
                 t.views.pop(cid, None)
+                t.answer_now.pop(cid, None)
                 await self.live.map_delete(contacts_map(t.tenant_id), cid)
                 await self._record(t, cid, ended_at=now, outcome_reason=reason)
                 await self._tell("contact_finished", t.tenant_id, cid, str(reason))

@@ -30,6 +30,7 @@ from realtime.live import LiveStore, frame_seq, stream_agent, stream_board
 from realtime.metrics import Metrics
 from realtime.phone import RING_SECONDS, WORKER_GRACE, PhoneError, PhoneService, ice_servers, stream_worker
 from realtime.sipcalls import SipCalls
+from realtime.transfers import Transfers
 
 log = logging.getLogger("unidesk.hub")
 
@@ -113,11 +114,13 @@ class Hub:
         contacts: ContactCenter | None = None,
         phone: PhoneService | None = None,
         sip: SipCalls | None = None,
+        transfers: Transfers | None = None,
     ) -> None:
         self.settings = settings
         self.contacts = contacts
         self.phone = phone
         self.sip = sip
+        self.transfers = transfers
         self._timers: set[asyncio.Task[None]] = set()
         self.live = live
         self.agents = agents
@@ -309,7 +312,7 @@ class Hub:
                         WrapUp(tenant_id=p.tenant_id, agent_id=p.user_id, contact_id=cid, code=code, notes=notes),
                     )
                 case P.PhoneOffer() | P.PhoneClose() | P.PhoneTest() | P.CallDial() | P.CallAnswer() | P.CallHangup() \
-                        | P.CallHold() | P.CallMute() | P.CallDtmf() | P.CallTransfer():
+                        | P.CallHold() | P.CallMute() | P.CallDtmf() | P.CallTransfer() | P.CallConference():
                     self._need(p, "agent")
                     await self._phone(conn, p, frame)
                 case P.WorkerHello() | P.MediaAnswer() | P.MediaFailed() | P.MediaClosed() | P.MediaCheck() \
@@ -338,13 +341,23 @@ class Hub:
         phone = self.phone
         assert phone is not None, "the hub was built without softphones"
         t, me = p.tenant_id, p.user_id
-        if isinstance(frame, P.CallTransfer):
+        if isinstance(frame, P.CallTransfer | P.CallConference):
             call = await self.sip.connected_call(t, me, frame.call_id) if self.sip is not None else None
             if call is None:
                 raise PhoneError(P.NOT_FOUND, f"no caller {frame.call_id} connected to you to transfer")
-            assert self.sip is not None
+            transfers = self.transfers
+            assert transfers is not None, "the hub was built without transfers"
             try:
-                new_id = await self.sip.transfer(call, me, frame.to)
+                match frame:
+                    case P.CallConference(consult=consult):
+                        await transfers.conference(call, me, consult)
+                        new_id = None
+                    case P.CallTransfer(to=to, consult=None) if to is not None:
+                        new_id = await transfers.blind(call, me, to)
+                    case P.CallTransfer(to=None, consult=consult) if consult is not None:
+                        new_id = await transfers.complete(call, me, consult)
+                    case _:
+                        raise PhoneError(P.BAD_FRAME, "a transfer names either `to` or `consult`")
             except ContactError as exc:
                 self._error(conn, exc.code, str(exc), frame.id)
                 return
@@ -356,6 +369,8 @@ class Hub:
             if call is not None:
                 match frame:
                     case P.CallHold(on=on):
+                        if call.conference:
+                            raise PhoneError(P.CONFLICT, "a caller in a conference cannot be held; hang up the consult call first")
                         await self._to_router(conn, frame.id, Hold(tenant_id=t, agent_id=me, contact_id=frame.call_id, on=on))
                         return
                     case P.CallMute(on=on):
@@ -410,11 +425,14 @@ class Hub:
                     case P.SipIncoming():
                         await self.sip.incoming(conn.worker, m)
                     case P.SipEnded():
-                        # A call an agent placed outside, or else a caller's.
-                        if not await phone.sip_ended(conn.worker, m):
+                        # A caller handed to a number outside, a call an agent placed outside, or else a caller's.
+                        if self.transfers is not None and await self.transfers.sip_ended(conn.worker, m):
+                            pass
+                        elif not await phone.sip_ended(conn.worker, m):
                             await self.sip.ended(conn.worker, m)
                     case P.SipProgress():
-                        await phone.sip_progress(conn.worker, m)
+                        if self.transfers is None or not await self.transfers.sip_progress(conn.worker, m):
+                            await phone.sip_progress(conn.worker, m)
                     case P.SipDtmf():
                         await self.sip.dtmf(conn.worker, m)
         self._send(conn, P.Ack(ref=frame.id))
@@ -423,6 +441,8 @@ class Hub:
         assert self.phone is not None
         if await self.phone.worker_gone(name) and self.sip is not None:
             await self.sip.worker_gone(name)
+            if self.transfers is not None:
+                await self.transfers.worker_gone(name)
 
     def _later(self, delay: float, coro: Coroutine[Any, Any, None]) -> None:
         async def run() -> None:

@@ -109,6 +109,8 @@ class Call(msgspec.Struct, kw_only=True):
     external: str | None = None
     leg: str | None = None
     worker: str | None = None
+    # A caller (contact id) joined to this call in a conference (realtime/transfers.py).
+    conference: str | None = None
 
 
 # The callee of a call to a number outside.
@@ -150,6 +152,10 @@ class PhoneService:
         self.clock = clock
         # Told when an agent starts or ends its calls (the ACD offers nothing meanwhile).
         self.on_busy = on_busy
+        # Asked before an agent places a call (raises PhoneError while the agent talks to a caller unheld),
+        # and told when a call has ended (a conference with a caller falls back to the agent and the caller).
+        self.consult_guard: Callable[[int, int], Awaitable[None]] | None = None
+        self.on_ended: Callable[[int, Call], Awaitable[None]] | None = None
         self._timers: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------ workers
@@ -401,7 +407,7 @@ class PhoneService:
             status="ended" if ended else ("connected" if c.status == "connected" else "ringing"),
             peer=peer.username, peer_name=peer.display_name, started_at=c.started_at, answered_at=c.answered_at,
             ended_at=self.clock() if ended else None, end_reason=ended, ended_by=by_name,
-            held=me in c.held, held_by_peer=other in c.held, muted=me in c.muted,
+            held=me in c.held, held_by_peer=other in c.held, muted=me in c.muted, conference=c.conference,
         )
 
     async def _announce(self, tenant_id: int, c: Call, ended: str | None = None, by: int | None = None) -> None:
@@ -443,6 +449,8 @@ class PhoneService:
         return c.id
 
     async def _may_call(self, tenant_id: int, agent_id: int) -> None:
+        if self.consult_guard is not None:
+            await self.consult_guard(tenant_id, agent_id)
         # A second call is a consult: allowed while every other call of the agent is held by the agent.
         for other in await self._calls_of(tenant_id, agent_id):
             if other.status != "connected" or agent_id not in other.held:
@@ -451,15 +459,9 @@ class PhoneService:
     async def _dial_out(self, tenant_id: int, agent_id: int, number: str) -> str:
         """A call to a number outside, through the tenant's SIP trunk (settings "sip.outbound":
         {"proxy": "host:port", "caller_id": "+49..."}), from the agent's softphone worker."""
-        async with self.sessionmaker() as s:
-            tenant = await tenant_by_id(s, tenant_id)
-        trunk = ((tenant.settings or {}).get("sip") or {}).get("outbound") if tenant else None
-        if not trunk or not trunk.get("proxy"):
-            raise PhoneError(P.NOT_FOUND, "no SIP trunk for calls outside is configured for this tenant")
+        host, caller_id = await self.trunk(tenant_id)
         worker = await self._need_phone(tenant_id, agent_id)
         await self._may_call(tenant_id, agent_id)
-        host = str(trunk["proxy"])
-        caller_id = str(trunk.get("caller_id") or "unidesk")
         c = Call(
             id="o" + uuid.uuid4().hex[:15], caller=agent_id, callee=EXTERNAL, status="ringing",
             started_at=self.clock(), external=number, worker=worker,
@@ -561,6 +563,8 @@ class PhoneService:
         c = await self._own_call(tenant_id, agent_id, call_id)
         if c.status != "connected":
             raise PhoneError(P.CONFLICT, "only a connected call can be held")
+        if c.conference:
+            raise PhoneError(P.CONFLICT, "a call in a conference cannot be held; hang it up to leave the conference")
         worker = await self._need_phone(tenant_id, agent_id)
         other = self._other(c, agent_id)
         if not on:
@@ -668,6 +672,57 @@ class PhoneService:
             for who in (c.caller, c.callee):
                 if who != EXTERNAL and not await self._calls_of(tenant_id, who):
                     await self.on_busy(tenant_id, who, False)
+        if self.on_ended is not None:
+            await self.on_ended(tenant_id, c)
+
+    # ------------------------------------------------------------ transfers (realtime/transfers.py)
+
+    async def consult_call(self, tenant_id: int, agent_id: int, call_id: str) -> Call:
+        """The agent's answered call `call_id` (a consult), or PhoneError."""
+        c = await self._own_call(tenant_id, agent_id, call_id)
+        if c.status != "connected":
+            raise PhoneError(P.CONFLICT, "the consult call has not been answered yet")
+        if c.held:
+            raise PhoneError(P.CONFLICT, "resume the consult call first")
+        return c
+
+    async def save(self, tenant_id: int, c: Call) -> None:
+        await self._save(tenant_id, c)
+        await self._announce(tenant_id, c)
+
+    async def end(self, tenant_id: int, c: Call, reason: str, by: int | None) -> None:
+        await self._end(tenant_id, c, reason, by)
+
+    async def hand_over(self, tenant_id: int, c: Call, agent_id: int) -> None:
+        """The agent leaves an answered call to a number outside whose far end now talks to a caller
+        (an attended transfer): the call ends for the agent and its record closes as "transferred",
+        but its SIP leg stays up."""
+        assert c.external and c.worker is not None, "only a call outside is handed over"
+        now = self.clock()
+        await self.live.map_delete(calls_map(tenant_id), c.id)
+        await self.live.map_delete(OUT, c.id)
+        caller = await self._party(tenant_id, c.caller)
+        async with self.sessionmaker() as s, s.begin():
+            await TenantRepo(s, tenant_id).add_call_record(
+                c.id, c.started_at, direction="outbound", caller=caller.username, callee=c.external,
+                agent_id=c.caller, answered_at=c.answered_at, ended_at=now, outcome="answered",
+            )
+            row = await TenantRepo(s, tenant_id).call_record(c.id)
+            assert row is not None
+            row.data = {"kind": "outbound", "end_reason": "transferred", "ended_by": caller.username,
+                        "held_seconds": round(c.held_seconds, 3), "digits": "".join(c.digits)}
+        await self._announce(tenant_id, c, ended="transferred", by=agent_id)
+        if self.on_busy is not None and not await self._calls_of(tenant_id, agent_id):
+            await self.on_busy(tenant_id, agent_id, False)
+
+    async def trunk(self, tenant_id: int) -> tuple[str, str]:
+        """(proxy host:port, caller id) of the tenant's trunk for calls outside, or PhoneError."""
+        async with self.sessionmaker() as s:
+            tenant = await tenant_by_id(s, tenant_id)
+        trunk = ((tenant.settings or {}).get("sip") or {}).get("outbound") if tenant else None
+        if not trunk or not trunk.get("proxy"):
+            raise PhoneError(P.NOT_FOUND, "no SIP trunk for calls outside is configured for this tenant")
+        return str(trunk["proxy"]), str(trunk.get("caller_id") or "unidesk")
 
 
 def ice_servers(urls: tuple[str, ...], secret: str | None, ttl: int, who: str, now: float) -> list[P.IceServer]:

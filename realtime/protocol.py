@@ -152,11 +152,22 @@ class CallMute(ClientMessage, tag="call-mute"):
 
 
 class CallTransfer(ClientMessage, tag="call-transfer"):
-    """Blind transfer of the agent's caller: to a queue (by name) or to an agent (by username; the caller
-    waits in that agent's first queue, offered to that agent first)."""
+    """Transfer of the agent's caller. Blind (`to`): to a queue (by name), to an agent (by username; the
+    caller waits in that agent's first queue, offered to that agent first) or to a number outside (through
+    the tenant's trunk). Attended (`consult`): to the party of the agent's consult call (an agent or a
+    number), once it has answered; the agent leaves. Exactly one of `to` and `consult`."""
 
     call_id: CallId
-    to: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    to: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+    consult: CallId | None = None
+
+
+class CallConference(ClientMessage, tag="call-conference"):
+    """Join the agent's held caller and the party of the agent's answered consult call: all three hear
+    each other. Hanging up the consult call leaves the agent with the caller again."""
+
+    call_id: CallId
+    consult: CallId
 
 
 class CallDtmf(ClientMessage, tag="call-dtmf"):
@@ -253,7 +264,7 @@ class SipDtmf(ClientMessage, tag="sip-dtmf"):
 ClientFrame = Union[
     Auth, Ping, SetState, ExtendWrapUp, ForceState, AcceptOffer, RejectOffer, EndContact, CompleteWrapUp,
     PhoneOffer, PhoneClose, PhoneTest, CallDial, CallAnswer, CallHangup, CallHold, CallMute, CallDtmf, CallTransfer,
-    WorkerHello, MediaAnswer, MediaFailed, MediaClosed, MediaCheck, SipIncoming, SipEnded, SipDtmf, SipProgress,
+    CallConference, WorkerHello, MediaAnswer, MediaFailed, MediaClosed, MediaCheck, SipIncoming, SipEnded, SipDtmf, SipProgress,
 ]
 
 
@@ -484,6 +495,9 @@ class CallView(msgspec.Struct, omit_defaults=True, kw_only=True):
     # Held by the other party.
     held_by_peer: bool = False
     muted: bool = False
+    # The caller (contact id) joined to this call in a conference; "transferred" as an end reason: the
+    # call's far end was handed the caller.
+    conference: str | None = None
 
 
 class CallChanged(ServerMessage, tag="call-changed"):
@@ -506,13 +520,15 @@ class MediaCommand(msgspec.Struct, omit_defaults=True, kw_only=True):
 
     op: Literal[
         "offer", "close", "connect", "disconnect", "unlisten", "hold", "mute", "tone", "music",
-        "sip-answer", "sip-reject", "sip-hangup", "sip-dtmf", "sip-dial", "ringback", "prompt",
+        "sip-answer", "sip-reject", "sip-hangup", "sip-dtmf", "sip-dial", "ringback", "prompt", "hear",
     ]
     session_id: str
     offer_id: str | None = None
     sdp: str | None = None
     # The other session of a connect.
     peer: str | None = None
+    # Everything the session hears from now on (a conference): other sessions or SIP legs.
+    peers: list[str] | None = None
     on: bool | None = None
     tone_hz: int | None = None
     # SIP: the response or BYE cause code and reason; DTMF digits to send.

@@ -29,6 +29,8 @@ import logging
 import time
 import uuid
 
+from collections.abc import Awaitable, Callable
+
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -64,6 +66,8 @@ class SipCall(msgspec.Struct, kw_only=True):
     tenant_id: int
     contact_id: str
     call_id: str
+    # The agent's consult call joined to this caller in a conference (realtime/transfers.py).
+    conference: str | None = None
 
 
 _dec = msgspec.json.Decoder(SipCall)
@@ -85,6 +89,9 @@ class SipCalls:
         self.contacts = contacts
         # Calls in a menu or hearing the closed message, handled by this hub: SIP call id → run.
         self._local: dict[str, _Local] = {}
+        # Told when a conferenced caller comes off hold or finishes (realtime/transfers.py).
+        self.on_conference: Callable[[SipCall, int], Awaitable[None]] | None = None
+        self.on_conference_over: Callable[[SipCall], Awaitable[None]] | None = None
         contacts.observe(self)
 
     async def _cmd(self, worker: str, *cmds: P.MediaCommand) -> None:
@@ -248,11 +255,16 @@ class SipCalls:
         if call is None:
             return
         await self._forget(call)
+        if call.conference and self.on_conference_over is not None:
+            await self.on_conference_over(call)
         await self._cmd(call.worker, P.MediaCommand(op="sip-hangup", session_id=call.call_id, code=200, reason=reason))
 
     async def contact_held(self, tenant_id: int, contact_id: str, agent_id: int, on: bool) -> None:
         call = await self._contact(tenant_id, contact_id)
         if call is None:
+            return
+        if call.conference and not on and self.on_conference is not None:
+            await self.on_conference(call, agent_id)  # off hold into a conference: everyone hears everyone
             return
         me, leg = session_id(tenant_id, agent_id), leg_of(call.call_id)
         # The caller hears the music; the agent hears nothing of the call until resumed.
@@ -366,6 +378,17 @@ class SipCalls:
             queue, preferred = sorted(d.agent_queues[target.id])[0], target.id
         else:
             raise ContactError("not-found", f"no queue or agent {to!r} to transfer to")
+        return await self.requeue(call, agent_id, queue, preferred)
+
+    async def requeue(
+        self, call: SipCall, agent_id: int, queue: str, preferred: int | None, answer_now: bool = False,
+        data: dict[str, str] | None = None,
+    ) -> str:
+        """The caller leaves this agent (who goes to wrap-up) and waits again in `queue`, offered to
+        `preferred` first (who takes it at once with `answer_now`). Returns the new contact's id; raises
+        ContactError when the queue refuses it (the caller then stays with this agent)."""
+        tenant_id = call.tenant_id
+        d = await self.contacts.directory.get(tenant_id)
         view = await self._view(call)
         assert view is not None, "a connected contact has a view"
         me = d.users.get(agent_id) if d else None
@@ -384,19 +407,38 @@ class SipCalls:
                 Arrive(
                     tenant_id=tenant_id, contact_id=new.contact_id, queue=queue, caller=view.caller,
                     caller_name=view.caller_name,
-                    data={**view.data, "transferred_by": me.username if me else str(agent_id)},
-                    media=True, preferred_agent=preferred,
+                    data={**view.data, "transferred_by": me.username if me else str(agent_id), **(data or {})},
+                    media=True, preferred_agent=preferred, answer_now=answer_now,
                 )
             )
         except ContactError:
             # Not queued: the caller stays with this agent.
-            await self.live.map_put(SIP_CALLS, _key(call.worker, call.call_id), _enc.encode(call))
-            await self.live.map_put(sip_contacts(tenant_id), call.contact_id, _enc.encode(call))
+            call.conference = None
+            await self.save(call)
             await self.live.map_delete(sip_contacts(tenant_id), new.contact_id)
             await self.contact_connected(tenant_id, call.contact_id, agent_id)
             raise
         await self.contacts.submit(End(tenant_id=tenant_id, agent_id=agent_id, contact_id=call.contact_id, by="transfer"))
         return new.contact_id
+
+    async def wait_again(self, worker: str, tenant_id: int, call_id: str, queue: str, view: P.ContactView,
+                         data: dict[str, str]) -> str | None:
+        """A caller no agent has (a transfer outside that failed) waits in `queue` again with music.
+        Returns the new contact's id, or None when the queue refuses it (the caller is then hung up)."""
+        call = SipCall(worker=worker, tenant_id=tenant_id, contact_id=uuid.uuid4().hex[:16], call_id=call_id)
+        await self.save(call)
+        await self._cmd(worker, P.MediaCommand(op="music", session_id=leg_of(call_id), on=True))
+        try:
+            await self.contacts.submit(
+                Arrive(tenant_id=tenant_id, contact_id=call.contact_id, queue=queue, caller=view.caller,
+                       caller_name=view.caller_name, data={**view.data, **data}, media=True)
+            )
+        except ContactError as exc:
+            log.info("SIP call %s not queued again: %s", call_id, exc)
+            await self.forget(call)
+            await self._cmd(worker, P.MediaCommand(op="sip-hangup", session_id=call_id, code=486, reason=str(exc)))
+            return None
+        return call.contact_id
 
     async def mute(self, call: SipCall, agent_id: int, on: bool) -> None:
         await self._cmd(call.worker, P.MediaCommand(op="mute", session_id=session_id(call.tenant_id, agent_id), on=on))
@@ -421,6 +463,20 @@ class SipCalls:
     async def _forget(self, call: SipCall) -> None:
         await self.live.map_delete(SIP_CALLS, _key(call.worker, call.call_id))
         await self.live.map_delete(sip_contacts(call.tenant_id), call.contact_id)
+
+    async def forget(self, call: SipCall) -> None:
+        """The SIP call is no longer a contact's (handed to a number outside)."""
+        await self._forget(call)
+
+    async def save(self, call: SipCall) -> None:
+        await self.live.map_put(SIP_CALLS, _key(call.worker, call.call_id), _enc.encode(call))
+        await self.live.map_put(sip_contacts(call.tenant_id), call.contact_id, _enc.encode(call))
+
+    async def contact(self, tenant_id: int, contact_id: str) -> SipCall | None:
+        return await self._contact(tenant_id, contact_id)
+
+    async def view(self, call: SipCall) -> P.ContactView | None:
+        return await self._view(call)
 
 
 # Played prompts are given this long beyond their length before what follows (the caller's jitter buffer).

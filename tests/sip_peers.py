@@ -151,6 +151,19 @@ def hears(phone: Baresip, freq: float, timeout: float = 10.0, seconds: float = 0
     return False
 
 
+def hears_all(phone: Baresip, freqs: list[float], timeout: float = 10.0, seconds: float = 0.5) -> bool:
+    """Whether the phone hears every tone of `freqs` at once (a conference), within `timeout` (polled)."""
+    from webrtc.tones import tones_present
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        x = latest(phone, seconds)
+        if x is not None and tones_present(x, phone.rate, freqs):
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def hears_not(phone: Baresip, freq: float, timeout: float = 10.0, seconds: float = 0.5) -> bool:
     """Whether, within `timeout`, the phone's latest `seconds` carry no trace of `freq` (polled, bounded)."""
     from webrtc.tones import tone_present

@@ -33,7 +33,7 @@ from aiortc.mediastreams import MediaStreamError
 from webrtc.audio import FRAME_SAMPLES, RATE, FrameSplitter, Source, ToneSource, WavPlayer
 from webrtc.engine import shorten_jitter_buffer
 from webrtc.ice import rtc_configuration
-from webrtc.tones import dominant_frequency, tone_present
+from webrtc.tones import dominant_frequency, tone_present, tones_present
 
 TIME_BASE = fractions.Fraction(1, RATE)
 
@@ -238,6 +238,16 @@ class BotAgent:
         while time.monotonic() < deadline:
             x = self.ear.last(seconds)
             if len(x) >= seconds * RATE * 0.9 and tone_present(x, RATE, freq):
+                return True
+            await asyncio.sleep(0.1)
+        return False
+
+    async def hears_all(self, freqs: list[float], timeout: float = 8.0, seconds: float = 0.5) -> bool:
+        """Whether the bot hears every tone of `freqs` at once (a conference) within `timeout`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            x = self.ear.last(seconds)
+            if len(x) >= seconds * RATE * 0.9 and tones_present(x, RATE, freqs):
                 return True
             await asyncio.sleep(0.1)
         return False

@@ -106,6 +106,47 @@ def tone_present(
     return tone_snr_db(x, rate, freq, tolerance_hz) >= min_snr_db
 
 
+def tones_present(
+    samples: np.ndarray,
+    rate: int,
+    freqs: list[float] | tuple[float, ...],
+    tolerance_hz: float = 15.0,
+    min_snr_db: float = 6.0,
+    min_level_dbfs: float = -50.0,
+) -> bool:
+    """Whether `samples` carry every tone of `freqs` at once (a mix: a conference).
+
+    Each tone's power must exceed the power outside all of the tones' bands by
+    `min_snr_db`, and the signal must be louder than `min_level_dbfs`; a mix
+    missing one tone, or noise, fails.
+    """
+    x = np.asarray(samples, dtype=np.float64)
+    if len(x) < 16:
+        return False
+    rms = float(np.sqrt(np.mean((x - x.mean()) ** 2)))
+    if rms <= 0.0 or 20.0 * np.log10(rms / FULL_SCALE) < min_level_dbfs:
+        return False
+    power = _power_spectrum(x)
+    power[0] = 0.0
+    bin_hz = rate / len(x)
+    half = max(2, int(np.ceil(tolerance_hz / bin_hz)) + 2)
+    bands = []
+    for f in freqs:
+        centre = int(round(f / bin_hz))
+        bands.append((max(1, centre - half), min(len(power), centre + half + 1)))
+    inside = np.zeros(len(power), dtype=bool)
+    for lo, hi in bands:
+        inside[lo:hi] = True
+    rest = float(power[~inside].sum())
+    for lo, hi in bands:
+        signal = float(power[lo:hi].sum())
+        if signal <= 0.0:
+            return False
+        if rest > 0.0 and 10.0 * np.log10(signal / rest) < min_snr_db:
+            return False
+    return True
+
+
 def write_tone_wav(
     path: str | PathLike[str],
     freq: float,

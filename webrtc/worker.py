@@ -222,6 +222,12 @@ class Worker:
                     e.set_inputs(sid, [i for i in e.mixer.get(sid).inputs if i.leg != c.peer])
                 else:
                     e.connect(sid, c.peer)
+            case "hear":
+                # Exactly these sessions and legs from now on (a conference: each hears the others).
+                self._need(sid)
+                for peer in c.peers or []:
+                    self._need(peer)
+                e.set_inputs(sid, [Input(leg=peer) for peer in c.peers or [] if peer != sid])
             case "mute":
                 self._need(sid)
                 e.mute(sid, bool(c.on))

@@ -13,7 +13,7 @@ from tests.bridge.peers import copy_pcaps
 from tests.conftest import HOLD_MUSIC_HZ
 from tests.e2e.test_softphone import Desktop
 from tests.helpers import bearer, cached_login, force
-from tests.sip_peers import Baresip, ended, hears, hears_not
+from tests.sip_peers import Baresip, ended, hears, hears_all, hears_not
 
 CALLER_HZ, AGENT_HZ = 1000, 500
 
@@ -225,3 +225,54 @@ def test_the_agent_transfers_a_caller_to_another_queue_from_the_desktop(
         other.close()
         force(hub, "agent1", "logged-out")
         force(hub, "agent3", "logged-out")
+
+
+def test_the_agent_consults_then_conferences_and_completes_a_transfer_from_the_desktop(
+    hub, media_worker, launch_browser, tone_wav, tmp_path
+):
+    from tests.e2e.test_softphone import BotThread
+
+    only_logged_out(hub)
+    d = Desktop(launch_browser(mic=tone_wav(AGENT_HZ)), hub, "agent1")
+    phone = Baresip(tmp_path / "phone", CALLER_HZ)
+    bot = BotThread(hub, "agent3", 1300.0)
+    b = bot.bot
+    try:
+        go_available(d)
+        bot.run(b.login())
+        bot.run(b.connect_phone())
+        assert bot.run(b.request({"type": "set-state", "state": "available"}))["type"] == "ack"
+        page = d.page
+        phone.call(f"sip:support@127.0.0.1:{media_worker.sip_port}", 60)
+        expect(page.locator("#contact-fields dd[data-field=Caller]")).to_have_text("caller", timeout=15_000)
+        page.click("#accept")
+        expect(page.locator("#state-label")).to_have_text("On call")
+        d.wait_tone(CALLER_HZ)
+        # Hold the caller, call the other agent, who answers: the consult controls appear.
+        page.click("#contact-hold")
+        expect(page.locator("#contact-call-status")).to_have_attribute("data-held", "yes")
+        page.fill("#dial-to", "agent3")
+        page.click("#dial")
+        ring = bot.run(b.expect(lambda m: m["type"] == "call-changed" and m["call"]["status"] == "ringing"))
+        assert bot.run(b.request({"type": "call-answer", "call_id": ring["call"]["id"]}))["type"] == "ack"
+        expect(page.locator("#contact-consult-label")).to_have_text("Consulting Agent 3", timeout=10_000)
+        d.wait_tone(1300)
+        # Conference: the caller hears both agents.
+        page.click("#contact-conference")
+        expect(page.locator("#contact-call-status")).to_have_text("Conference")
+        assert hears_all(phone, [AGENT_HZ, 1300]), "the caller does not hear both agents"
+        # Complete: the other agent has the caller, this one wraps up.
+        page.click("#contact-complete")
+        expect(page.locator("#state-label")).to_have_text("Wrap-up")
+        took = bot.run(b.expect(lambda m: m["type"] == "contact-changed" and m["contact"]["status"] == "connected", 15))
+        assert bot.run(b.hears(CALLER_HZ)), f"the other agent heard {b.hearing():.0f} Hz, not the caller"
+        assert hears(phone, 1300) and hears_not(phone, AGENT_HZ), "the caller is not with the other agent alone"
+        assert bot.run(b.request({"type": "end-contact", "contact_id": took["contact"]["id"]}))["type"] == "ack"
+        assert ended(phone), phone.output()[-2000:]
+        assert d.errors == []
+    finally:
+        phone.stop()
+        bot.run(b.request({"type": "set-state", "state": "logged-out"}))
+        bot.close()
+        d.close()
+        force(hub, "agent1", "logged-out")

@@ -7,7 +7,7 @@ import wave
 import numpy as np
 import pytest
 
-from webrtc.tones import dominant_frequency, tone, tone_present, write_tone_wav
+from webrtc.tones import dominant_frequency, tone, tone_present, tones_present, write_tone_wav
 
 RATE = 8000
 
@@ -52,3 +52,12 @@ def test_write_tone_wav(tmp_path) -> None:
         assert (w.getnchannels(), w.getsampwidth(), w.getframerate(), w.getnframes()) == (2, 2, 16000, 8000)
         data = np.frombuffer(w.readframes(8000), dtype="<i2")[::2]
     assert tone_present(data, 16000, 500)
+
+
+def test_a_mix_of_two_tones_is_told_apart_from_one_tone_or_a_third() -> None:
+    a, b, c = (tone(f, 4000).astype(np.int32) for f in (500.0, 800.0, 1000.0))
+    both = ((a + b) // 2).astype(np.int16)
+    assert tones_present(both, 8000, [500.0, 800.0])
+    assert not tones_present(a.astype(np.int16), 8000, [500.0, 800.0]), "one tone is not a mix of two"
+    assert not tones_present(((a + b + c) // 3).astype(np.int16), 8000, [500.0, 800.0]), "a third tone is heard"
+    assert not tones_present(np.zeros(4000, dtype=np.int16), 8000, [500.0, 800.0])

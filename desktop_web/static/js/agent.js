@@ -53,13 +53,26 @@ function contactCall() {
   return call;
 }
 
+// The agent's answered consult call beside a caller (after holding the caller and dialling), if any.
+function consultCall() {
+  return [...phone.calls.live.values()].find((c) => c.status === "connected" && !c.held) || null;
+}
+
 function renderContactCall(call) {
   show($("#contact-call"), Boolean(call));
   if (!call) return;
   const held = Boolean(contact.held);
+  const consult = contact.status === "connected" ? consultCall() : null;
+  const joined = Boolean(consult && consult.conference === contact.id);
+  show($("#contact-consult"), Boolean(consult));
+  if (consult) {
+    const who = consult.peer_name || consult.peer;
+    $("#contact-consult-label").textContent = joined ? `Conference with ${who}` : `Consulting ${who}`;
+    show($("#contact-conference"), !joined);
+  }
   const status = $("#contact-call-status");
   status.dataset.held = held ? "yes" : "no";
-  status.textContent = held ? "On hold — the caller hears music" : call.muted ? "On call (muted)" : "On call";
+  status.textContent = joined ? "Conference" : held ? "On hold — the caller hears music" : call.muted ? "On call (muted)" : "On call";
   const mute = $("#contact-mute"), hold = $("#contact-hold");
   mute.textContent = call.muted ? "Unmute" : "Mute";
   mute.setAttribute("aria-pressed", String(call.muted));
@@ -271,6 +284,22 @@ $("#contact-transfer-form").addEventListener("submit", async (ev) => {
   $("#contact-transfer-to").value = "";
   toast(`${name} transferred to ${to}`, "info");
 });
+// Attended transfer and conference: with the caller held and a consult call answered.
+async function consultRequest(type) {
+  const consult = consultCall();
+  if (!contact || !consult) return;
+  const who = consult.peer_name || consult.peer;
+  try {
+    await hub.request({ type, call_id: contact.id, consult: consult.id });
+  } catch (err) {
+    toast(err.message);
+    return;
+  }
+  toast(type === "call-transfer" ? `Caller transferred to ${who}` : `Conference with ${who}`, "info");
+}
+$("#contact-complete").addEventListener("click", () => consultRequest("call-transfer"));
+$("#contact-conference").addEventListener("click", () => consultRequest("call-conference"));
+hub.addEventListener("call-changed", () => renderContact());
 $("#contact-keypad").replaceChildren(...KEYS.map((k) => el("button", { type: "button", dataset: { digit: k } }, k)));
 on($("#contact-keypad"), "click", "button[data-digit]", async (_, b) => {
   const digit = b.dataset.digit;
