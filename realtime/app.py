@@ -31,6 +31,7 @@ from realtime.metrics import Metrics
 from realtime.phone import PhoneService
 from realtime.sipcalls import SipCalls
 from realtime.transfers import Transfers
+from realtime.monitors import Monitors
 from store.db import make_engine, make_sessionmaker
 
 log = logging.getLogger("unidesk.app")
@@ -83,7 +84,8 @@ def build_context(settings: Settings) -> Context:
     )
     sip = SipCalls(live, sessionmaker, phone, contacts)
     transfers = Transfers(live, sessionmaker, phone, sip, contacts)
-    hub = Hub(settings, live, agents, tokens, metrics, contacts, phone, sip, transfers)
+    monitors = Monitors(live, sessionmaker, phone, sip)
+    hub = Hub(settings, live, agents, tokens, metrics, contacts, phone, sip, transfers, monitors)
     return Context(
         settings, engine, sessionmaker, live, directory, history, agents, tokens, throttle, metrics, hub, contacts, phone
     )

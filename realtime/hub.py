@@ -31,6 +31,7 @@ from realtime.metrics import Metrics
 from realtime.phone import RING_SECONDS, WORKER_GRACE, PhoneError, PhoneService, ice_servers, stream_worker
 from realtime.sipcalls import SipCalls
 from realtime.transfers import Transfers
+from realtime.monitors import Monitors
 
 log = logging.getLogger("unidesk.hub")
 
@@ -115,12 +116,14 @@ class Hub:
         phone: PhoneService | None = None,
         sip: SipCalls | None = None,
         transfers: Transfers | None = None,
+        monitors: Monitors | None = None,
     ) -> None:
         self.settings = settings
         self.contacts = contacts
         self.phone = phone
         self.sip = sip
         self.transfers = transfers
+        self.monitors = monitors
         self._timers: set[asyncio.Task[None]] = set()
         self.live = live
         self.agents = agents
@@ -311,10 +314,25 @@ class Hub:
                         frame.id,
                         WrapUp(tenant_id=p.tenant_id, agent_id=p.user_id, contact_id=cid, code=code, notes=notes),
                     )
-                case P.PhoneOffer() | P.PhoneClose() | P.PhoneTest() | P.CallDial() | P.CallAnswer() | P.CallHangup() \
+                case P.PhoneOffer() | P.PhoneClose() | P.PhoneTest():
+                    # Supervisors have softphones too (to monitor calls), on their own stream.
+                    self._need(p, "agent", *SUPERVISORS)
+                    await self._phone(conn, p, frame)
+                case P.CallDial() | P.CallAnswer() | P.CallHangup() \
                         | P.CallHold() | P.CallMute() | P.CallDtmf() | P.CallTransfer() | P.CallConference():
                     self._need(p, "agent")
                     await self._phone(conn, p, frame)
+                case P.Monitor() | P.MonitorStop():
+                    self._need(p, *SUPERVISORS)
+                    monitors = self.monitors
+                    assert monitors is not None, "the hub was built without monitoring"
+                    if conn.stream != stream_agent(p.tenant_id, p.user_id):
+                        raise PhoneError(P.CONFLICT, "monitor from a connection on your own stream (auth with stream \"own\")")
+                    if isinstance(frame, P.Monitor):
+                        await monitors.start(p.tenant_id, p.user_id, p.username, frame.call_id, frame.mode)
+                    else:
+                        await monitors.stop(p.tenant_id, p.user_id, frame.call_id)
+                    self._send(conn, P.Ack(ref=frame.id))
                 case P.WorkerHello() | P.MediaAnswer() | P.MediaFailed() | P.MediaClosed() | P.MediaCheck() \
                         | P.SipIncoming() | P.SipEnded() | P.SipDtmf() | P.SipProgress():
                     self._need(p, WORKER_ROLE)
@@ -496,7 +514,7 @@ class Hub:
         if d is None or person is None or not person.active:
             self._error(conn, P.UNAUTHORIZED, "the token's user no longer exists or is disabled", frame.id)
             return
-        supervisor = p.has_any(*SUPERVISORS)
+        supervisor = p.has_any(*SUPERVISORS) and frame.stream != "own"
         stream = stream_board(p.tenant_id) if supervisor else stream_agent(p.tenant_id, p.user_id)
         conn.principal = p
         conn.stream = stream

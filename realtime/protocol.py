@@ -38,6 +38,9 @@ class Auth(ClientMessage, tag="auth"):
     token: Annotated[str, msgspec.Meta(max_length=4096)]
     # Last event sequence the client saw; the server replays what followed.
     last_seq: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    # A supervisor's connection follows the board; "own": the supervisor's own stream instead (their
+    # softphone and the calls they monitor).
+    stream: Literal["default", "own"] = "default"
 
 
 class Ping(ClientMessage, tag="ping"):
@@ -170,6 +173,21 @@ class CallConference(ClientMessage, tag="call-conference"):
     consult: CallId
 
 
+class Monitor(ClientMessage, tag="monitor"):
+    """A supervisor joins an agent's call with a caller (`call_id`: the contact id) through their own
+    softphone, or switches mode: `listen` (hears both, heard by none), `whisper` (heard by the agent
+    only), `barge` (heard by both)."""
+
+    call_id: CallId
+    mode: Literal["listen", "whisper", "barge"]
+
+
+class MonitorStop(ClientMessage, tag="monitor-stop"):
+    """The supervisor leaves the call they monitor."""
+
+    call_id: CallId
+
+
 class CallDtmf(ClientMessage, tag="call-dtmf"):
     """Digits pressed on the keypad (RFC 4733 on a SIP leg)."""
 
@@ -264,7 +282,7 @@ class SipDtmf(ClientMessage, tag="sip-dtmf"):
 ClientFrame = Union[
     Auth, Ping, SetState, ExtendWrapUp, ForceState, AcceptOffer, RejectOffer, EndContact, CompleteWrapUp,
     PhoneOffer, PhoneClose, PhoneTest, CallDial, CallAnswer, CallHangup, CallHold, CallMute, CallDtmf, CallTransfer,
-    CallConference, WorkerHello, MediaAnswer, MediaFailed, MediaClosed, MediaCheck, SipIncoming, SipEnded, SipDtmf, SipProgress,
+    CallConference, Monitor, MonitorStop, WorkerHello, MediaAnswer, MediaFailed, MediaClosed, MediaCheck, SipIncoming, SipEnded, SipDtmf, SipProgress,
 ]
 
 
@@ -500,6 +518,19 @@ class CallView(msgspec.Struct, omit_defaults=True, kw_only=True):
     conference: str | None = None
 
 
+class MonitorChanged(ServerMessage, tag="monitor-changed"):
+    """A supervisor joined a call, changed mode or left (`mode` null): to the supervisor, and to the
+    agent when the tenant lets agents see it (setting `monitoring.notify_agent`)."""
+
+    call_id: str
+    supervisor: str
+    agent_id: int
+    mode: Literal["listen", "whisper", "barge"] | None = None
+    # Why it ended when the supervisor did not leave: "call-ended".
+    reason: str | None = None
+    seq: int = 0
+
+
 class CallChanged(ServerMessage, tag="call-changed"):
     """A call of this agent rang, connected, was held or muted, or ended."""
 
@@ -570,7 +601,7 @@ class Error(ServerMessage, tag="error"):
 
 ServerFrame = Union[
     Welcome, Snapshot, AgentStateChanged, ContactOffered, ContactChanged, QueueStatsChanged, PhoneAnswer,
-    PhoneState, PhoneCheck, CallChanged, CallDigits, MediaCommands, Ack, Pong, Error
+    PhoneState, PhoneCheck, CallChanged, CallDigits, MonitorChanged, MediaCommands, Ack, Pong, Error
 ]
 
 # Error codes, one per kind of failure.

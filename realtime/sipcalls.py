@@ -92,6 +92,9 @@ class SipCalls:
         # Told when a conferenced caller comes off hold or finishes (realtime/transfers.py).
         self.on_conference: Callable[[SipCall, int], Awaitable[None]] | None = None
         self.on_conference_over: Callable[[SipCall], Awaitable[None]] | None = None
+        # Told after a connected caller was held or resumed, and when its contact finished (monitoring).
+        self.on_rerouted: Callable[[SipCall, int, bool], Awaitable[None]] | None = None
+        self.on_finished: Callable[[SipCall], Awaitable[None]] | None = None
         contacts.observe(self)
 
     async def _cmd(self, worker: str, *cmds: P.MediaCommand) -> None:
@@ -257,6 +260,8 @@ class SipCalls:
         await self._forget(call)
         if call.conference and self.on_conference_over is not None:
             await self.on_conference_over(call)
+        if self.on_finished is not None:
+            await self.on_finished(call)
         await self._cmd(call.worker, P.MediaCommand(op="sip-hangup", session_id=call.call_id, code=200, reason=reason))
 
     async def contact_held(self, tenant_id: int, contact_id: str, agent_id: int, on: bool) -> None:
@@ -269,6 +274,8 @@ class SipCalls:
         me, leg = session_id(tenant_id, agent_id), leg_of(call.call_id)
         # The caller hears the music; the agent hears nothing of the call until resumed.
         await self._cmd(call.worker, P.MediaCommand(op="hold", session_id=me, peer=leg, on=on))
+        if self.on_rerouted is not None:
+            await self.on_rerouted(call, agent_id, on)
 
     async def contact_position(
         self, tenant_id: int, contact_id: str, position: int, expected_wait: float | None
@@ -419,6 +426,8 @@ class SipCalls:
             await self.contact_connected(tenant_id, call.contact_id, agent_id)
             raise
         await self.contacts.submit(End(tenant_id=tenant_id, agent_id=agent_id, contact_id=call.contact_id, by="transfer"))
+        if self.on_finished is not None:
+            await self.on_finished(call)
         return new.contact_id
 
     async def wait_again(self, worker: str, tenant_id: int, call_id: str, queue: str, view: P.ContactView,
@@ -467,6 +476,8 @@ class SipCalls:
     async def forget(self, call: SipCall) -> None:
         """The SIP call is no longer a contact's (handed to a number outside)."""
         await self._forget(call)
+        if self.on_finished is not None:
+            await self.on_finished(call)
 
     async def save(self, call: SipCall) -> None:
         await self.live.map_put(SIP_CALLS, _key(call.worker, call.call_id), _enc.encode(call))

@@ -103,8 +103,10 @@ class Ear:
 class BotAgent:
     """One agent over the hub's protocol with a real aiortc softphone."""
 
-    def __init__(self, hub_url: str, tenant: str, username: str, password: str, mic: Source) -> None:
+    def __init__(self, hub_url: str, tenant: str, username: str, password: str, mic: Source, own_stream: bool = False) -> None:
         self.url = hub_url.rstrip("/")
+        # A supervisor's bot follows its own stream (softphone, monitoring) instead of the board.
+        self.own_stream = own_stream
         self.tenant, self.username, self.password = tenant, username, password
         self.mic = SourceTrack(mic)
         self.ear = Ear()
@@ -130,7 +132,8 @@ class BotAgent:
         token = r.json()["access_token"]
         ws_url = self.url.replace("http://", "ws://").replace("https://", "wss://") + "/ws"
         self.ws = await websockets.connect(ws_url, max_size=2**22)
-        await self.ws.send(json.dumps({"type": "auth", "token": token, "id": "auth"}))
+        auth = {"type": "auth", "token": token, "id": "auth", **({"stream": "own"} if self.own_stream else {})}
+        await self.ws.send(json.dumps(auth))
         self._reader = asyncio.create_task(self._read())
         self._pinger = asyncio.create_task(self._ping())
         welcome = await self.expect(lambda m: m["type"] == "welcome", 10)
