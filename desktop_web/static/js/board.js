@@ -2,6 +2,7 @@
 
 import { $, el, on, toast, session, toLogin, formatDuration, STATE_LABELS } from "./util.js";
 import { HubSocket } from "./ws.js";
+import { MonitorPhone, MODES } from "./monitor.js";
 
 if (!session.access) toLogin();
 
@@ -11,6 +12,8 @@ const agentStats = new Map();
 let reasons = [];
 let queues = [];
 const filter = { queue: "", state: "" };
+const monitor = new MonitorPhone();
+window.unideskMonitor = { measureRemoteTone: (lo, hi) => monitor.measureRemoteTone(lo, hi) };
 
 function visible(a) {
   return (!filter.queue || a.queues.includes(filter.queue)) && (!filter.state || a.state === filter.state);
@@ -39,8 +42,22 @@ function row(a) {
     el("td", { class: "missed" }, agentStats.get(a.id)?.missed ?? 0),
     el("td", { class: "talk" }, formatDuration(agentStats.get(a.id)?.talk_seconds ?? 0)),
     el("td", { class: "changed-by" }, a.changed_by || ""),
-    el("td", { class: "actions" }, el("select", { class: "force", "aria-label": `Set state of ${a.username}` }, ...forceOptions())),
+    el("td", { class: "actions" }, el("select", { class: "force", "aria-label": `Set state of ${a.username}` }, ...forceOptions()),
+      ...monitorButtons(a)),
   );
+}
+
+// Listen, whisper or barge into an agent's call (with a caller); the mode in use is pressed.
+function monitorButtons(a) {
+  if (a.state !== "on-call" || !a.contact_id) return [];
+  const mine = monitor.watching === a.contact_id;
+  return [
+    ...Object.entries(MODES).map(([mode, label]) => el("button", {
+      type: "button", class: "monitor", dataset: { mode, contactId: a.contact_id },
+      "aria-pressed": String(mine && monitor.mode === mode), "aria-label": `${label}: ${a.username}`,
+    }, label)),
+    ...(mine ? [el("button", { type: "button", class: "monitor-leave", dataset: { contactId: a.contact_id } }, "Leave")] : []),
+  ];
 }
 
 function render() {
@@ -144,6 +161,27 @@ on($("#agents"), "change", "select.force", async (_, select) => {
   } catch (err) {
     toast(err.message);
   }
+});
+on($("#agents"), "click", "button.monitor", async (_, b) => {
+  try {
+    await monitor.watch(b.dataset.contactId, b.dataset.mode);
+  } catch (err) {
+    toast(err.message);
+  }
+  render();
+});
+on($("#agents"), "click", "button.monitor-leave", async () => {
+  try { await monitor.leave(); } catch (err) { toast(err.message); }
+  render();
+});
+monitor.addEventListener("change", (e) => {
+  const m = e.detail;
+  const status = $("#monitor-status");
+  status.dataset.mode = monitor.mode || "";
+  const doing = { listen: "Listening to a call", whisper: "Whispering to the agent", barge: "Barged into a call" };
+  status.textContent = monitor.watching ? doing[monitor.mode] : monitor.state === "failed" ? `Softphone: ${m.reason}` : "";
+  if (m.reason === "call-ended") toast("The call you monitored has ended.", "info");
+  render();
 });
 $("#logout").addEventListener("click", toLogin);
 

@@ -5,9 +5,11 @@
 import { session, refreshTokens, toLogin } from "./util.js";
 
 export class HubSocket extends EventTarget {
-  constructor(url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`) {
+  // `auth`: extra fields of the auth frame (a supervisor's second connection: {stream: "own"}).
+  constructor(url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`, auth = {}) {
     super();
     this.url = url;
+    this.auth = auth;
     this.lastSeq = null;
     this.status = "connecting";
     this.clockOffset = 0; // server time minus local time, seconds
@@ -34,7 +36,7 @@ export class HubSocket extends EventTarget {
     const ws = new WebSocket(this.url);
     this.ws = ws;
     ws.onopen = () => {
-      const frame = { type: "auth", token: session.access, id: this._id() };
+      const frame = { type: "auth", token: session.access, id: this._id(), ...this.auth };
       if (this.lastSeq !== null) frame.last_seq = this.lastSeq;
       ws.send(JSON.stringify(frame));
     };
