@@ -32,6 +32,7 @@ from realtime.phone import PhoneService
 from realtime.sipcalls import SipCalls
 from realtime.transfers import Transfers
 from realtime.monitors import Monitors
+from realtime.alerts import Alerts, LiveCalls
 from store.db import make_engine, make_sessionmaker
 
 log = logging.getLogger("unidesk.app")
@@ -85,7 +86,9 @@ def build_context(settings: Settings) -> Context:
     sip = SipCalls(live, sessionmaker, phone, contacts)
     transfers = Transfers(live, sessionmaker, phone, sip, contacts)
     monitors = Monitors(live, sessionmaker, phone, sip)
-    hub = Hub(settings, live, agents, tokens, metrics, contacts, phone, sip, transfers, monitors)
+    live_calls = LiveCalls(live, sessionmaker, phone, sip)
+    alerts = Alerts(live, sessionmaker, contacts, agents, live_calls)
+    hub = Hub(settings, live, agents, tokens, metrics, contacts, phone, sip, transfers, monitors, live_calls, alerts)
     return Context(
         settings, engine, sessionmaker, live, directory, history, agents, tokens, throttle, metrics, hub, contacts, phone
     )
@@ -115,6 +118,7 @@ def build_app(settings: Settings) -> Starlette:
         await ctx.live.start()
         ctx.history.start()
         await ctx.contacts.start()
+        ctx.hub.alerts.start()
         tasks = [
             asyncio.create_task(ctx.hub.reaper(), name="reaper"),
             asyncio.create_task(_deadline_loop(ctx), name="deadlines"),
@@ -126,6 +130,7 @@ def build_app(settings: Settings) -> Starlette:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await ctx.hub.alerts.close()
             await ctx.contacts.close()
             await ctx.history.close()
             await ctx.live.close()

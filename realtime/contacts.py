@@ -480,6 +480,10 @@ class ContactCenter:
 
     # ------------------------------------------------------------ observers
 
+    def tenant_ids(self) -> list[int]:
+        """The tenants this hub routes for now (the leader's; empty elsewhere)."""
+        return list(self._tenants)
+
     def observe(self, observer: ContactObserver) -> None:
         """Be told when contacts connect to an agent and when they finish (the SIP calls behind them)."""
         self._observers.append(observer)

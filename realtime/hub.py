@@ -32,6 +32,7 @@ from realtime.phone import RING_SECONDS, WORKER_GRACE, PhoneError, PhoneService,
 from realtime.sipcalls import SipCalls
 from realtime.transfers import Transfers
 from realtime.monitors import Monitors
+from realtime.alerts import Alerts, LiveCalls
 
 log = logging.getLogger("unidesk.hub")
 
@@ -117,6 +118,8 @@ class Hub:
         sip: SipCalls | None = None,
         transfers: Transfers | None = None,
         monitors: Monitors | None = None,
+        live_calls: LiveCalls | None = None,
+        alerts: Alerts | None = None,
     ) -> None:
         self.settings = settings
         self.contacts = contacts
@@ -124,6 +127,8 @@ class Hub:
         self.sip = sip
         self.transfers = transfers
         self.monitors = monitors
+        self.live_calls = live_calls
+        self.alerts = alerts
         self._timers: set[asyncio.Task[None]] = set()
         self.live = live
         self.agents = agents
@@ -322,6 +327,14 @@ class Hub:
                         | P.CallHold() | P.CallMute() | P.CallDtmf() | P.CallTransfer() | P.CallConference():
                     self._need(p, "agent")
                     await self._phone(conn, p, frame)
+                case P.AlertAck(alert_id=alert_id):
+                    self._need(p, *SUPERVISORS)
+                    assert self.alerts is not None, "the hub was built without alerts"
+                    try:
+                        await self.alerts.ack(p.tenant_id, p.user_id, p.username, alert_id)
+                    except LookupError as exc:
+                        raise NotFound(str(exc)) from None
+                    self._send(conn, P.Ack(ref=frame.id))
                 case P.Monitor() | P.MonitorStop():
                     self._need(p, *SUPERVISORS)
                     monitors = self.monitors
@@ -334,7 +347,7 @@ class Hub:
                         await monitors.stop(p.tenant_id, p.user_id, frame.call_id)
                     self._send(conn, P.Ack(ref=frame.id))
                 case P.WorkerHello() | P.MediaAnswer() | P.MediaFailed() | P.MediaClosed() | P.MediaCheck() \
-                        | P.SipIncoming() | P.SipEnded() | P.SipDtmf() | P.SipProgress():
+                        | P.SipIncoming() | P.SipEnded() | P.SipDtmf() | P.SipProgress() | P.CallAnalytics():
                     self._need(p, WORKER_ROLE)
                     await self._worker_frame(conn, frame)
                 case _:  # pragma: no cover - the union is exhaustive
@@ -437,6 +450,9 @@ class Hub:
                 await phone.media_closed(conn.worker, m)
             case P.MediaCheck() as m:
                 await phone.media_check(conn.worker, m)
+            case P.CallAnalytics() as m:
+                if self.live_calls is not None:
+                    await self.live_calls.report(conn.worker, m)
             case P.SipIncoming() | P.SipEnded() | P.SipDtmf() | P.SipProgress() as m:
                 assert self.sip is not None, "the hub was built without SIP calls"
                 match m:
@@ -549,8 +565,14 @@ class Hub:
             calls: list[P.CallView] = []
             stats: list[P.QueueStatsView] = []
             agent_stats: list[P.AgentStatsView] = []
+            live_calls: list[P.LiveCall] = []
+            alerts: list[P.AlertView] = []
             if supervisor:
                 agents = await self.agents.views(p.tenant_id)
+                if self.live_calls is not None:
+                    live_calls = await self.live_calls.calls(p.tenant_id)
+                if self.alerts is not None:
+                    alerts = await self.alerts.active(p.tenant_id)
                 if self.contacts is not None:
                     stats = await self.contacts.queue_stats(p.tenant_id)
                     agent_stats = await self.contacts.agent_stats(p.tenant_id)
@@ -574,6 +596,8 @@ class Hub:
                     agent_stats=agent_stats,
                     wrapup_codes=d.wrapup_codes,
                     calls=calls,
+                    live_calls=live_calls,
+                    alerts=alerts,
                 ),
             )
         else:

@@ -62,8 +62,8 @@ class Monitors:
         self.sessionmaker = sessionmaker
         self.phone = phone
         self.sip = sip
-        sip.on_rerouted = self._rerouted
-        sip.on_finished = self._finished
+        sip.on_rerouted.append(self._rerouted)
+        sip.on_finished.append(self._finished)
 
     async def start(self, tenant_id: int, supervisor: int, name: str, contact_id: str, mode: str) -> None:
         call = await self.sip.contact(tenant_id, contact_id)

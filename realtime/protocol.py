@@ -188,6 +188,12 @@ class MonitorStop(ClientMessage, tag="monitor-stop"):
     call_id: CallId
 
 
+class AlertAck(ClientMessage, tag="alert-ack"):
+    """A supervisor acknowledges an alert on the board (recorded with who and when)."""
+
+    alert_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
 class CallDtmf(ClientMessage, tag="call-dtmf"):
     """Digits pressed on the keypad (RFC 4733 on a SIP leg)."""
 
@@ -265,6 +271,34 @@ class SipEnded(ClientMessage, tag="sip-ended"):
     by: Literal["remote", "local"] = "remote"
 
 
+class CallFigures(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """Live analytics of a caller's call with an agent, measured in the media worker (seconds so far;
+    levels, missing frames and jitter over the last report)."""
+
+    leg: SessionId
+    peer: SessionId
+    seconds: float
+    caller_talk: float
+    agent_talk: float
+    overtalk: float
+    # The current stretch with neither side talking, and the longest one.
+    silence: float
+    longest_silence: float
+    caller_level_db: float | None = None
+    agent_level_db: float | None = None
+    # Frames that did not arrive in time (lost or late), percent, and arrival jitter at the mixer.
+    caller_missing_pct: float = 0.0
+    agent_missing_pct: float = 0.0
+    caller_jitter_ms: float = 0.0
+    agent_jitter_ms: float = 0.0
+
+
+class CallAnalytics(ClientMessage, tag="call-analytics"):
+    """The worker's analysed calls, about once a second."""
+
+    calls: Annotated[list[CallFigures], msgspec.Meta(max_length=10_000)]
+
+
 class SipProgress(ClientMessage, tag="sip-progress"):
     """An outbound SIP call rings at the far end, or was answered."""
 
@@ -282,7 +316,8 @@ class SipDtmf(ClientMessage, tag="sip-dtmf"):
 ClientFrame = Union[
     Auth, Ping, SetState, ExtendWrapUp, ForceState, AcceptOffer, RejectOffer, EndContact, CompleteWrapUp,
     PhoneOffer, PhoneClose, PhoneTest, CallDial, CallAnswer, CallHangup, CallHold, CallMute, CallDtmf, CallTransfer,
-    CallConference, Monitor, MonitorStop, WorkerHello, MediaAnswer, MediaFailed, MediaClosed, MediaCheck, SipIncoming, SipEnded, SipDtmf, SipProgress,
+    CallConference, Monitor, MonitorStop, AlertAck, WorkerHello, MediaAnswer, MediaFailed, MediaClosed, MediaCheck, SipIncoming, SipEnded, SipDtmf, SipProgress,
+    CallAnalytics,
 ]
 
 
@@ -417,6 +452,33 @@ class IceServer(msgspec.Struct, omit_defaults=True, kw_only=True):
     credential: str | None = None
 
 
+class LiveCall(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """A caller talking with an agent, with the call's live figures (board)."""
+
+    contact_id: str
+    agent_id: int
+    queue: str
+    caller: str
+    figures: CallFigures
+
+
+class AlertView(msgspec.Struct, omit_defaults=True, kw_only=True):
+    id: str
+    # silence, long-call, service-level, longest-wait, paused
+    kind: str
+    # What it is about: a contact id, a queue name or an agent id.
+    subject: str
+    message: str
+    value: float
+    threshold: float
+    raised_at: float
+    cleared_at: float | None = None
+    acked_by: str | None = None
+    acked_at: float | None = None
+    # The agent concerned (a call's or a paused agent).
+    agent_id: int | None = None
+
+
 class Snapshot(ServerMessage, tag="snapshot"):
     """The whole visible state; events with a higher `seq` follow."""
 
@@ -432,6 +494,9 @@ class Snapshot(ServerMessage, tag="snapshot"):
     wrapup_codes: list[PauseReason] = []
     # The agent's calls in progress (an agent's snapshot).
     calls: list[CallView] = []
+    # A board's snapshot: the calls with callers and their live figures, and the alerts not cleared.
+    live_calls: list[LiveCall] = []
+    alerts: list[AlertView] = []
 
 
 class AgentStateChanged(ServerMessage, tag="agent-state"):
@@ -518,6 +583,22 @@ class CallView(msgspec.Struct, omit_defaults=True, kw_only=True):
     conference: str | None = None
 
 
+class LiveCallsChanged(ServerMessage, tag="live-calls"):
+    """The board's calls with callers: figures of the calls measured since the last one, and the calls
+    that ended (contact ids)."""
+
+    calls: list[LiveCall] = []
+    ended: list[str] = []
+    seq: int = 0
+
+
+class AlertChanged(ServerMessage, tag="alert"):
+    """An alert was raised, acknowledged or cleared (`cleared_at`): the whole alert each time."""
+
+    alert: AlertView
+    seq: int = 0
+
+
 class MonitorChanged(ServerMessage, tag="monitor-changed"):
     """A supervisor joined a call, changed mode or left (`mode` null): to the supervisor, and to the
     agent when the tenant lets agents see it (setting `monitoring.notify_agent`)."""
@@ -552,6 +633,7 @@ class MediaCommand(msgspec.Struct, omit_defaults=True, kw_only=True):
     op: Literal[
         "offer", "close", "connect", "disconnect", "unlisten", "hold", "mute", "tone", "music",
         "sip-answer", "sip-reject", "sip-hangup", "sip-dtmf", "sip-dial", "ringback", "prompt", "hear",
+        "analyse",
     ]
     session_id: str
     offer_id: str | None = None
@@ -601,7 +683,8 @@ class Error(ServerMessage, tag="error"):
 
 ServerFrame = Union[
     Welcome, Snapshot, AgentStateChanged, ContactOffered, ContactChanged, QueueStatsChanged, PhoneAnswer,
-    PhoneState, PhoneCheck, CallChanged, CallDigits, MonitorChanged, MediaCommands, Ack, Pong, Error
+    PhoneState, PhoneCheck, CallChanged, CallDigits, MonitorChanged, LiveCallsChanged, AlertChanged, MediaCommands,
+    Ack, Pong, Error
 ]
 
 # Error codes, one per kind of failure.

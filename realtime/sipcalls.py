@@ -92,9 +92,11 @@ class SipCalls:
         # Told when a conferenced caller comes off hold or finishes (realtime/transfers.py).
         self.on_conference: Callable[[SipCall, int], Awaitable[None]] | None = None
         self.on_conference_over: Callable[[SipCall], Awaitable[None]] | None = None
-        # Told after a connected caller was held or resumed, and when its contact finished (monitoring).
-        self.on_rerouted: Callable[[SipCall, int, bool], Awaitable[None]] | None = None
-        self.on_finished: Callable[[SipCall], Awaitable[None]] | None = None
+        # Told after a connected caller was held or resumed, when it connected to an agent, and when its
+        # contact finished (monitoring, live analytics).
+        self.on_rerouted: list[Callable[[SipCall, int, bool], Awaitable[None]]] = []
+        self.on_connected: list[Callable[[SipCall, int], Awaitable[None]]] = []
+        self.on_finished: list[Callable[[SipCall], Awaitable[None]]] = []
         contacts.observe(self)
 
     async def _cmd(self, worker: str, *cmds: P.MediaCommand) -> None:
@@ -252,6 +254,8 @@ class SipCalls:
             P.MediaCommand(op="connect", session_id=me, peer=leg),
             P.MediaCommand(op="mute", session_id=me, on=False),
         )
+        for connected in self.on_connected:
+            await connected(call, agent_id)
 
     async def contact_finished(self, tenant_id: int, contact_id: str, reason: str) -> None:
         call = await self._contact(tenant_id, contact_id)
@@ -260,8 +264,8 @@ class SipCalls:
         await self._forget(call)
         if call.conference and self.on_conference_over is not None:
             await self.on_conference_over(call)
-        if self.on_finished is not None:
-            await self.on_finished(call)
+        for hook in self.on_finished:
+            await hook(call)
         await self._cmd(call.worker, P.MediaCommand(op="sip-hangup", session_id=call.call_id, code=200, reason=reason))
 
     async def contact_held(self, tenant_id: int, contact_id: str, agent_id: int, on: bool) -> None:
@@ -274,8 +278,8 @@ class SipCalls:
         me, leg = session_id(tenant_id, agent_id), leg_of(call.call_id)
         # The caller hears the music; the agent hears nothing of the call until resumed.
         await self._cmd(call.worker, P.MediaCommand(op="hold", session_id=me, peer=leg, on=on))
-        if self.on_rerouted is not None:
-            await self.on_rerouted(call, agent_id, on)
+        for rerouted in self.on_rerouted:
+            await rerouted(call, agent_id, on)
 
     async def contact_position(
         self, tenant_id: int, contact_id: str, position: int, expected_wait: float | None
@@ -426,8 +430,8 @@ class SipCalls:
             await self.contact_connected(tenant_id, call.contact_id, agent_id)
             raise
         await self.contacts.submit(End(tenant_id=tenant_id, agent_id=agent_id, contact_id=call.contact_id, by="transfer"))
-        if self.on_finished is not None:
-            await self.on_finished(call)
+        for hook in self.on_finished:
+            await hook(call)
         return new.contact_id
 
     async def wait_again(self, worker: str, tenant_id: int, call_id: str, queue: str, view: P.ContactView,
@@ -476,12 +480,15 @@ class SipCalls:
     async def forget(self, call: SipCall) -> None:
         """The SIP call is no longer a contact's (handed to a number outside)."""
         await self._forget(call)
-        if self.on_finished is not None:
-            await self.on_finished(call)
+        for hook in self.on_finished:
+            await hook(call)
 
     async def save(self, call: SipCall) -> None:
         await self.live.map_put(SIP_CALLS, _key(call.worker, call.call_id), _enc.encode(call))
         await self.live.map_put(sip_contacts(call.tenant_id), call.contact_id, _enc.encode(call))
+
+    async def call_of(self, worker: str, call_id: str) -> SipCall | None:
+        return await self._call(worker, call_id)
 
     async def contact(self, tenant_id: int, contact_id: str) -> SipCall | None:
         return await self._contact(tenant_id, contact_id)

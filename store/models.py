@@ -189,3 +189,22 @@ class SipRoute(Base):
     closed_prompt: Mapped[str | None] = mapped_column(String(64))
     # A menu instead of a queue: {"prompt", "choices": {digit: queue}, "timeout_seconds", "retries", "default"}.
     ivr: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class AlertRecord(Base):
+    """An alert raised on the board (realtime/alerts.py): when, why, who acknowledged it, when it cleared."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_tenant_raised", "tenant_id", "raised_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    alert_id: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(128))
+    message: Mapped[str] = mapped_column(Text)
+    value: Mapped[float] = mapped_column(Float)
+    threshold: Mapped[float] = mapped_column(Float)
+    raised_at: Mapped[float] = mapped_column(Float)
+    cleared_at: Mapped[float | None] = mapped_column(Float)
+    acked_at: Mapped[float | None] = mapped_column(Float)
+    acked_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

@@ -36,9 +36,12 @@ def free_port_pair() -> int:
 
 
 class Baresip:
-    """One baresip phone in a folder of its own. `call()` dials and hangs up after `seconds`."""
+    """One baresip phone in a folder of its own. `call()` dials and hangs up after `seconds`. Its microphone
+    plays a tone of `tone_hz`, or the WAV file `source` (48 kHz stereo, like its capture settings)."""
 
-    def __init__(self, folder: Path, tone_hz: int, user: str = "caller", auto_answer: bool = False) -> None:
+    def __init__(
+        self, folder: Path, tone_hz: int, user: str = "caller", auto_answer: bool = False, source: Path | None = None
+    ) -> None:
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
         # baresip also opens TCP and TLS (the port after) beside UDP: all must be free.
@@ -54,7 +57,7 @@ class Baresip:
                     "auplay_srate     48000",
                     "ausrc_channels   2",
                     "auplay_channels  1",
-                    f"audio_source     ausine,{tone_hz}",
+                    f"audio_source     aufile,{source}" if source else f"audio_source     ausine,{tone_hz}",
                     f"audio_player     aufile,{folder / 'played.wav'}",
                     "audio_alert      aufile,/dev/null",
                     "module_path      /usr/lib/baresip/modules",

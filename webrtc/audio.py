@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import os
+import time
 from os import PathLike
 from typing import Protocol
 
@@ -180,6 +181,9 @@ class FrameBuffer:
         self.dropped = 0
         self.late = 0
         self._above = 0
+        # Arrival jitter at the mixer's input (RFC 3550's running estimate over 20 ms frames), seconds.
+        self.jitter = 0.0
+        self._last_arrival = 0.0
 
     def __len__(self) -> int:
         return len(self._frames)
@@ -191,6 +195,10 @@ class FrameBuffer:
             self.dropped += 1
         self._frames.append(frame)
         self.received += 1
+        now = time.monotonic()
+        if self._last_arrival:
+            self.jitter += (abs(now - self._last_arrival - FRAME_SECONDS) - self.jitter) / 16.0
+        self._last_arrival = now
 
     def pop(self) -> np.ndarray:
         """The frame for this tick, or silence (counted late once audio has started)."""

@@ -20,7 +20,7 @@ import asyncio
 import collections
 from dataclasses import dataclass
 from os import PathLike
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -145,6 +145,8 @@ class Mixer:
         self._skipped = 0
         self._max_lag = 0.0
         self.on_tick: Callable[[int], None] | None = None
+        # Live call analytics (webrtc/analytics.py), stepped each tick once the frames are popped.
+        self.analytics: Any = None
 
     # ------------------------------------------------------------ legs
 
@@ -296,6 +298,9 @@ class Mixer:
         for leg in legs.values():
             frame = leg.inbound.pop()
             leg.current = SILENCE if leg.muted else frame
+        analytics = self.analytics
+        if analytics is not None and analytics.calls:
+            analytics.tick(legs)
         for leg in legs.values():
             leg.deliver(tick, self._mix(leg, tick))
         if self.on_tick is not None:

@@ -28,6 +28,7 @@ import websockets
 from realtime import protocol as P
 from realtime.auth import TokenService, worker_principal
 from realtime.config import ConfigError, Settings, load_settings
+from webrtc.analytics import Analytics
 from webrtc.audio import MediaError, SampleSource, Source, ToneSource, WavPlayer
 from webrtc.engine import MediaEngine
 from webrtc.mixer import Input
@@ -37,6 +38,8 @@ log = logging.getLogger("unidesk.worker")
 
 CHECK_FRAMES = 25  # 0.5 s of 20 ms frames per headset-check report
 TOKEN_TTL = 24 * 3600
+# How often the analysed calls' figures go to the hub.
+ANALYTICS_SECONDS = 1.0
 
 
 class _Frame(msgspec.Struct):
@@ -64,6 +67,8 @@ class Worker:
         self._hold_player: Source | None = None
         self._ringback = ringback()
         self.sip: Any = None
+        self.analytics = Analytics()
+        self.engine.mixer.analytics = self.analytics
 
     # ------------------------------------------------------------ connection
 
@@ -133,12 +138,14 @@ class Worker:
             log.info("connected to the hub at %s as %s", self.url, self.name)
             sender = asyncio.create_task(self._sender(ws))
             pinger = asyncio.create_task(self._pinger(ws))
+            reporter = asyncio.create_task(self._reporter())
             try:
                 async for raw in ws:
                     await self._on_frame(raw)
             finally:
                 sender.cancel()
                 pinger.cancel()
+                reporter.cancel()
                 self._ws = None
 
     async def _sender(self, ws: Any) -> None:
@@ -155,6 +162,15 @@ class Worker:
         while True:
             await asyncio.sleep(self.settings.heartbeat_seconds / 2)
             self._send({"type": "ping"})
+
+    async def _reporter(self) -> None:
+        """The analysed calls' figures, once a second while there are any."""
+        while True:
+            await asyncio.sleep(ANALYTICS_SECONDS)
+            if self.analytics.calls:
+                calls = self.analytics.report(self.engine.mixer.legs)
+                if calls:
+                    self._send({"type": "call-analytics", "calls": calls})
 
     def _send(self, frame: dict[str, Any]) -> None:
         self._outbox.put_nowait(msgspec.json.encode(frame).decode())
@@ -228,6 +244,15 @@ class Worker:
                 for peer in c.peers or []:
                     self._need(peer)
                 e.set_inputs(sid, [Input(leg=peer) for peer in c.peers or [] if peer != sid])
+            case "analyse":
+                # Live analytics of a caller's leg (`session_id`) talking with an agent's session (`peer`).
+                if c.on:
+                    assert c.peer is not None, "analyse names the agent's session"
+                    self._need(sid)
+                    self._need(c.peer)
+                    self.analytics.add(sid, c.peer)
+                else:
+                    self.analytics.remove(sid)
             case "mute":
                 self._need(sid)
                 e.mute(sid, bool(c.on))

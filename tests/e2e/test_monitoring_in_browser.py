@@ -88,3 +88,48 @@ def test_the_supervisor_listens_whispers_and_barges_from_the_board(hub, media_wo
         bot.run(b.request({"type": "set-state", "state": "logged-out"}))
         bot.close()
         board.close()
+
+
+def test_the_board_shows_live_call_figures_and_acknowledges_a_silence_alert(
+    hub, backend, media_worker, launch_browser, tone_wav, tmp_path
+):
+    from tests.conftest import set_tenant_settings
+    from tests.integration.test_analytics import RULES, talk_then_silence
+
+    only_logged_out(hub)
+    set_tenant_settings(backend, "demo", alerts=RULES)
+    bot = BotThread(hub, "agent2", float(AGENT_HZ))
+    b = bot.bot
+    wav = tmp_path / "caller.wav"
+    talk_then_silence(wav, 2.0)
+    phone = Baresip(tmp_path / "phone", CALLER_HZ, source=wav)
+    board = Board(launch_browser(mic=tone_wav(SUPERVISOR_HZ)), hub)
+    try:
+        page = board.page
+        bot.run(b.login())
+        bot.run(b.connect_phone())
+        assert bot.run(b.request({"type": "set-state", "state": "available"}))["type"] == "ack"
+        phone.call(f"sip:support@127.0.0.1:{media_worker.sip_port}", 60)
+        offer = bot.run(b.expect(lambda m: m["type"] == "contact-offered", 15))
+        cid = offer["contact"]["id"]
+        assert bot.run(b.request({"type": "accept-offer", "contact_id": cid}))["type"] == "ack"
+        row = page.locator(f"#live-calls tr[data-contact-id='{cid}']")
+        expect(row.locator("td.agent")).to_have_text("Agent 2", timeout=10_000)
+        expect(row.locator("td.caller-talk")).not_to_have_text("0:00", timeout=10_000)
+        # The caller talks for 2 s only; once the agent mutes, nobody talks and the silence alert comes up.
+        assert bot.run(b.request({"type": "call-mute", "call_id": cid, "on": True}))["type"] == "ack"
+        alert = page.locator("#alerts li[data-kind=silence]")
+        expect(alert).to_be_visible(timeout=15_000)
+        alert.locator("button.ack").click()
+        expect(alert).to_have_attribute("data-acked", "yes")
+        expect(alert.locator(".acked")).to_have_text(" acknowledged by supervisor")
+        assert bot.run(b.request({"type": "end-contact", "contact_id": cid}))["type"] == "ack"
+        expect(row).to_have_count(0, timeout=10_000)  # the call left the board
+        bot.run(b.request({"type": "complete-wrap-up", "contact_id": cid, "code": "resolved"}))
+        assert board.errors == []
+    finally:
+        set_tenant_settings(backend, "demo", alerts={})
+        phone.stop()
+        bot.run(b.request({"type": "set-state", "state": "logged-out"}))
+        bot.close()
+        board.close()

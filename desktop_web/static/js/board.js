@@ -12,6 +12,8 @@ const agentStats = new Map();
 let reasons = [];
 let queues = [];
 const filter = { queue: "", state: "" };
+const liveCalls = new Map();
+const alerts = new Map();
 const monitor = new MonitorPhone();
 window.unideskMonitor = { measureRemoteTone: (lo, hi) => monitor.measureRemoteTone(lo, hi) };
 
@@ -113,6 +115,38 @@ function fillFilters() {
   $("#filter-state").value = filter.state;
 }
 
+// Calls with callers and their live figures (from the media worker, about once a second).
+const db = (x) => (x === null || x === undefined ? "—" : `${Math.round(x)} dB`);
+function renderLiveCalls() {
+  const rows = [...liveCalls.values()].sort((a, b) => a.contact_id.localeCompare(b.contact_id)).map((c) => {
+    const f = c.figures, a = agents.get(c.agent_id);
+    return el("tr", { dataset: { contactId: c.contact_id, silence: f.silence >= 10 ? "long" : "" } },
+      el("td", { class: "agent" }, a ? a.display_name : String(c.agent_id)),
+      el("td", { class: "caller" }, c.caller),
+      el("td", { class: "queue" }, c.queue),
+      el("td", { class: "duration" }, formatDuration(f.seconds)),
+      el("td", { class: "agent-talk" }, formatDuration(f.agent_talk)),
+      el("td", { class: "caller-talk" }, formatDuration(f.caller_talk)),
+      el("td", { class: "overtalk" }, formatDuration(f.overtalk)),
+      el("td", { class: "silence" }, formatDuration(f.silence)),
+      el("td", { class: "levels" }, `${db(f.agent_level_db)} / ${db(f.caller_level_db)}`),
+      el("td", { class: "quality" },
+        `${(f.agent_missing_pct || 0).toFixed(1)}% ${(f.agent_jitter_ms || 0).toFixed(0)} ms · ${(f.caller_missing_pct || 0).toFixed(1)}% ${(f.caller_jitter_ms || 0).toFixed(0)} ms`));
+  });
+  $("#live-calls tbody").replaceChildren(...rows);
+}
+
+// Alerts not cleared, newest first; each can be acknowledged once.
+function renderAlerts() {
+  const list = [...alerts.values()].sort((a, b) => b.raised_at - a.raised_at);
+  $("#alerts-panel").hidden = list.length === 0;
+  $("#alerts").replaceChildren(...list.map((a) => el("li", { class: "alert", dataset: { alertId: a.id, kind: a.kind, acked: a.acked_at ? "yes" : "no" } },
+    el("span", { class: "message" }, a.message),
+    a.acked_at
+      ? el("small", { class: "acked" }, ` acknowledged by ${a.acked_by}`)
+      : el("button", { type: "button", class: "ack", dataset: { alertId: a.id } }, "Acknowledge"))));
+}
+
 hub.addEventListener("welcome", (e) => {
   $("#who").textContent = `${e.detail.user.display_name} · ${e.detail.tenant.name}`;
 });
@@ -129,6 +163,22 @@ hub.addEventListener("snapshot", (e) => {
   for (const a of e.detail.agent_stats || []) agentStats.set(a.agent_id, a);
   renderQueues();
   render();
+  liveCalls.clear();
+  for (const c of e.detail.live_calls || []) liveCalls.set(c.contact_id, c);
+  renderLiveCalls();
+  alerts.clear();
+  for (const a of e.detail.alerts || []) alerts.set(a.id, a);
+  renderAlerts();
+});
+hub.addEventListener("live-calls", (e) => {
+  for (const c of e.detail.calls || []) liveCalls.set(c.contact_id, c);
+  for (const id of e.detail.ended || []) liveCalls.delete(id);
+  renderLiveCalls();
+});
+hub.addEventListener("alert", (e) => {
+  const a = e.detail.alert;
+  if (a.cleared_at) alerts.delete(a.id); else alerts.set(a.id, a);
+  renderAlerts();
 });
 hub.addEventListener("queue-stats", (e) => {
   for (const q of e.detail.queues) queueStats.set(q.queue, q);
@@ -161,6 +211,9 @@ on($("#agents"), "change", "select.force", async (_, select) => {
   } catch (err) {
     toast(err.message);
   }
+});
+on($("#alerts"), "click", "button.ack", async (_, b) => {
+  try { await hub.request({ type: "alert-ack", alert_id: b.dataset.alertId }); } catch (err) { toast(err.message); }
 });
 on($("#agents"), "click", "button.monitor", async (_, b) => {
   try {
