@@ -137,6 +137,7 @@ def build_app(settings: Settings) -> Starlette:
         Route("/", _page("index.html")),
         Route("/agent", _page("agent.html")),
         Route("/board", _page("board.html")),
+        Route("/reports", _page("reports.html")),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={api.ApiError: api_error})
