@@ -18,7 +18,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from realtime import api, reports
+from realtime import api, reports, wallboards
 from realtime.agents import AgentService
 from realtime.auth import LoginThrottle, RedisLoginThrottle, TokenService
 from realtime.config import Settings
@@ -81,7 +81,7 @@ def build_context(settings: Settings) -> Context:
         live, sessionmaker, directory, on_busy=lambda t, a, on: contacts.submit(Busy(tenant_id=t, agent_id=a, on=on))
     )
     sip = SipCalls(live, sessionmaker, phone, contacts)
-    hub = Hub(settings, live, agents, tokens, metrics, contacts, phone, sip)
+    hub = Hub(settings, live, agents, tokens, metrics, contacts, phone, sip, wallboards.WallboardFeeds(sessionmaker, contacts))
     return Context(
         settings, engine, sessionmaker, live, directory, history, agents, tokens, throttle, metrics, hub, contacts, phone
     )
@@ -133,11 +133,14 @@ def build_app(settings: Settings) -> Starlette:
     routes = [
         *api.routes,
         *reports.routes,
+        *wallboards.routes,
         WebSocketRoute("/ws", ctx.hub.endpoint),
         Route("/", _page("index.html")),
         Route("/agent", _page("agent.html")),
         Route("/board", _page("board.html")),
         Route("/reports", _page("reports.html")),
+        Route("/wallboards", _page("wallboards.html")),
+        Route("/wallboard", _page("wallboard.html")),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={api.ApiError: api_error})
