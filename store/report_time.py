@@ -29,6 +29,8 @@ INTERVALS = {"15m": 900, "1h": 3600, "1d": 86400}
 # The longest range each interval may cover.
 MAX_DAYS = {"15m": 92, "1h": 366, "1d": 1096}
 FAR = 1e18
+# The instants a report may name (epoch seconds).
+EARLIEST, LATEST = 0.0, 253_370_764_800.0
 
 
 class BadTimeZone(ValueError):
@@ -159,15 +161,17 @@ def parse_time(text: str, zone_name: str | None) -> float:
     carries an offset or Z) or epoch seconds. Raises ValueError naming the text."""
     text = text.strip()
     try:
-        return float(text)
+        t = float(text)
     except ValueError:
-        pass
-    try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"{text!r} is not a date (YYYY-MM-DD), a date and time (YYYY-MM-DDTHH:MM) "
-                         "or epoch seconds") from None
-    if dt.tzinfo is None:
-        tz = ZoneInfo(zone_name) if zone_name and zone_name != "UTC" else UTC
-        dt = dt.replace(tzinfo=tz)
-    return dt.timestamp()
+        try:
+            dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"{text!r} is not a date (YYYY-MM-DD), a date and time (YYYY-MM-DDTHH:MM) "
+                             "or epoch seconds") from None
+        if dt.tzinfo is None:
+            tz = ZoneInfo(zone_name) if zone_name and zone_name != "UTC" else UTC
+            dt = dt.replace(tzinfo=tz)
+        t = dt.timestamp()
+    if not EARLIEST <= t <= LATEST:  # also refuses nan and inf
+        raise ValueError(f"{text!r} is outside the years 1970 to 9998")
+    return t
