@@ -105,3 +105,21 @@ def test_a_malformed_token_gets_a_reason(hub, bad):
     with Ws(hub.ws_url) as ws:
         err = ws.request({"type": "auth", "token": bad})
         assert err["code"] == "unauthorized" and "malformed" in err["message"]
+
+
+@pytest.mark.redis_only
+def test_a_screen_on_another_hub_gets_the_figures_and_is_closed_when_revoked(hub, start_hub):
+    other = start_hub(UNIDESK_HEARTBEAT_SECONDS="2")  # its reaper looks every second
+    for i in range(1, 6):
+        force(hub, f"agent{i}", "logged-out")
+    w = _create(hub, queues=["sales"]).json()
+    with Ws(other.ws_url) as ws:
+        assert ws.request({"type": "auth", "token": w["token"]})["type"] == "wallboard"
+        admin = bearer(cached_login(hub.url, "admin"))
+        cid = httpx.post(f"{hub.url}/api/contacts", json={"queue": "sales", "caller": "+49303"}, headers=admin).json()["contact_id"]
+        ws.expect(lambda m: m["type"] == "queue-stats" and m["queues"][0]["waiting"] >= 1, 10, "sales waiting")
+        httpx.post(f"{hub.url}/api/contacts/{cid}/abandon", headers=admin)
+        assert httpx.delete(f"{hub.url}/api/wallboards/{w['id']}", headers=bearer(cached_login(hub.url, "supervisor"))).status_code == 200
+        ws.send({"type": "ping"})  # keeps the short heartbeat satisfied while the reaper notices
+        closed = _closed(ws)
+        assert closed.rcvd.code == 4401 and "revoked" in closed.rcvd.reason
