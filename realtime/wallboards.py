@@ -85,7 +85,9 @@ class WallboardFeeds:
         if row is None or row.revoked_at is not None:
             raise LookupError(REVOKED)
         d = await directory.get(p.tenant_id)
-        labels = {q.name: q.label for q in d.queues} if d else {}
+        if d is None:
+            raise LookupError("the wallboard's tenant no longer exists")
+        labels = {q.name: q.label for q in d.queues}
         queues = [q for q in row.queues if q in labels]
         conn.principal = p
         conn.wallboard = (row.id, frozenset(queues))

@@ -112,7 +112,7 @@ class Zone:
 
     def start_of(self, key: float) -> float:
         """The instant a bucket begins (the first, when its wall-clock start happened twice)."""
-        if not self.transitions and self.name == "UTC":
+        if self.name == "UTC":
             return key
         local = datetime.fromtimestamp(key, UTC).replace(tzinfo=None)
         return local.replace(tzinfo=ZoneInfo(self.name), fold=0).timestamp()

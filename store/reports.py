@@ -180,7 +180,7 @@ class ReportQueries:
         out: dict[tuple[float, str], QueueFigures] = {}
         for k, queue, *v in (await self.session.execute(q)).all():
             out[(float(k), queue)] = QueueFigures(*(int(x or 0) for x in v[:7]), *(float(x or 0) for x in v[7:]))
-        for (k, queue), (missed, rejected) in (await self._offers(r, queues, by="queue")).items():
+        for (k, queue), (_, missed, rejected) in (await self._offers(r, queues, by_queue=True)).items():
             f = out.setdefault((k, queue), QueueFigures())
             f.missed_offers, f.rejected_offers = missed, rejected
         return out
@@ -201,32 +201,27 @@ class ReportQueries:
                 answered=int(n), wait_seconds=float(wait or 0), talk_seconds=float(talk or 0),
                 hold_seconds=float(hold or 0), wrap_up_seconds=float(wrap or 0),
             )
-        o = ContactOffer
-        key = r.zone.sql_key(o.offered_at, r.width).label("k")
-        q = (
-            select(key, o.agent_id, func.count(), func.sum(case((o.result == "no-answer", 1), else_=0)),
-                   func.sum(case((o.result == "rejected", 1), else_=0)))
-            .where(o.tenant_id == self.tenant_id, o.offered_at >= num(r.start), o.offered_at < num(r.end),
-                   o.queue.in_(queues))
-            .group_by(literal_column("k"), o.agent_id)
-        )
-        for k, agent, n, missed, rejected in (await self.session.execute(q)).all():
-            f = out.setdefault((float(k), int(agent)), AgentFigures())
-            f.offers, f.missed_offers, f.rejected_offers = int(n), int(missed or 0), int(rejected or 0)
+        for (k, agent), (n, missed, rejected) in (await self._offers(r, queues, by_queue=False)).items():
+            f = out.setdefault((k, int(agent)), AgentFigures())
+            f.offers, f.missed_offers, f.rejected_offers = n, missed, rejected
         return out
 
-    async def _offers(self, r: Range, queues: Sequence[str], by: str) -> dict[tuple[float, Any], tuple[int, int]]:
+    async def _offers(
+        self, r: Range, queues: Sequence[str], by_queue: bool
+    ) -> dict[tuple[float, Any], tuple[int, int, int]]:
+        """Offers, missed offers and rejected offers per bucket and queue (or agent)."""
         o = ContactOffer
         key = r.zone.sql_key(o.offered_at, r.width).label("k")
-        col = o.queue if by == "queue" else o.agent_id
+        col = o.queue if by_queue else o.agent_id
         q = (
-            select(key, col, func.sum(case((o.result == "no-answer", 1), else_=0)),
+            select(key, col, func.count(), func.sum(case((o.result == "no-answer", 1), else_=0)),
                    func.sum(case((o.result == "rejected", 1), else_=0)))
             .where(o.tenant_id == self.tenant_id, o.offered_at >= num(r.start), o.offered_at < num(r.end),
                    o.queue.in_(queues))
             .group_by(literal_column("k"), col)
         )
-        return {(float(k), c): (int(m or 0), int(j or 0)) for k, c, m, j in (await self.session.execute(q)).all()}
+        rows = (await self.session.execute(q)).all()
+        return {(float(k), c): (int(n), int(m or 0), int(j or 0)) for k, c, n, m, j in rows}
 
     # ------------------------------------------------------------ agent states
 
@@ -287,8 +282,7 @@ class ReportQueries:
         return out
 
     async def agents(self) -> dict[int, str]:
-        """Every user who was ever an agent of this tenant with a row in the history or the segments
-        (ids → usernames)."""
+        """The tenant's users: ids → usernames."""
         q = select(User.id, User.username).where(User.tenant_id == self.tenant_id)
         return {int(i): u for i, u in (await self.session.execute(q)).all()}
 
