@@ -564,7 +564,6 @@ class ContactCenter:
             case acd.ContactRecorded(record=rec):
                 if rec.agent_id is not None:
                     t.dirty_agents.add(int(rec.agent_id))
-                await self._record_for_reports(t, rec)
                 if rec.outcome is not acd.Outcome.ANSWERED:
                     t.views.pop(rec.contact_id, None)
                     await self.live.map_delete(contacts_map(t.tenant_id), rec.contact_id)
@@ -588,6 +587,8 @@ class ContactCenter:
                         ],
                     },
                 )
+                # After the call record: rows for the reports never stand in the way of the outcome.
+                await self._record_for_reports(t, rec)
             case acd.AnnouncePosition(contact_id=cid, position=position, expected_wait=expected):
                 await self._tell("contact_position", t.tenant_id, cid, position, expected)
 
