@@ -18,7 +18,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from realtime import api
+from realtime import api, reports, wallboards
 from realtime.agents import AgentService
 from realtime.auth import LoginThrottle, RedisLoginThrottle, TokenService
 from realtime.config import Settings
@@ -88,7 +88,8 @@ def build_context(settings: Settings) -> Context:
     monitors = Monitors(live, sessionmaker, phone, sip)
     live_calls = LiveCalls(live, sessionmaker, phone, sip)
     alerts = Alerts(live, sessionmaker, contacts, agents, live_calls)
-    hub = Hub(settings, live, agents, tokens, metrics, contacts, phone, sip, transfers, monitors, live_calls, alerts)
+    hub = Hub(settings, live, agents, tokens, metrics, contacts, phone, sip, transfers, monitors, live_calls, alerts,
+              wallboards.WallboardFeeds(sessionmaker, contacts))
     return Context(
         settings, engine, sessionmaker, live, directory, history, agents, tokens, throttle, metrics, hub, contacts, phone
     )
@@ -141,10 +142,15 @@ def build_app(settings: Settings) -> Starlette:
 
     routes = [
         *api.routes,
+        *reports.routes,
+        *wallboards.routes,
         WebSocketRoute("/ws", ctx.hub.endpoint),
         Route("/", _page("index.html")),
         Route("/agent", _page("agent.html")),
         Route("/board", _page("board.html")),
+        Route("/reports", _page("reports.html")),
+        Route("/wallboards", _page("wallboards.html")),
+        Route("/wallboard", _page("wallboard.html")),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={api.ApiError: api_error})

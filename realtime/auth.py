@@ -74,6 +74,17 @@ class TokenService:
         }
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
+    def issue_wallboard(self, tenant_id: int, tenant_slug: str, wallboard_id: int, expires_at: float,
+                        now: float | None = None) -> str:
+        """A read-only token for one wallboard: its `sub` is the wallboard's id (a Principal of kind
+        "wallboard" carries it as `user_id`), it has no roles, and the wallboard row revokes it."""
+        now = time.time() if now is None else now
+        claims: dict[str, Any] = {
+            "iss": ISSUER, "sub": str(wallboard_id), "tid": tenant_id, "ten": tenant_slug, "usr": "",
+            "roles": [], "typ": "wallboard", "iat": int(now), "exp": int(expires_at), "jti": uuid.uuid4().hex,
+        }
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+
     def pair(self, p: Principal) -> dict[str, Any]:
         return {
             "access_token": self.issue(p, "access", self.access_ttl),

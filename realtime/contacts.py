@@ -583,6 +583,7 @@ class ContactCenter:
                 failed = t.failed.pop(rec.contact_id, None)
                 await self._record(
                     t, rec.contact_id, outcome="failed" if failed else _outcome(rec), outcome_reason=failed,
+                    **({} if rec.outcome is acd.Outcome.ANSWERED else {"ended_at": rec.ended_at}),
                     data={
                         "wait": rec.wait_seconds,
                         "talk": rec.talk_seconds,
@@ -599,6 +600,8 @@ class ContactCenter:
                         ],
                     },
                 )
+                # After the call record: rows for the reports never stand in the way of the outcome.
+                await self._record_for_reports(t, rec)
             case acd.AnnouncePosition(contact_id=cid, position=position, expected_wait=expected):
                 await self._tell("contact_position", t.tenant_id, cid, position, expected)
 
@@ -637,6 +640,31 @@ class ContactCenter:
                 if outcome_reason:
                     merged["reason"] = outcome_reason
                 row.data = merged
+
+    async def _record_for_reports(self, t: _Tenant, rec: Any) -> None:
+        """The contact's queue segments and offers, one row each: what the historical reports count."""
+        last = len(rec.segments) - 1
+        segments = []
+        for i, s in enumerate(rec.segments):
+            answered = i == last and rec.outcome is acd.Outcome.ANSWERED
+            segments.append({
+                "contact_id": rec.contact_id, "queue": s.queue, "entered_at": s.entered_at, "left_at": s.left_at,
+                "outcome": str(s.outcome), "service_level_seconds": t.thresholds.get(s.queue, 20.0),
+                "agent_id": int(rec.agent_id) if answered and rec.agent_id else None,
+                "answered_at": rec.answered_at if answered else None,
+                "talk_seconds": rec.talk_seconds if answered else 0.0,
+                "hold_seconds": rec.hold_seconds if answered else 0.0,
+                "wrap_up_seconds": rec.wrap_up_seconds if answered else 0.0,
+            })
+        offers = [
+            {"contact_id": rec.contact_id, "agent_id": int(o.agent_id), "queue": o.queue, "offered_at": o.offered_at,
+             "resolved_at": o.resolved_at, "result": o.result}
+            for o in rec.offers
+        ]
+        async with self.sessionmaker() as s, s.begin():
+            repo = TenantRepo(s, t.tenant_id)
+            await repo.add_contact_segments(segments)
+            await repo.add_contact_offers(offers)
 
     async def _record_offer(self, t: _Tenant, cid: str, agent_id: int, now: float) -> None:
         async with self.sessionmaker() as s, s.begin():

@@ -33,6 +33,7 @@ from realtime.sipcalls import SipCalls
 from realtime.transfers import Transfers
 from realtime.monitors import Monitors
 from realtime.alerts import Alerts, LiveCalls
+from realtime.wallboards import DENIED, WallboardFeeds
 
 log = logging.getLogger("unidesk.hub")
 
@@ -66,6 +67,7 @@ class Connection:
         "writer",
         "worker",
         "conn_id",
+        "wallboard",
     )
 
     def __init__(self, ws: WebSocket) -> None:
@@ -83,6 +85,8 @@ class Connection:
         # The media worker's name, for a worker's connection.
         self.worker: str | None = None
         self.conn_id = uuid.uuid4().hex
+        # A wallboard screen's wallboard id and queues (realtime/wallboards.py).
+        self.wallboard: tuple[int, frozenset[str]] | None = None
 
     def push(self, frame: str) -> None:
         if self.closing:
@@ -120,6 +124,7 @@ class Hub:
         monitors: Monitors | None = None,
         live_calls: LiveCalls | None = None,
         alerts: Alerts | None = None,
+        wallboards: WallboardFeeds | None = None,
     ) -> None:
         self.settings = settings
         self.contacts = contacts
@@ -129,6 +134,7 @@ class Hub:
         self.monitors = monitors
         self.live_calls = live_calls
         self.alerts = alerts
+        self.wallboards = wallboards
         self._timers: set[asyncio.Task[None]] = set()
         self.live = live
         self.agents = agents
@@ -141,6 +147,8 @@ class Hub:
     # ------------------------------------------------------------ fan-out
 
     def deliver(self, stream: str, seq: int, frame: bytes) -> None:
+        if self.wallboards is not None:
+            self.wallboards.deliver(stream, frame)
         conns = self.by_stream.get(stream)
         if not conns:
             return
@@ -220,6 +228,8 @@ class Hub:
 
     def _forget(self, conn: Connection) -> None:
         self.connections.discard(conn)
+        if conn.wallboard is not None and self.wallboards is not None:
+            self.wallboards.forget(conn)
         if conn.stream is not None:
             subs = self.by_stream.get(conn.stream)
             if subs is not None:
@@ -244,6 +254,16 @@ class Hub:
                 elif conn.principal is not None and wall > conn.principal.expires_at:
                     self._error(conn, P.UNAUTHORIZED, "token expired; reconnect with a fresh token")
                     conn.close(CLOSE_UNAUTHORIZED, "token expired")
+            if self.wallboards is not None and self.wallboards.by_tenant:
+                try:
+                    await self.wallboards.check_revoked(CLOSE_UNAUTHORIZED)
+                except Exception:  # the store is away: screens are checked again next round
+                    log.exception("checking wallboards failed")
+
+    def wallboard_revoked(self, tenant_id: int, wallboard_id: int) -> None:
+        """Close this hub's screens of a revoked wallboard at once (other hubs' reapers follow)."""
+        if self.wallboards is not None:
+            self.wallboards.revoked(tenant_id, wallboard_id, CLOSE_UNAUTHORIZED)
 
     # ------------------------------------------------------------ frames
 
@@ -266,6 +286,9 @@ class Hub:
         p = conn.principal
         if p is None:
             self._error(conn, P.NOT_AUTHENTICATED, "send an auth frame first", frame.id)
+            return
+        if p.kind == "wallboard" and not isinstance(frame, P.Ping):
+            self._error(conn, P.FORBIDDEN, DENIED, frame.id)
             return
         try:
             match frame:
@@ -506,7 +529,7 @@ class Hub:
 
     async def _auth(self, conn: Connection, frame: P.Auth) -> None:
         try:
-            p = self.tokens.verify(frame.token, ("access", "worker"))
+            p = self.tokens.verify(frame.token, ("access", "worker", "wallboard"))
         except TokenError as exc:
             conn.bad_auth += 1
             self._error(conn, P.UNAUTHORIZED, str(exc), frame.id)
@@ -516,7 +539,7 @@ class Hub:
         if conn.principal is not None:
             # A fresh token for the same identity extends the connection's life.
             old = conn.principal
-            if (old.tenant_id, old.user_id) != (p.tenant_id, p.user_id):
+            if (old.tenant_id, old.user_id, old.kind == "wallboard") != (p.tenant_id, p.user_id, p.kind == "wallboard"):
                 self._error(conn, P.FORBIDDEN, "a connection cannot change user", frame.id)
                 return
             conn.principal = p
@@ -524,6 +547,18 @@ class Hub:
             return
         if p.kind == "worker":
             await self._auth_worker(conn, frame, p)
+            return
+        if p.kind == "wallboard":
+            assert self.wallboards is not None, "the hub was built without wallboards"
+            try:
+                view = await self.wallboards.open(
+                    conn, p, self.agents.directory, frame.id, self.settings.heartbeat_seconds
+                )
+            except LookupError as exc:
+                self._error(conn, P.UNAUTHORIZED, str(exc), frame.id)
+                conn.close(CLOSE_UNAUTHORIZED, str(exc)[:120])
+                return
+            self._send(conn, view)
             return
         d = await self.agents.directory.get(p.tenant_id)
         person = d.users.get(p.user_id) if d else None

@@ -532,6 +532,30 @@ class QueueStatsChanged(ServerMessage, tag="queue-stats"):
     seq: int = 0
 
 
+class Threshold(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Where a wallboard figure turns amber and red. For `service_level` lower is worse (amber
+    below `amber`, red below `red`); for the other figures higher is worse (amber from `amber`,
+    red from `red`)."""
+
+    amber: Annotated[float, msgspec.Meta(ge=0)]
+    red: Annotated[float, msgspec.Meta(ge=0)]
+
+
+class WallboardView(ServerMessage, tag="wallboard"):
+    """Answer to `auth` with a wallboard token: what the screen shows. `queue-stats` frames follow,
+    with only these queues' figures and no agents."""
+
+    name: str
+    tenant: TenantInfo
+    queues: list[QueueInfo]
+    # By figure: service_level, longest_wait, waiting, asa, abandon_rate.
+    thresholds: dict[str, Threshold]
+    heartbeat_seconds: float
+    server_time: float
+    queue_stats: list[QueueStatsView] = []
+    ref: RequestId | None = None
+
+
 class PhoneAnswer(ServerMessage, tag="phone-answer"):
     """The media worker's answer to the agent's `phone-offer` with this `offer_id`."""
 
@@ -682,7 +706,7 @@ class Error(ServerMessage, tag="error"):
 
 
 ServerFrame = Union[
-    Welcome, Snapshot, AgentStateChanged, ContactOffered, ContactChanged, QueueStatsChanged, PhoneAnswer,
+    Welcome, Snapshot, AgentStateChanged, ContactOffered, ContactChanged, QueueStatsChanged, WallboardView, PhoneAnswer,
     PhoneState, PhoneCheck, CallChanged, CallDigits, MonitorChanged, LiveCallsChanged, AlertChanged, MediaCommands,
     Ack, Pong, Error
 ]

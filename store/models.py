@@ -208,3 +208,61 @@ class AlertRecord(Base):
     cleared_at: Mapped[float | None] = mapped_column(Float)
     acked_at: Mapped[float | None] = mapped_column(Float)
     acked_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+class ContactSegment(Base):
+    """One stretch of a contact in one queue, written when the contact's life is over (the ACD's
+    record): what the historical reports count per queue."""
+
+    __tablename__ = "contact_segments"
+    __table_args__ = (Index("ix_contact_segments_tenant_entered", "tenant_id", "entered_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    contact_id: Mapped[str] = mapped_column(String(64), index=True)
+    # The queue's name (as the ACD knows it).
+    queue: Mapped[str] = mapped_column(String(64))
+    # When the contact entered this queue (arrival or overflow in) and left it.
+    entered_at: Mapped[float] = mapped_column(Float)
+    left_at: Mapped[float] = mapped_column(Float)
+    # answered, abandoned, overflowed, ended
+    outcome: Mapped[str] = mapped_column(String(16))
+    # The queue's service-level threshold (seconds) when the contact waited.
+    service_level_seconds: Mapped[float] = mapped_column(Float)
+    # On the answered segment: who answered, when, and the contact's handling time.
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    answered_at: Mapped[float | None] = mapped_column(Float)
+    talk_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    hold_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    wrap_up_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class ContactOffer(Base):
+    """One offer of a contact to an agent (ringing), with how it ended."""
+
+    __tablename__ = "contact_offers"
+    __table_args__ = (Index("ix_contact_offers_tenant_offered", "tenant_id", "offered_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    contact_id: Mapped[str] = mapped_column(String(64), index=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    queue: Mapped[str] = mapped_column(String(64))
+    offered_at: Mapped[float] = mapped_column(Float)
+    resolved_at: Mapped[float] = mapped_column(Float)
+    # accepted, rejected, busy, no-answer, canceled
+    result: Mapped[str] = mapped_column(String(16))
+
+
+class Wallboard(Base):
+    """A read-only wallboard: chosen queues shown on a wall screen through a long-lived token
+    that names this row; deleting the row's token (revoked_at) locks the screen out."""
+
+    __tablename__ = "wallboards"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # Queue names shown.
+    queues: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Colour thresholds per figure (see docs/reports.md).
+    thresholds: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+    revoked_at: Mapped[float | None] = mapped_column(Float)

@@ -14,6 +14,8 @@ from store.models import (
     AgentSkill,
     AgentStateHistory,
     CallRecord,
+    ContactOffer,
+    ContactSegment,
     PauseReason,
     Queue,
     QueueMembership,
@@ -21,6 +23,7 @@ from store.models import (
     Skill,
     Tenant,
     User,
+    Wallboard,
     WrapUpCode,
 )
 
@@ -247,3 +250,39 @@ class TenantRepo:
     async def call_record(self, contact_id: str) -> CallRecord | None:
         q = select(CallRecord).where(CallRecord.tenant_id == self.tenant_id, CallRecord.contact_id == contact_id)
         return (await self.session.execute(q)).scalar_one_or_none()
+
+    # -- what the reports count: queue segments and offers of finished contacts
+    async def add_contact_segments(self, rows: Iterable[dict[str, object]]) -> None:
+        """`rows`: ContactSegment fields without tenant_id."""
+        self.session.add_all(ContactSegment(tenant_id=self.tenant_id, **r) for r in rows)  # type: ignore[arg-type]
+        await self.session.flush()
+
+    async def add_contact_offers(self, rows: Iterable[dict[str, object]]) -> None:
+        """`rows`: ContactOffer fields without tenant_id."""
+        self.session.add_all(ContactOffer(tenant_id=self.tenant_id, **r) for r in rows)  # type: ignore[arg-type]
+        await self.session.flush()
+
+    # -- wallboards
+    async def add_wallboard(self, name: str, queues: list[str], thresholds: dict[str, object],
+                            created_by: int | None, now: float, expires_at: float) -> Wallboard:
+        row = Wallboard(tenant_id=self.tenant_id, name=name, queues=queues, thresholds=thresholds,
+                        created_by=created_by, created_at=now, expires_at=expires_at)
+        self.session.add(row)
+        await self.session.flush()
+        return row
+
+    async def wallboard(self, wallboard_id: int) -> Wallboard | None:
+        q = select(Wallboard).where(Wallboard.tenant_id == self.tenant_id, Wallboard.id == wallboard_id)
+        return (await self.session.execute(q)).scalar_one_or_none()
+
+    async def wallboards(self) -> Sequence[Wallboard]:
+        q = select(Wallboard).where(Wallboard.tenant_id == self.tenant_id).order_by(Wallboard.id)
+        return (await self.session.execute(q)).scalars().all()
+
+    async def revoked_wallboards(self, ids: Iterable[int]) -> set[int]:
+        """Which of these wallboards were revoked (or no longer exist in this tenant)."""
+        wanted = set(ids)
+        q = select(Wallboard.id).where(
+            Wallboard.tenant_id == self.tenant_id, Wallboard.id.in_(wanted), Wallboard.revoked_at.is_(None)
+        )
+        return wanted - set((await self.session.execute(q)).scalars().all())
