@@ -25,9 +25,12 @@ SPEECH_DBFS = -42.0
 HANGOVER_TICKS = 10  # 200 ms
 # Sum of squares of a frame at SPEECH_DBFS (RMS relative to full scale).
 _THRESHOLD = (10 ** (SPEECH_DBFS / 10.0)) * (32768.0**2) * FRAME_SAMPLES
+_SILENT = SILENCE
 
 
 class _Side:
+    """One side's counters between the arrays' rebuilds (see Analytics)."""
+
     __slots__ = ("leg", "hang", "talk_ticks", "energy", "energy_n", "late0", "received0")
 
     def __init__(self, leg: str) -> None:
@@ -38,27 +41,6 @@ class _Side:
         self.energy_n = 0
         self.late0 = 0
         self.received0 = 0
-
-    def step(self, legs: dict[str, Any]) -> bool:
-        leg = legs.get(self.leg)
-        if leg is None:
-            return False
-        frame = leg.current
-        if frame is SILENCE:
-            e = 0.0
-        else:
-            x = frame.astype(np.float32)
-            e = float(np.dot(x, x))
-        if e > _THRESHOLD:
-            self.hang = HANGOVER_TICKS + 1  # this tick, then HANGOVER_TICKS more
-            self.energy += e
-            self.energy_n += 1
-        elif self.hang:
-            self.hang -= 1
-        if self.hang:
-            self.talk_ticks += 1
-            return True
-        return False
 
     def window(self, legs: dict[str, Any]) -> tuple[float | None, float, float]:
         """(level dBFS while talking, % of frames missing, jitter ms) since the last call; resets the window."""
@@ -91,42 +73,97 @@ class CallMeter:
 
 
 class Analytics:
-    """The worker's analysed calls, stepped by the mixer's clock (`tick`) and reported (`report`)."""
+    """The worker's analysed calls, stepped by the mixer's clock (`tick`) and reported (`report`).
+
+    The per-tick work is vectorised over every analysed side: the frames are gathered into one
+    array, their energies computed in one operation and the talk/silence counters kept in arrays
+    (built from the CallMeters when calls or legs change, written back before a report).
+    """
 
     def __init__(self) -> None:
         self.calls: dict[str, CallMeter] = {}
+        self._dirty = True
+        self._legs_seen: dict[str, Any] = {}
+        self._sides: list[_Side] = []
+        self._leg_objs: list[Any] = []
+        self._version: int | None = None
 
     def add(self, caller: str, agent: str) -> None:
         """Analyse the call of `caller`'s leg with `agent`'s session (again: start over with the new agent)."""
         old = self.calls.get(caller)
         if old is not None and old.agent.leg == agent:
             return
+        self._sync()
         self.calls[caller] = CallMeter(caller, agent)
+        self._dirty = True
 
     def remove(self, caller: str) -> None:
-        self.calls.pop(caller, None)
+        self._sync()
+        if self.calls.pop(caller, None) is not None:
+            self._dirty = True
 
-    def tick(self, legs: dict[str, Any]) -> None:
-        for m in self.calls.values():
-            a = m.caller.step(legs)
-            b = m.agent.step(legs)
-            m.ticks += 1
-            if a and b:
-                m.overtalk += 1
-            if a or b:
-                m.silence = 0
-            else:
-                m.silence += 1
-                if m.silence > m.longest_silence:
-                    m.longest_silence = m.silence
+    def _build(self, legs: dict[str, Any]) -> None:
+        meters = list(self.calls.values())
+        self._meters = meters
+        self._sides = [s for m in meters for s in (m.caller, m.agent)]
+        self._leg_objs = [legs.get(s.leg) for s in self._sides]
+        self._legs_seen = {s.leg: legs.get(s.leg) for s in self._sides}
+        self._hang = np.array([s.hang for s in self._sides], dtype=np.int32)
+        self._talk = np.array([s.talk_ticks for s in self._sides], dtype=np.int64)
+        self._energy = np.array([s.energy for s in self._sides], dtype=np.float64)
+        self._energy_n = np.array([s.energy_n for s in self._sides], dtype=np.int64)
+        self._ticks = np.array([m.ticks for m in meters], dtype=np.int64)
+        self._overtalk = np.array([m.overtalk for m in meters], dtype=np.int64)
+        self._silence = np.array([m.silence for m in meters], dtype=np.int64)
+        self._longest = np.array([m.longest_silence for m in meters], dtype=np.int64)
+        self._dirty = False
+
+    def _sync(self) -> None:
+        """Write the arrays back into the CallMeters (before a report or a change of calls)."""
+        if self._dirty or not self._sides:
+            return
+        for i, s in enumerate(self._sides):
+            s.hang, s.talk_ticks = int(self._hang[i]), int(self._talk[i])
+            s.energy, s.energy_n = float(self._energy[i]), int(self._energy_n[i])
+        for j, m in enumerate(self._meters):
+            m.ticks, m.overtalk = int(self._ticks[j]), int(self._overtalk[j])
+            m.silence, m.longest_silence = int(self._silence[j]), int(self._longest[j])
+
+    def tick(self, legs: dict[str, Any], version: int | None = None) -> None:
+        """One tick; `version` (the mixer's, bumped when legs come and go) saves looking the legs up."""
+        if self._dirty or version is None or version != self._version:
+            if self._dirty or any(legs.get(k) is not v for k, v in self._legs_seen.items()):
+                self._sync()
+                self._build(legs)
+            self._version = version
+        x = np.array([_SILENT if leg is None else leg.current for leg in self._leg_objs], dtype=np.float32)
+        e = np.einsum("ij,ij->i", x, x)
+        active = e > _THRESHOLD
+        hang = self._hang
+        np.subtract(hang, 1, out=hang)
+        np.maximum(hang, 0, out=hang)
+        hang[active] = HANGOVER_TICKS + 1  # this tick, then HANGOVER_TICKS more
+        talking = hang > 0
+        self._talk += talking
+        self._energy += np.where(active, e, 0.0)
+        self._energy_n += active
+        caller, agent = talking[0::2], talking[1::2]
+        self._ticks += 1
+        self._overtalk += caller & agent
+        quiet = ~(caller | agent)
+        self._silence += 1
+        self._silence *= quiet
+        np.maximum(self._longest, self._silence, out=self._longest)
 
     def report(self, legs: dict[str, Any]) -> list[dict[str, Any]]:
         """Each call's figures so far (seconds), and its sides' levels, missing frames and jitter since the last report."""
+        self._sync()
         out = []
         t = FRAME_SECONDS
         for m in list(self.calls.values()):
             if m.caller.leg not in legs:
                 del self.calls[m.id]  # the caller's leg is gone: the call is over here
+                self._dirty = True
                 continue
             c_level, c_missing, c_jitter = m.caller.window(legs)
             a_level, a_missing, a_jitter = m.agent.window(legs)
@@ -141,4 +178,6 @@ class Analytics:
                     "caller_jitter_ms": c_jitter, "agent_jitter_ms": a_jitter,
                 }
             )
+        # The windows were reset in the meters: the arrays take them again.
+        self._dirty = True
         return out

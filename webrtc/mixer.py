@@ -147,6 +147,8 @@ class Mixer:
         self.on_tick: Callable[[int], None] | None = None
         # Live call analytics (webrtc/analytics.py), stepped each tick once the frames are popped.
         self.analytics: Any = None
+        # Bumped whenever a leg comes or goes.
+        self.version = 0
 
     # ------------------------------------------------------------ legs
 
@@ -155,6 +157,7 @@ class Mixer:
             raise MediaError(f"leg {leg_id!r} already exists")
         leg = Leg(leg_id)
         self.legs[leg_id] = leg
+        self.version += 1
         self._ensure_running()
         return leg
 
@@ -162,6 +165,7 @@ class Mixer:
         leg = self.legs.pop(leg_id, None)
         if leg is None:
             return
+        self.version += 1
         # Nobody keeps hearing a leg that has gone.
         for other in self.legs.values():
             if any(i.leg == leg_id for i in other.inputs):
@@ -300,7 +304,7 @@ class Mixer:
             leg.current = SILENCE if leg.muted else frame
         analytics = self.analytics
         if analytics is not None and analytics.calls:
-            analytics.tick(legs)
+            analytics.tick(legs, self.version)
         for leg in legs.values():
             leg.deliver(tick, self._mix(leg, tick))
         if self.on_tick is not None:
