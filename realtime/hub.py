@@ -32,6 +32,7 @@ from realtime.phone import RING_SECONDS, WORKER_GRACE, PhoneError, PhoneService,
 from realtime.sipcalls import SipCalls
 from realtime.transfers import Transfers
 from realtime.monitors import Monitors
+from realtime.recordings import Recordings
 
 log = logging.getLogger("unidesk.hub")
 
@@ -117,6 +118,7 @@ class Hub:
         sip: SipCalls | None = None,
         transfers: Transfers | None = None,
         monitors: Monitors | None = None,
+        recordings: Recordings | None = None,
     ) -> None:
         self.settings = settings
         self.contacts = contacts
@@ -124,6 +126,7 @@ class Hub:
         self.sip = sip
         self.transfers = transfers
         self.monitors = monitors
+        self.recordings = recordings
         self._timers: set[asyncio.Task[None]] = set()
         self.live = live
         self.agents = agents
@@ -334,7 +337,7 @@ class Hub:
                         await monitors.stop(p.tenant_id, p.user_id, frame.call_id)
                     self._send(conn, P.Ack(ref=frame.id))
                 case P.WorkerHello() | P.MediaAnswer() | P.MediaFailed() | P.MediaClosed() | P.MediaCheck() \
-                        | P.SipIncoming() | P.SipEnded() | P.SipDtmf() | P.SipProgress():
+                        | P.SipIncoming() | P.SipEnded() | P.SipDtmf() | P.SipProgress() | P.RecordingDone():
                     self._need(p, WORKER_ROLE)
                     await self._worker_frame(conn, frame)
                 case _:  # pragma: no cover - the union is exhaustive
@@ -437,6 +440,9 @@ class Hub:
                 await phone.media_closed(conn.worker, m)
             case P.MediaCheck() as m:
                 await phone.media_check(conn.worker, m)
+            case P.RecordingDone() as m:
+                if self.recordings is not None:
+                    await self.recordings.done(conn.worker, m)
             case P.SipIncoming() | P.SipEnded() | P.SipDtmf() | P.SipProgress() as m:
                 assert self.sip is not None, "the hub was built without SIP calls"
                 match m:

@@ -20,11 +20,14 @@ import asyncio
 import collections
 from dataclasses import dataclass
 from os import PathLike
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from .audio import FRAME_SAMPLES, FRAME_SECONDS, SILENCE, FrameBuffer, MediaError, Source, WavPlayer
+
+if TYPE_CHECKING:
+    from .recorder import Tap
 
 # Mixed frames a leg's sender may fall behind by before the oldest is dropped.
 OUT_DEPTH = 3
@@ -145,6 +148,8 @@ class Mixer:
         self._skipped = 0
         self._max_lag = 0.0
         self.on_tick: Callable[[int], None] | None = None
+        # Shown every leg's current frame once per tick (recorders); they must only keep references.
+        self.taps: dict[str, Tap] = {}
 
     # ------------------------------------------------------------ legs
 
@@ -296,6 +301,9 @@ class Mixer:
         for leg in legs.values():
             frame = leg.inbound.pop()
             leg.current = SILENCE if leg.muted else frame
+        if self.taps:
+            for tap in self.taps.values():
+                tap.capture(legs)
         for leg in legs.values():
             leg.deliver(tick, self._mix(leg, tick))
         if self.on_tick is not None:

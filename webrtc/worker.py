@@ -31,6 +31,7 @@ from realtime.config import ConfigError, Settings, load_settings
 from webrtc.audio import MediaError, SampleSource, Source, ToneSource, WavPlayer
 from webrtc.engine import MediaEngine
 from webrtc.mixer import Input
+from webrtc.recorder import RecordingResult, Recordings
 from webrtc.tones import dominant_frequency
 
 log = logging.getLogger("unidesk.worker")
@@ -64,6 +65,8 @@ class Worker:
         self._hold_player: Source | None = None
         self._ringback = ringback()
         self.sip: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.recordings = Recordings(self.engine.mixer.taps, settings.recordings_dir, self._recorded)
 
     # ------------------------------------------------------------ connection
 
@@ -100,6 +103,8 @@ class Worker:
                             "caller": ev.caller[:256], "caller_name": (ev.caller_name or "")[:256] or None,
                             "remote": ev.remote[:256], "transport": ev.transport[:8]})
             case CallEnded():
+                # The caller is gone: recordings of the call are finished (the hub may say so too, later).
+                self.recordings.stop_leg(f"sip-{ev.call_id}")
                 self._send({"type": "sip-ended", "call_id": ev.call_id, "code": ev.code,
                             "reason": (ev.reason or "")[:256], "by": ev.by})
             case DtmfReceived():
@@ -270,6 +275,17 @@ class Worker:
                 if c.tone_hz:
                     e.play(sid, ToneSource(float(c.tone_hz), amplitude=0.3))
                     self._checks[sid] = asyncio.create_task(self._check(sid))
+            case "record":
+                # The caller's leg (`sid`, left channel) and the agent's session (`peer`, right) to a file.
+                assert c.recording_id is not None, "record names the recording"
+                if c.on:
+                    assert c.peer is not None, "record names the agent's session"
+                    self._need(sid)
+                    self._need(c.peer)
+                    self._loop = asyncio.get_running_loop()
+                    self.recordings.start(c.recording_id, sid, c.peer)
+                else:
+                    self.recordings.stop(c.recording_id)
             case "prompt":
                 # Prompts (webrtc/prompts/<name>.wav) in a row, over what the leg hears; none: stop.
                 self._need(sid)
@@ -325,9 +341,19 @@ class Worker:
         self._stop_check(sid)
         self._send({"type": "media-closed", "session_id": sid, "reason": f"the softphone connection {reason}"})
 
+    def _recorded(self, r: RecordingResult) -> None:
+        # On the recordings' writer thread: the report goes out from the event loop.
+        frame = {"type": "recording-done", "recording_id": r.recording_id, "path": r.path,
+                 "seconds": round(r.seconds, 3), "bytes": r.bytes, **({"error": r.error} if r.error else {})}
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._send, frame)
+
     async def close(self) -> None:
         for sid in list(self._checks):
             self._stop_check(sid)
+        # Files in progress are finished before the process ends (their reports go out if the hub is there).
+        await asyncio.to_thread(self.recordings.close)
         if self.sip is not None:
             await self.sip.stop()
         await self.engine.close_all()
