@@ -16,6 +16,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from realtime.api import ApiError, principal
+from realtime.auth import Principal, TokenError
 from realtime.recordings import download_roles, file_of
 from store.models import Recording
 from store.repos import TenantRepo, tenant_by_id
@@ -23,6 +24,28 @@ from webrtc.recorder import CONTENT_TYPE
 
 LISTENERS = ("supervisor", "admin")
 _ID = re.compile(r"[0-9a-f]{32}")
+# Lifetime of the token in a recording's audio URL (an <audio> element cannot send a bearer header).
+AUDIO_TOKEN_TTL = 3600
+
+
+def _audio_url(request: Request, p: Principal, rid: str) -> str:
+    """The audio's URL with a token that opens this recording only, for an hour, for this user's roles."""
+    token = request.app.state.ctx.tokens.issue(p, f"recording:{rid}", AUDIO_TOKEN_TTL)
+    return f"/api/recordings/{rid}/audio?token={token}"
+
+
+def _listener(request: Request, rid: str) -> Principal:
+    """Who asks for the audio: a bearer access token, or the recording's own token in the URL."""
+    token = request.query_params.get("token")
+    if token is None:
+        return principal(request, *LISTENERS)
+    try:
+        p = request.app.state.ctx.tokens.verify(token, f"recording:{rid}")
+    except TokenError as exc:
+        raise ApiError(401, "unauthorized", str(exc)) from None
+    if not p.has_any(*LISTENERS):
+        raise ApiError(403, "forbidden", f"needs the role {' or '.join(LISTENERS)}")
+    return p
 
 
 def _recording_id(request: Request) -> str:
@@ -38,14 +61,15 @@ async def _may_download(request: Request, tenant_id: int, roles: frozenset[str])
     return bool(roles & download_roles(tenant.settings if tenant else None))
 
 
-def _view(row: Recording, caller: str | None, agents: dict[int, str], can_download: bool) -> dict[str, Any]:
+def _view(request: Request, p: Principal, row: Recording, caller: str | None, agents: dict[int, str],
+          can_download: bool) -> dict[str, Any]:
     available = row.deleted_at is None and row.path is not None
     return {
         "id": row.id, "contact_id": row.contact_id, "queue": row.queue, "caller": caller,
         "agent_id": row.agent_id, "agent": agents.get(row.agent_id) if row.agent_id is not None else None,
         "started_at": row.started_at, "ended_at": row.ended_at, "seconds": row.seconds, "bytes": row.bytes,
         "deleted_at": row.deleted_at, "error": row.error, "available": available,
-        "audio_url": f"/api/recordings/{row.id}/audio" if available else None,
+        "audio_url": _audio_url(request, p, row.id) if available else None,
         "download": can_download and available,
     }
 
@@ -69,11 +93,10 @@ async def list_recordings(request: Request) -> Response:
         callers = await repo.callers(r.contact_id for r in rows)
     agents = await _agents(request, p.tenant_id)
     can = await _may_download(request, p.tenant_id, p.roles)
-    return JSONResponse([_view(r, callers.get(r.contact_id), agents, can) for r in rows])
+    return JSONResponse([_view(request, p, r, callers.get(r.contact_id), agents, can) for r in rows])
 
 
-async def _row(request: Request, tenant_id: int) -> Recording:
-    rid = _recording_id(request)
+async def _row(request: Request, tenant_id: int, rid: str) -> Recording:
     async with request.app.state.ctx.sessionmaker() as s:
         row = await TenantRepo(s, tenant_id).recording(rid)
     if row is None:
@@ -83,20 +106,21 @@ async def _row(request: Request, tenant_id: int) -> Recording:
 
 async def recording(request: Request) -> Response:
     p = principal(request, *LISTENERS)
-    row = await _row(request, p.tenant_id)
+    row = await _row(request, p.tenant_id, _recording_id(request))
     async with request.app.state.ctx.sessionmaker() as s:
         callers = await TenantRepo(s, p.tenant_id).callers([row.contact_id])
     agents = await _agents(request, p.tenant_id)
-    return JSONResponse(_view(row, callers.get(row.contact_id), agents, await _may_download(request, p.tenant_id, p.roles)))
+    return JSONResponse(_view(request, p, row, callers.get(row.contact_id), agents, await _may_download(request, p.tenant_id, p.roles)))
 
 
 async def audio(request: Request) -> Response:
     """The file, with HTTP Range support (a player seeks); `download=1`: as an attachment."""
-    p = principal(request, *LISTENERS)
+    rid = _recording_id(request)
+    p = _listener(request, rid)
     download = request.query_params.get("download", "0")
     if download not in ("0", "1"):
         raise ApiError(400, "bad-request", f"download={download[:20]!r}: expected 0 or 1")
-    row = await _row(request, p.tenant_id)
+    row = await _row(request, p.tenant_id, rid)
     if download == "1" and not await _may_download(request, p.tenant_id, p.roles):
         raise ApiError(403, "forbidden", "downloading recordings needs a role in the tenant's recordings.download_roles")
     if row.deleted_at is not None:

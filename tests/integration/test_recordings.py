@@ -202,8 +202,16 @@ async def test_supervisors_hear_recordings_admins_download_agents_and_other_tena
     try:
         listed = httpx.get(base, headers=sup).json()
         assert [r["id"] for r in listed] == [rid] and listed[0]["download"] is False
+        assert listed[0]["seconds"] == 2.0 and listed[0]["queue"] == "support"
         meta = httpx.get(f"{base}/{rid}", headers=sup).json()
-        assert meta["audio_url"] == f"/api/recordings/{rid}/audio" and meta["bytes"] == size
+        assert meta["audio_url"].startswith(f"/api/recordings/{rid}/audio?token=") and meta["bytes"] == size
+        # The URL's token (for an <audio> element, which sends no bearer header) opens this recording only.
+        r = httpx.get(hub.url + meta["audio_url"], headers={"Range": "bytes=0-3"})
+        assert r.status_code == 206 and r.content == b"OggS"
+        other_rid = await add_recording(own_backend, folder, "demo", ended_ago=30.0)
+        token = meta["audio_url"].split("token=")[1]
+        assert httpx.get(f"{base}/{other_rid}/audio", params={"token": token}).status_code == 401
+        assert httpx.get(f"{base}/{rid}/audio", params={"token": "x.y.z"}).status_code == 401
 
         r = httpx.get(f"{base}/{rid}/audio", headers=sup)
         assert r.status_code == 200 and r.headers["content-type"] == "audio/ogg"
@@ -217,7 +225,7 @@ async def test_supervisors_hear_recordings_admins_download_agents_and_other_tena
         assert httpx.get(f"{base}/{rid}/audio", params={"download": 1}, headers=sup).status_code == 403
         r = httpx.get(f"{base}/{rid}/audio", params={"download": 1}, headers=admin)
         assert r.status_code == 200 and r.headers["content-disposition"].startswith("attachment;")
-        assert httpx.get(base, headers=admin).json()[0]["download"] is True
+        assert all(r["download"] for r in httpx.get(base, headers=admin).json())
         set_tenant_settings(own_backend, "demo", recordings={"download_roles": ["admin", "supervisor"]})
         assert httpx.get(f"{base}/{rid}/audio", params={"download": 1}, headers=sup).status_code == 200
 
