@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import socket
 import sys
 from collections.abc import Sequence
@@ -400,6 +401,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     async def go() -> None:
         await worker.start_sip()
         run = asyncio.create_task(worker.run())
+        # Stopped (docker stop, a service manager): close calls and finish recordings before exiting.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, run.cancel)
         if args.parent:
             # Started beside a hub (`unidesk run`): end with it, however it ends.
             async def watch() -> None:
