@@ -62,9 +62,14 @@ _dec = msgspec.json.Decoder(Running)
 _enc = msgspec.json.Encoder()
 
 
+def _section(settings: dict[str, Any] | None) -> dict[str, Any]:
+    section = (settings or {}).get("recordings")
+    return section if isinstance(section, dict) else {}
+
+
 def retention_days(settings: dict[str, Any] | None) -> float:
     """A tenant's retention in days (`recordings.retention_days`; a bad value falls back to the default)."""
-    raw = ((settings or {}).get("recordings") or {}).get("retention_days", DEFAULT_RETENTION_DAYS)
+    raw = _section(settings).get("retention_days", DEFAULT_RETENTION_DAYS)
     if isinstance(raw, bool) or not isinstance(raw, (int, float)) or raw < 0:
         log.error("recordings.retention_days %r is not a number of days >= 0; using %s", raw, DEFAULT_RETENTION_DAYS)
         return DEFAULT_RETENTION_DAYS
@@ -74,7 +79,7 @@ def retention_days(settings: dict[str, Any] | None) -> float:
 def download_roles(settings: dict[str, Any] | None) -> frozenset[str]:
     """Roles that may download a tenant's recordings (`recordings.download_roles`, default admins).
     Only supervisors and admins reach recordings at all, so listing "agent" gives agents nothing."""
-    raw = ((settings or {}).get("recordings") or {}).get("download_roles", DEFAULT_DOWNLOAD_ROLES)
+    raw = _section(settings).get("download_roles", DEFAULT_DOWNLOAD_ROLES)
     if not isinstance(raw, list | tuple) or not all(isinstance(r, str) for r in raw):
         log.error("recordings.download_roles %r is not a list of roles; using %s", raw, DEFAULT_DOWNLOAD_ROLES)
         return frozenset(DEFAULT_DOWNLOAD_ROLES)

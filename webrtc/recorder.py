@@ -105,14 +105,11 @@ class _File:
         self.final = folder / f"{recording_id}{SUFFIX}"
         self.part = folder / f"{recording_id}{SUFFIX}.part"
         self.samples = 0
-        self.error: str | None = None
         self.container = av.open(str(self.part), "w", format="ogg")
         self.stream = self.container.add_stream("libopus", rate=RATE, layout="stereo")
         self.stream.bit_rate = BIT_RATE
 
     def write(self, frames: list[tuple[np.ndarray, np.ndarray]]) -> None:
-        if self.error is not None:
-            return
         pcm = np.empty((len(frames) * FRAME_SAMPLES, 2), dtype=np.int16)
         for i, (a, b) in enumerate(frames):
             pcm[i * FRAME_SAMPLES:(i + 1) * FRAME_SAMPLES, 0] = a
@@ -131,10 +128,10 @@ class _File:
         finally:
             self.container.close()
         os.replace(self.part, self.final)
-        return RecordingResult(self.id, self.final.name, self.samples / RATE, self.final.stat().st_size, self.error)
+        return RecordingResult(self.id, self.final.name, self.samples / RATE, self.final.stat().st_size)
 
 
-class Recordings:
+class RecordingWriter:
     """The worker's recordings: recorders on the mixer's tick, one writer thread for every file.
 
     `start` and `stop` run on the event loop; `on_done(result)` is called on the writer thread

@@ -32,7 +32,7 @@ from realtime.config import ConfigError, Settings, load_settings
 from webrtc.audio import MediaError, SampleSource, Source, ToneSource, WavPlayer
 from webrtc.engine import MediaEngine
 from webrtc.mixer import Input
-from webrtc.recorder import RecordingResult, Recordings
+from webrtc.recorder import RecordingResult, RecordingWriter
 from webrtc.tones import dominant_frequency
 
 log = logging.getLogger("unidesk.worker")
@@ -67,7 +67,7 @@ class Worker:
         self._ringback = ringback()
         self.sip: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.recordings = Recordings(self.engine.mixer.taps, settings.recordings_dir, self._recorded)
+        self.recordings = RecordingWriter(self.engine.mixer.taps, settings.recordings_dir, self._recorded)
 
     # ------------------------------------------------------------ connection
 

@@ -20,7 +20,7 @@ from tests.helpers import bearer, login
 from tests.sip_peers import Baresip, ended, hears, windows
 from webrtc.audio import ToneSource
 from webrtc.bot import BotAgent
-from webrtc.recorder import Recordings, read_channels
+from webrtc.recorder import RecordingWriter, read_channels
 from webrtc.tones import tone_present, write_tone_wav
 
 CALLER_HZ, AGENT_HZ, MUSIC_HZ = 1000.0, 500.0, 700.0
@@ -58,7 +58,7 @@ async def add_recording(b, folder: Path, slug: str, ended_ago: float | None, sec
 
     rid = uuid.uuid4().hex
     done: list = []
-    rec = Recordings({}, folder, done.append)
+    rec = RecordingWriter({}, folder, done.append)
     legs = {"c": SimpleNamespace(current=None), "a": SimpleNamespace(current=None)}
     sources = {"c": ToneSource(CALLER_HZ), "a": ToneSource(AGENT_HZ)}
     rec.start(rid, "c", "a")

@@ -1,4 +1,4 @@
-"""Recordings in the media worker: two legs' frames on the tick, an Opus/Ogg file from the writer thread."""
+"""RecordingWriter in the media worker: two legs' frames on the tick, an Opus/Ogg file from the writer thread."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from webrtc.audio import FRAME_SAMPLES, MediaError, ToneSource
-from webrtc.recorder import CHUNK_FRAMES, Recordings, read_channels
+from webrtc.recorder import CHUNK_FRAMES, RecordingWriter, read_channels
 from webrtc.tones import tone_present
 
 RID = "0123456789abcdef0123456789abcdef"
 
 
-def run(recordings: Recordings, taps: dict, legs: dict, sources: dict, ticks: int, start: int = 0) -> None:
+def run(recordings: RecordingWriter, taps: dict, legs: dict, sources: dict, ticks: int, start: int = 0) -> None:
     for tick in range(start, start + ticks):
         for name, leg in legs.items():
             leg.current = sources[name].frame(tick)
@@ -26,7 +26,7 @@ def run(recordings: Recordings, taps: dict, legs: dict, sources: dict, ticks: in
 def test_both_parties_land_in_their_own_channel_and_the_length_is_the_ticks(tmp_path):
     taps: dict = {}
     done: queue.Queue = queue.Queue()
-    rec = Recordings(taps, tmp_path / "rec", done.put)
+    rec = RecordingWriter(taps, tmp_path / "rec", done.put)
     legs = {"sip-1": SimpleNamespace(current=None), "1-2": SimpleNamespace(current=None)}
     sources = {"sip-1": ToneSource(1000), "1-2": ToneSource(500)}
     rec.start(RID, "sip-1", "1-2")
@@ -49,7 +49,7 @@ def test_both_parties_land_in_their_own_channel_and_the_length_is_the_ticks(tmp_
 def test_a_party_that_has_gone_is_silence_and_stop_leg_finishes_its_recordings(tmp_path):
     taps: dict = {}
     done: queue.Queue = queue.Queue()
-    rec = Recordings(taps, tmp_path, done.put)
+    rec = RecordingWriter(taps, tmp_path, done.put)
     legs = {"sip-9": SimpleNamespace(current=None)}
     rec.start(RID, "sip-9", "gone")
     run(rec, taps, legs, {"sip-9": ToneSource(800)}, 60)
@@ -63,7 +63,7 @@ def test_a_party_that_has_gone_is_silence_and_stop_leg_finishes_its_recordings(t
 
 
 def test_bad_ids_and_twice_the_same_id_are_refused(tmp_path):
-    rec = Recordings({}, tmp_path, lambda r: None)
+    rec = RecordingWriter({}, tmp_path, lambda r: None)
     with pytest.raises(MediaError, match="bad recording id"):
         rec.start("../etc/passwd", "a", "b")
     rec.start(RID, "a", "b")
@@ -76,6 +76,6 @@ def test_bad_ids_and_twice_the_same_id_are_refused(tmp_path):
 def test_a_folder_that_cannot_be_made_is_a_clear_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    rec = Recordings({}, blocker / "sub", lambda r: None)
+    rec = RecordingWriter({}, blocker / "sub", lambda r: None)
     with pytest.raises(MediaError, match="recordings folder"):
         rec.start(RID, "a", "b")
