@@ -273,3 +273,27 @@ async def test_the_retention_job_deletes_files_past_the_tenants_retention_and_ma
         assert meta["available"] is False and meta["audio_url"] is None and meta["deleted_at"] is not None
     finally:
         hub.stop()
+
+
+@pytest.mark.redis_only
+async def test_with_two_hubs_one_runs_the_retention_job(tmp_path):
+    b = prepared_backend(tmp_path, "redis")
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    set_tenant_settings(b, "demo", recordings={"retention_days": 0.00001})
+    env = {"UNIDESK_RECORDINGS_DIR": str(folder), "UNIDESK_RETENTION_SWEEP_SECONDS": "0.2"}
+    hubs = [HubProcess(b, tmp_path / f"hub{i}.log", **env).start() for i in range(2)]
+    try:
+        # Recordings due at once, one after another while both hubs run their loops.
+        for _ in range(4):
+            rid = await add_recording(b, folder, "demo", ended_ago=30.0, seconds=0.2)
+            deadline = time.monotonic() + 20
+            while (await row(b, rid)).deleted_at is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert (await row(b, rid)).deleted_at is not None and not (folder / f"{rid}.ogg").exists()
+        sweeping = [h for h in hubs if "recordings past their retention" in h.log()]
+        assert len(sweeping) == 1, [h.log_path for h in sweeping]
+    finally:
+        for h in hubs:
+            h.stop()
+        drop_backend(b)
