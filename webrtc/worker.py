@@ -32,7 +32,7 @@ from realtime.config import ConfigError, Settings, load_settings
 from webrtc.audio import MediaError, SampleSource, Source, ToneSource, WavPlayer
 from webrtc.engine import MediaEngine
 from webrtc.mixer import Input
-from webrtc.recorder import RecordingResult, RecordingWriter
+from webrtc.recorder import RecordingResult, RecordingWriter, check_recording_id
 from webrtc.tones import dominant_frequency
 
 log = logging.getLogger("unidesk.worker")
@@ -278,15 +278,20 @@ class Worker:
                     self._checks[sid] = asyncio.create_task(self._check(sid))
             case "record":
                 # The caller's leg (`sid`, left channel) and the agent's session (`peer`, right) to a file.
-                assert c.recording_id is not None, "record names the recording"
-                if c.on:
-                    assert c.peer is not None, "record names the agent's session"
+                rid = check_recording_id(c.recording_id)
+                if not c.on:
+                    self.recordings.stop(rid)
+                    return
+                assert c.peer is not None, "record names the agent's session"
+                self._loop = asyncio.get_running_loop()
+                try:
                     self._need(sid)
                     self._need(c.peer)
-                    self._loop = asyncio.get_running_loop()
-                    self.recordings.start(c.recording_id, sid, c.peer)
-                else:
-                    self.recordings.stop(c.recording_id)
+                    self.recordings.start(rid, sid, c.peer)
+                except MediaError as exc:
+                    # Told as a recording without a file, so its row says why.
+                    log.error("recording %s not started: %s", rid, exc)
+                    self._recorded(RecordingResult(rid, f"{rid}.ogg", 0.0, 0, str(exc)[:500]))
             case "prompt":
                 # Prompts (webrtc/prompts/<name>.wav) in a row, over what the leg hears; none: stop.
                 self._need(sid)

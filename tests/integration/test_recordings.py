@@ -187,6 +187,43 @@ async def test_a_recorded_queue_announces_and_records_both_parties_of_a_sip_call
         hub.stop()
 
 
+async def test_a_worker_that_cannot_write_says_why_in_the_recordings_row(own_backend, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    set_queue_config(own_backend, "demo", "support", record=True)
+    hub = HubProcess(own_backend, tmp_path / "hub.log", UNIDESK_RECORDINGS_DIR=str(blocker / "recordings")).start()
+    worker = WorkerProcess(hub, tmp_path / "worker.log").start()
+    agent = BotAgent(hub.url, "demo", "agent2", "demo", ToneSource(AGENT_HZ))
+    phone = Baresip(tmp_path / "phone", int(CALLER_HZ))
+    sup = bearer(login(hub.url, "supervisor"))
+    try:
+        await agent.login()
+        await agent.connect_phone()
+        assert (await agent.request({"type": "set-state", "state": "available"}))["type"] == "ack"
+        phone.call(f"sip:support@127.0.0.1:{worker.sip_port}", 30)
+        offer = await agent.expect(lambda m: m["type"] == "contact-offered", 15)
+        cid = offer["contact"]["id"]
+        assert (await agent.request({"type": "accept-offer", "contact_id": cid}))["type"] == "ack"
+        assert await agent.hears(CALLER_HZ)  # the call itself goes on
+        deadline = time.monotonic() + 15
+        while True:
+            listed = httpx.get(f"{hub.url}/api/recordings", params={"contact_id": cid}, headers=sup).json()
+            if listed and listed[0]["error"] or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)
+        assert listed and "recordings folder" in listed[0]["error"], listed
+        assert listed[0]["available"] is False and listed[0]["audio_url"] is None
+        r = httpx.get(f"{hub.url}/api/recordings/{listed[0]['id']}/audio", headers=sup)
+        assert r.status_code == 409 and "recordings folder" in r.json()["message"]
+        assert (await agent.request({"type": "end-contact", "contact_id": cid}))["type"] == "ack"
+        await agent.request({"type": "complete-wrap-up", "contact_id": cid, "code": "resolved"})
+    finally:
+        phone.stop()
+        await agent.close()
+        worker.stop()
+        hub.stop()
+
+
 # ---------------------------------------------------------------- who may hear and download
 
 
