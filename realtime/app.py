@@ -18,7 +18,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from realtime import api, reports, wallboards
+from realtime import api, recordings_api, reports, wallboards
 from realtime.agents import AgentService
 from realtime.auth import LoginThrottle, RedisLoginThrottle, TokenService
 from realtime.config import Settings
@@ -29,6 +29,7 @@ from realtime.hub import Hub
 from realtime.live import LiveStore, RedisLiveStore, make_live_store
 from realtime.metrics import Metrics
 from realtime.phone import PhoneService
+from realtime.recordings import Recordings, RetentionJob
 from realtime.sipcalls import SipCalls
 from realtime.transfers import Transfers
 from realtime.monitors import Monitors
@@ -55,6 +56,7 @@ class Context:
     hub: Hub
     contacts: ContactCenter
     phone: PhoneService
+    retention: RetentionJob
 
     async def db_ok(self) -> bool:
         try:
@@ -88,10 +90,13 @@ def build_context(settings: Settings) -> Context:
     monitors = Monitors(live, sessionmaker, phone, sip)
     live_calls = LiveCalls(live, sessionmaker, phone, sip)
     alerts = Alerts(live, sessionmaker, contacts, agents, live_calls)
+    recordings = Recordings(live, sessionmaker, phone, sip, settings.recordings_dir)
     hub = Hub(settings, live, agents, tokens, metrics, contacts, phone, sip, transfers, monitors, live_calls, alerts,
-              wallboards.WallboardFeeds(sessionmaker, contacts))
+              wallboards.WallboardFeeds(sessionmaker, contacts), recordings)
+    retention = RetentionJob(live, sessionmaker, settings.recordings_dir, settings.retention_sweep_seconds, contacts.hub_id)
     return Context(
-        settings, engine, sessionmaker, live, directory, history, agents, tokens, throttle, metrics, hub, contacts, phone
+        settings, engine, sessionmaker, live, directory, history, agents, tokens, throttle, metrics, hub, contacts, phone,
+        retention,
     )
 
 
@@ -123,6 +128,7 @@ def build_app(settings: Settings) -> Starlette:
         tasks = [
             asyncio.create_task(ctx.hub.reaper(), name="reaper"),
             asyncio.create_task(_deadline_loop(ctx), name="deadlines"),
+            asyncio.create_task(ctx.retention.run(), name="recordings-retention"),
         ]
         log.info("hub ready", extra={"ud_bus": "redis" if settings.redis_url else "memory"})
         try:
@@ -144,6 +150,7 @@ def build_app(settings: Settings) -> Starlette:
         *api.routes,
         *reports.routes,
         *wallboards.routes,
+        *recordings_api.routes,
         WebSocketRoute("/ws", ctx.hub.endpoint),
         Route("/", _page("index.html")),
         Route("/agent", _page("agent.html")),
@@ -151,6 +158,7 @@ def build_app(settings: Settings) -> Starlette:
         Route("/reports", _page("reports.html")),
         Route("/wallboards", _page("wallboards.html")),
         Route("/wallboard", _page("wallboard.html")),
+        Route("/recordings", _page("recordings.html")),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={api.ApiError: api_error})

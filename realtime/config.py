@@ -55,6 +55,10 @@ class Settings:
     # Where the media worker listens for SIP (UDP and TCP); port 0: no SIP.
     sip_host: str = "127.0.0.1"
     sip_port: int = 5060
+    # Where media workers write call recordings and the hub reads them (one folder shared by both).
+    recordings_dir: str = "recordings"
+    # Seconds between runs of the job that deletes recordings past their tenant's retention.
+    retention_sweep_seconds: float = 3600.0
 
 
 def _int(env: dict[str, str], name: str, default: int, lo: int, hi: int) -> int:
@@ -144,6 +148,8 @@ def load_settings(
         media_capacity=_int(env, "UNIDESK_MEDIA_CAPACITY", 200, 1, 100_000),
         sip_host=env.get("UNIDESK_SIP_HOST") or "127.0.0.1",
         sip_port=_int(env, "UNIDESK_SIP_PORT", 5060, 0, 65535),
+        recordings_dir=env.get("UNIDESK_RECORDINGS_DIR") or "recordings",
+        retention_sweep_seconds=_float(env, "UNIDESK_RETENTION_SWEEP_SECONDS", 3600.0, 0.1, 7 * 86400.0),
         host=host,
         port=port,
         database_url=database_url,

@@ -34,6 +34,7 @@ from realtime.transfers import Transfers
 from realtime.monitors import Monitors
 from realtime.alerts import Alerts, LiveCalls
 from realtime.wallboards import DENIED, WallboardFeeds
+from realtime.recordings import Recordings
 
 log = logging.getLogger("unidesk.hub")
 
@@ -125,6 +126,7 @@ class Hub:
         live_calls: LiveCalls | None = None,
         alerts: Alerts | None = None,
         wallboards: WallboardFeeds | None = None,
+        recordings: Recordings | None = None,
     ) -> None:
         self.settings = settings
         self.contacts = contacts
@@ -135,6 +137,7 @@ class Hub:
         self.live_calls = live_calls
         self.alerts = alerts
         self.wallboards = wallboards
+        self.recordings = recordings
         self._timers: set[asyncio.Task[None]] = set()
         self.live = live
         self.agents = agents
@@ -370,7 +373,8 @@ class Hub:
                         await monitors.stop(p.tenant_id, p.user_id, frame.call_id)
                     self._send(conn, P.Ack(ref=frame.id))
                 case P.WorkerHello() | P.MediaAnswer() | P.MediaFailed() | P.MediaClosed() | P.MediaCheck() \
-                        | P.SipIncoming() | P.SipEnded() | P.SipDtmf() | P.SipProgress() | P.CallAnalytics():
+                        | P.SipIncoming() | P.SipEnded() | P.SipDtmf() | P.SipProgress() | P.CallAnalytics() \
+                        | P.RecordingDone():
                     self._need(p, WORKER_ROLE)
                     await self._worker_frame(conn, frame)
                 case _:  # pragma: no cover - the union is exhaustive
@@ -476,6 +480,9 @@ class Hub:
             case P.CallAnalytics() as m:
                 if self.live_calls is not None:
                     await self.live_calls.report(conn.worker, m)
+            case P.RecordingDone() as m:
+                if self.recordings is not None:
+                    await self.recordings.done(conn.worker, m)
             case P.SipIncoming() | P.SipEnded() | P.SipDtmf() | P.SipProgress() as m:
                 assert self.sip is not None, "the hub was built without SIP calls"
                 match m:

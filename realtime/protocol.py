@@ -313,11 +313,21 @@ class SipDtmf(ClientMessage, tag="sip-dtmf"):
     digits: Annotated[str, msgspec.Meta(pattern=r"^[0-9*#A-D]{1,32}$")]
 
 
+class RecordingDone(ClientMessage, tag="recording-done"):
+    """A recording's file is finished (or failed): its name in the recordings folder, length and size."""
+
+    recording_id: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{32}$")]
+    path: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{32}\.ogg$")]
+    seconds: Annotated[float, msgspec.Meta(ge=0)]
+    bytes: Annotated[int, msgspec.Meta(ge=0)]
+    error: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+
+
 ClientFrame = Union[
     Auth, Ping, SetState, ExtendWrapUp, ForceState, AcceptOffer, RejectOffer, EndContact, CompleteWrapUp,
     PhoneOffer, PhoneClose, PhoneTest, CallDial, CallAnswer, CallHangup, CallHold, CallMute, CallDtmf, CallTransfer,
     CallConference, Monitor, MonitorStop, AlertAck, WorkerHello, MediaAnswer, MediaFailed, MediaClosed, MediaCheck, SipIncoming, SipEnded, SipDtmf, SipProgress,
-    CallAnalytics,
+    CallAnalytics, RecordingDone,
 ]
 
 
@@ -657,7 +667,7 @@ class MediaCommand(msgspec.Struct, omit_defaults=True, kw_only=True):
     op: Literal[
         "offer", "close", "connect", "disconnect", "unlisten", "hold", "mute", "tone", "music",
         "sip-answer", "sip-reject", "sip-hangup", "sip-dtmf", "sip-dial", "ringback", "prompt", "hear",
-        "analyse",
+        "analyse", "record",
     ]
     session_id: str
     offer_id: str | None = None
@@ -677,6 +687,8 @@ class MediaCommand(msgspec.Struct, omit_defaults=True, kw_only=True):
     from_uri: str | None = None
     # Prompts played in a row to the leg (names of the worker's prompt files; none: stop playing).
     prompts: list[str] | None = None
+    # A recording started or stopped by `record` (32 hex digits; the file is `<id>.ogg`).
+    recording_id: str | None = None
 
 
 class MediaCommands(ServerMessage, tag="media-commands"):

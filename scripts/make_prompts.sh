@@ -25,6 +25,8 @@ say welcome-menu "Welcome. For support press 1, for sales press 2."
 say invalid "Sorry, that is not a valid choice."
 say closed "We are closed. Please call again during opening hours."
 say no-choice "We did not get your choice. Goodbye."
+# Played to a caller when an agent answers in a queue that records its calls.
+say call-recorded "This call may be recorded for quality and training purposes."
 # Announcements to waiting callers are said in parts (the hub plays them in a row):
 #   caller-number + number-3            "You are caller number" "three"
 #   wait-about + minutes-4              "Your expected wait is about" "four minutes"

@@ -266,3 +266,32 @@ class Wallboard(Base):
     created_at: Mapped[float] = mapped_column(Float)
     expires_at: Mapped[float] = mapped_column(Float)
     revoked_at: Mapped[float | None] = mapped_column(Float)
+class Recording(Base):
+    """A call recording: the caller and the agent, one channel each, in an Opus file (docs/recordings.md).
+
+    The file is `path` in the recordings folder; it is deleted after the tenant's retention, and the row
+    stays with `deleted_at` set (that a call was recorded, and when it was deleted, remain known)."""
+
+    __tablename__ = "recordings"
+    __table_args__ = (
+        Index("ix_recordings_tenant_started", "tenant_id", "started_at"),
+        Index("ix_recordings_tenant_contact", "tenant_id", "contact_id"),
+    )
+    # 32 hex digits, also the file's name: not guessable, not a count of the tenant's calls.
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    # The contact recorded (its call record has the same contact id).
+    contact_id: Mapped[str] = mapped_column(String(64))
+    call_record_id: Mapped[int | None] = mapped_column(ForeignKey("call_records.id", ondelete="SET NULL"))
+    queue: Mapped[str] = mapped_column(String(64))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    started_at: Mapped[float] = mapped_column(Float)
+    ended_at: Mapped[float | None] = mapped_column(Float)
+    # Length of the audio and size of the file, as the media worker reported them.
+    seconds: Mapped[float | None] = mapped_column(Float)
+    bytes: Mapped[int | None] = mapped_column(Integer)
+    # The file's name in the recordings folder; None until the media worker finished it.
+    path: Mapped[str | None] = mapped_column(String(200))
+    # Why the file is missing or cut short, when the media worker could not write it.
+    error: Mapped[str | None] = mapped_column(String(500))
+    deleted_at: Mapped[float | None] = mapped_column(Float)

@@ -18,6 +18,7 @@ from store.models import (
     ContactSegment,
     PauseReason,
     Queue,
+    Recording,
     QueueMembership,
     SipRoute,
     Skill,
@@ -271,6 +272,18 @@ class TenantRepo:
         await self.session.flush()
         return row
 
+    # -- recordings
+    async def add_recording(self, recording_id: str, contact_id: str, queue: str, agent_id: int | None,
+                            started_at: float) -> Recording:
+        record = await self.call_record(contact_id)
+        row = Recording(
+            id=recording_id, tenant_id=self.tenant_id, contact_id=contact_id, queue=queue, agent_id=agent_id,
+            started_at=started_at, call_record_id=record.id if record is not None else None,
+        )
+        self.session.add(row)
+        await self.session.flush()
+        return row
+
     async def wallboard(self, wallboard_id: int) -> Wallboard | None:
         q = select(Wallboard).where(Wallboard.tenant_id == self.tenant_id, Wallboard.id == wallboard_id)
         return (await self.session.execute(q)).scalar_one_or_none()
@@ -286,3 +299,35 @@ class TenantRepo:
             Wallboard.tenant_id == self.tenant_id, Wallboard.id.in_(wanted), Wallboard.revoked_at.is_(None)
         )
         return wanted - set((await self.session.execute(q)).scalars().all())
+
+    async def recording(self, recording_id: str) -> Recording | None:
+        q = select(Recording).where(Recording.tenant_id == self.tenant_id, Recording.id == recording_id)
+        return (await self.session.execute(q)).scalar_one_or_none()
+
+    async def recordings(self, contact_id: str | None = None, limit: int = 100) -> Sequence[Recording]:
+        q = select(Recording).where(Recording.tenant_id == self.tenant_id)
+        if contact_id is not None:
+            q = q.where(Recording.contact_id == contact_id)
+        q = q.order_by(Recording.started_at.desc(), Recording.id).limit(limit)
+        return (await self.session.execute(q)).scalars().all()
+
+    async def recordings_before(self, cutoff: float, limit: int = 500) -> Sequence[Recording]:
+        """Recordings not deleted yet that ended (or, never told the end, started) before `cutoff`."""
+        when = func.coalesce(Recording.ended_at, Recording.started_at)
+        q = (
+            select(Recording)
+            .where(Recording.tenant_id == self.tenant_id, Recording.deleted_at.is_(None), when < cutoff)
+            .order_by(when)
+            .limit(limit)
+        )
+        return (await self.session.execute(q)).scalars().all()
+
+    async def callers(self, contact_ids: Iterable[str]) -> dict[str, str | None]:
+        """The caller of each of these contacts (from their call records)."""
+        ids = list(set(contact_ids))
+        if not ids:
+            return {}
+        q = select(CallRecord.contact_id, CallRecord.caller).where(
+            CallRecord.tenant_id == self.tenant_id, CallRecord.contact_id.in_(ids)
+        )
+        return {cid: caller for cid, caller in (await self.session.execute(q)).all()}

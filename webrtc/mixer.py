@@ -20,11 +20,14 @@ import asyncio
 import collections
 from dataclasses import dataclass
 from os import PathLike
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from .audio import FRAME_SAMPLES, FRAME_SECONDS, SILENCE, FrameBuffer, MediaError, Source, WavPlayer
+
+if TYPE_CHECKING:
+    from .recorder import Tap
 
 # Mixed frames a leg's sender may fall behind by before the oldest is dropped.
 OUT_DEPTH = 3
@@ -149,6 +152,8 @@ class Mixer:
         self.analytics: Any = None
         # Bumped whenever a leg comes or goes.
         self.version = 0
+        # Shown every leg's current frame once per tick (recorders); they must only keep references.
+        self.taps: dict[str, Tap] = {}
 
     # ------------------------------------------------------------ legs
 
@@ -305,6 +310,9 @@ class Mixer:
         analytics = self.analytics
         if analytics is not None and analytics.calls:
             analytics.tick(legs, self.version)
+        if self.taps:
+            for tap in self.taps.values():
+                tap.capture(legs)
         for leg in legs.values():
             leg.deliver(tick, self._mix(leg, tick))
         if self.on_tick is not None:

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import socket
 import sys
 from collections.abc import Sequence
@@ -32,6 +33,7 @@ from webrtc.analytics import Analytics
 from webrtc.audio import MediaError, SampleSource, Source, ToneSource, WavPlayer
 from webrtc.engine import MediaEngine
 from webrtc.mixer import Input
+from webrtc.recorder import RecordingResult, RecordingWriter, check_recording_id
 from webrtc.tones import dominant_frequency
 
 log = logging.getLogger("unidesk.worker")
@@ -69,6 +71,8 @@ class Worker:
         self.sip: Any = None
         self.analytics = Analytics()
         self.engine.mixer.analytics = self.analytics
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.recordings = RecordingWriter(self.engine.mixer.taps, settings.recordings_dir, self._recorded)
 
     # ------------------------------------------------------------ connection
 
@@ -105,6 +109,8 @@ class Worker:
                             "caller": ev.caller[:256], "caller_name": (ev.caller_name or "")[:256] or None,
                             "remote": ev.remote[:256], "transport": ev.transport[:8]})
             case CallEnded():
+                # The caller is gone: recordings of the call are finished (the hub may say so too, later).
+                self.recordings.stop_leg(f"sip-{ev.call_id}")
                 self._send({"type": "sip-ended", "call_id": ev.call_id, "code": ev.code,
                             "reason": (ev.reason or "")[:256], "by": ev.by})
             case DtmfReceived():
@@ -295,6 +301,22 @@ class Worker:
                 if c.tone_hz:
                     e.play(sid, ToneSource(float(c.tone_hz), amplitude=0.3))
                     self._checks[sid] = asyncio.create_task(self._check(sid))
+            case "record":
+                # The caller's leg (`sid`, left channel) and the agent's session (`peer`, right) to a file.
+                rid = check_recording_id(c.recording_id)
+                if not c.on:
+                    self.recordings.stop(rid)
+                    return
+                assert c.peer is not None, "record names the agent's session"
+                self._loop = asyncio.get_running_loop()
+                try:
+                    self._need(sid)
+                    self._need(c.peer)
+                    self.recordings.start(rid, sid, c.peer)
+                except MediaError as exc:
+                    # Told as a recording without a file, so its row says why.
+                    log.error("recording %s not started: %s", rid, exc)
+                    self._recorded(RecordingResult(rid, f"{rid}.ogg", 0.0, 0, str(exc)[:500]))
             case "prompt":
                 # Prompts (webrtc/prompts/<name>.wav) in a row, over what the leg hears; none: stop.
                 self._need(sid)
@@ -350,9 +372,19 @@ class Worker:
         self._stop_check(sid)
         self._send({"type": "media-closed", "session_id": sid, "reason": f"the softphone connection {reason}"})
 
+    def _recorded(self, r: RecordingResult) -> None:
+        # On the recordings' writer thread: the report goes out from the event loop.
+        frame = {"type": "recording-done", "recording_id": r.recording_id, "path": r.path,
+                 "seconds": round(r.seconds, 3), "bytes": r.bytes, **({"error": r.error} if r.error else {})}
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._send, frame)
+
     async def close(self) -> None:
         for sid in list(self._checks):
             self._stop_check(sid)
+        # Files in progress are finished before the process ends (their reports go out if the hub is there).
+        await asyncio.to_thread(self.recordings.close)
         if self.sip is not None:
             await self.sip.stop()
         await self.engine.close_all()
@@ -399,6 +431,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     async def go() -> None:
         await worker.start_sip()
         run = asyncio.create_task(worker.run())
+        # Stopped (docker stop, a service manager): close calls and finish recordings before exiting.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, run.cancel)
         if args.parent:
             # Started beside a hub (`unidesk run`): end with it, however it ends.
             async def watch() -> None:
