@@ -72,6 +72,7 @@ class _TrunkAccount(_Account):
     def __init__(self, agent: UserAgent, trunk: Trunk) -> None:
         super().__init__(agent)
         self.trunk = trunk
+        self.last: Registration | None = None
 
     def onRegState(self, prm: pj.OnRegStateParam) -> None:
         self.agent.reg_state(self, int(prm.code), prm.reason, int(prm.expiration))
@@ -369,6 +370,8 @@ class UserAgent:
         for key, acc in list(self.trunks.items()):
             if wanted.get(key) != acc.trunk:
                 self._drop_trunk(key, report=acc.trunk.register)
+            elif acc.last is not None:
+                self.emit(acc.last)  # told again: the owner may have lost it (a restarted hub)
         for key, trunk in wanted.items():
             if key not in self.trunks:
                 try:
@@ -409,7 +412,8 @@ class UserAgent:
     def reg_state(self, acc: _TrunkAccount, code: int, reason: str, expires: int) -> None:
         state = registration_state(code, expires)
         log.info("trunk %s: registration %s (%s %s)", acc.trunk.key, state, code, reason)
-        self.emit(Registration(acc.trunk.key, state, code, reason, expires if state == "registered" else 0))
+        acc.last = Registration(acc.trunk.key, state, code, reason, expires if state == "registered" else 0)
+        self.emit(acc.last)
 
     def dial(self, call_id: str, uri: str, from_uri: str | None, trunk: str | None = None) -> None:
         account: pj.Account | None = self.account

@@ -30,6 +30,7 @@ from realtime.live import LiveStore, RedisLiveStore, make_live_store
 from realtime.metrics import Metrics
 from realtime.phone import PhoneService
 from realtime.sipcalls import SipCalls
+from realtime.trunks import TrunkService
 from store.db import make_engine, make_sessionmaker
 
 log = logging.getLogger("unidesk.app")
@@ -52,6 +53,7 @@ class Context:
     hub: Hub
     contacts: ContactCenter
     phone: PhoneService
+    trunks: TrunkService
 
     async def db_ok(self) -> bool:
         try:
@@ -81,9 +83,11 @@ def build_context(settings: Settings) -> Context:
         live, sessionmaker, directory, on_busy=lambda t, a, on: contacts.submit(Busy(tenant_id=t, agent_id=a, on=on))
     )
     sip = SipCalls(live, sessionmaker, phone, contacts)
-    hub = Hub(settings, live, agents, tokens, metrics, contacts, phone, sip)
+    trunks = TrunkService(live, sessionmaker, phone)
+    hub = Hub(settings, live, agents, tokens, metrics, contacts, phone, sip, trunks)
     return Context(
-        settings, engine, sessionmaker, live, directory, history, agents, tokens, throttle, metrics, hub, contacts, phone
+        settings, engine, sessionmaker, live, directory, history, agents, tokens, throttle, metrics, hub, contacts, phone,
+        trunks,
     )
 
 

@@ -30,6 +30,7 @@ from realtime.live import LiveStore, frame_seq, stream_agent, stream_board
 from realtime.metrics import Metrics
 from realtime.phone import RING_SECONDS, WORKER_GRACE, PhoneError, PhoneService, ice_servers, stream_worker
 from realtime.sipcalls import SipCalls
+from realtime.trunks import TrunkService
 
 log = logging.getLogger("unidesk.hub")
 
@@ -113,11 +114,13 @@ class Hub:
         contacts: ContactCenter | None = None,
         phone: PhoneService | None = None,
         sip: SipCalls | None = None,
+        trunks: TrunkService | None = None,
     ) -> None:
         self.settings = settings
         self.contacts = contacts
         self.phone = phone
         self.sip = sip
+        self.trunks = trunks
         self._timers: set[asyncio.Task[None]] = set()
         self.live = live
         self.agents = agents
@@ -313,7 +316,7 @@ class Hub:
                     self._need(p, "agent")
                     await self._phone(conn, p, frame)
                 case P.WorkerHello() | P.MediaAnswer() | P.MediaFailed() | P.MediaClosed() | P.MediaCheck() \
-                        | P.SipIncoming() | P.SipEnded() | P.SipDtmf() | P.SipProgress():
+                        | P.SipIncoming() | P.SipEnded() | P.SipDtmf() | P.SipProgress() | P.SipRegistration():
                     self._need(p, WORKER_ROLE)
                     await self._worker_frame(conn, frame)
                 case _:  # pragma: no cover - the union is exhaustive
@@ -396,6 +399,11 @@ class Hub:
         match frame:
             case P.WorkerHello() as hello:
                 await phone.worker_hello(conn.worker, conn.conn_id, hello)
+                if self.trunks is not None:
+                    await self.trunks.worker_hello(conn.worker)
+            case P.SipRegistration() as m:
+                if self.trunks is not None:
+                    await self.trunks.registration(conn.worker, m)
             case P.MediaAnswer() as m:
                 await phone.media_answer(conn.worker, m)
             case P.MediaFailed() as m:
@@ -421,8 +429,11 @@ class Hub:
 
     async def _worker_gone(self, name: str) -> None:
         assert self.phone is not None
-        if await self.phone.worker_gone(name) and self.sip is not None:
-            await self.sip.worker_gone(name)
+        if await self.phone.worker_gone(name):
+            if self.sip is not None:
+                await self.sip.worker_gone(name)
+            if self.trunks is not None:
+                await self.trunks.worker_gone(name)
 
     def _later(self, delay: float, coro: Coroutine[Any, Any, None]) -> None:
         async def run() -> None:

@@ -42,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from realtime import protocol as P
 from realtime.directory import Directory
 from realtime.live import LiveStore, stream_agent
+from realtime.trunks import dial_uris, outbound_trunk, trunk_key
 from store.repos import TenantRepo, tenant_by_id
 
 log = logging.getLogger("unidesk.phone")
@@ -449,17 +450,23 @@ class PhoneService:
                 raise PhoneError(P.BUSY, "you are on a call already; hold it first to consult")
 
     async def _dial_out(self, tenant_id: int, agent_id: int, number: str) -> str:
-        """A call to a number outside, through the tenant's SIP trunk (settings "sip.outbound":
-        {"proxy": "host:port", "caller_id": "+49..."}), from the agent's softphone worker."""
+        """A call to a number outside, from the agent's softphone worker: through the tenant's SIP trunk
+        (`sip_trunks`, its credentials answering a digest challenge), or else to the proxy of the tenant
+        setting "sip.outbound": {"proxy": "host:port", "caller_id": "+49..."} (no authentication)."""
         async with self.sessionmaker() as s:
             tenant = await tenant_by_id(s, tenant_id)
-        trunk = ((tenant.settings or {}).get("sip") or {}).get("outbound") if tenant else None
-        if not trunk or not trunk.get("proxy"):
-            raise PhoneError(P.NOT_FOUND, "no SIP trunk for calls outside is configured for this tenant")
+            trunk = await outbound_trunk(s, tenant_id)
+        if trunk is not None:
+            uri, from_uri = dial_uris(trunk, number)
+            via: str | None = trunk_key(trunk)
+        else:
+            plain = ((tenant.settings or {}).get("sip") or {}).get("outbound") if tenant else None
+            if not plain or not plain.get("proxy"):
+                raise PhoneError(P.NOT_FOUND, "no SIP trunk for calls outside is configured for this tenant")
+            host = str(plain["proxy"])
+            uri, from_uri, via = f"sip:{number}@{host}", f"sip:{plain.get('caller_id') or 'unidesk'}@{host}", None
         worker = await self._need_phone(tenant_id, agent_id)
         await self._may_call(tenant_id, agent_id)
-        host = str(trunk["proxy"])
-        caller_id = str(trunk.get("caller_id") or "unidesk")
         c = Call(
             id="o" + uuid.uuid4().hex[:15], caller=agent_id, callee=EXTERNAL, status="ringing",
             started_at=self.clock(), external=number, worker=worker,
@@ -470,9 +477,7 @@ class PhoneService:
         if self.on_busy is not None:
             await self.on_busy(tenant_id, agent_id, True)
         await self._command(
-            worker,
-            P.MediaCommand(op="sip-dial", session_id=c.id, uri=f"sip:{number}@{host}",
-                           from_uri=f"sip:{caller_id}@{host}"),
+            worker, P.MediaCommand(op="sip-dial", session_id=c.id, uri=uri, from_uri=from_uri, trunk=via)
         )
         await self._announce(tenant_id, c)
         return c.id

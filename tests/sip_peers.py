@@ -38,7 +38,8 @@ def free_port_pair() -> int:
 class Baresip:
     """One baresip phone in a folder of its own. `call()` dials and hangs up after `seconds`."""
 
-    def __init__(self, folder: Path, tone_hz: int, user: str = "caller", auto_answer: bool = False) -> None:
+    def __init__(self, folder: Path, tone_hz: int, user: str = "caller", auto_answer: bool = False,
+                 certificate: Path | None = None) -> None:
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
         # baresip also opens TCP and TLS (the port after) beside UDP: all must be free.
@@ -65,6 +66,8 @@ class Baresip:
                     "module_app       account.so",
                     "module_app       menu.so",
                     f"snd_path         {folder}",
+                    # Certificate and key in one PEM: lets the phone accept TLS connections (a BYE to it).
+                    *([f"sip_certificate  {certificate}"] if certificate else []),
                     "",
                 ]
             )
