@@ -42,9 +42,63 @@ _REPLY = """
       [last_CSeq:]"""
 
 
-def registrar_xml(username: str, password: str) -> str:
+def registrar_xml(username: str, password: str, then_call: str | None = None) -> str:
     """sipp as a registrar with digest auth (RFC 3261 §22.4): 401 to the first REGISTER, then 200 to a
-    second one whose Authorization is right for `username`/`password`, 403 otherwise."""
+    second one whose Authorization is right for `username`/`password`, 403 otherwise. With `then_call`,
+    the carrier then calls that address at the registered contact, as a carrier's call comes in: the
+    call must be answered; it hangs up after a moment."""
+    call = f"""
+  <send>
+    <![CDATA[
+      INVITE [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:+4930123@[local_ip]:[local_port]>;tag=[pid]SIPpTag09[call_number]
+      To: <sip:{then_call}@[local_ip]:[local_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:carrier@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=carrier 1 1 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0
+      a=rtpmap:0 PCMU/8000
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200" rrs="true"/>
+  <send>
+    <![CDATA[
+      ACK [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:+4930123@[local_ip]:[local_port]>;tag=[pid]SIPpTag09[call_number]
+      To: <sip:{then_call}@[local_ip]:[local_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+  <pause milliseconds="1000"/>
+  <send retrans="500">
+    <![CDATA[
+      BYE [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:+4930123@[local_ip]:[local_port]>;tag=[pid]SIPpTag09[call_number]
+      To: <sip:{then_call}@[local_ip]:[local_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv response="200"/>""" if then_call else ""
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="registrar with digest">
   <recv request="REGISTER"/>
@@ -55,7 +109,7 @@ def registrar_xml(username: str, password: str) -> str:
       Content-Length: 0
     ]]>
   </send>
-  <recv request="REGISTER">
+  <recv request="REGISTER" rrs="true">
     <action>
       <verifyauth assign_to="ok" username="{username}" password="{password}"/>
     </action>
@@ -75,7 +129,7 @@ def registrar_xml(username: str, password: str) -> str:
       Expires: 120
       Content-Length: 0
     ]]>
-  </send>
+  </send>{call}
   <label id="end"/>
 </scenario>
 """
@@ -245,7 +299,7 @@ def trunked(tmp_path_factory: pytest.TempPathFactory):
     cert, key = self_signed(folder)
     # The registrars listen before the worker says hello (and registers at once).
     registrars = [
-        start_sipp(folder / "good", registrar_xml(*GOOD), good_port),
+        start_sipp(folder / "good", registrar_xml(*GOOD, then_call="support"), good_port, "-mp", str(free_udp_port())),
         start_sipp(folder / "bad", registrar_xml("bob", "b0b-s3cret"), bad_port),
     ]
     hub = HubProcess(backend, folder / "hub.log").start()
@@ -256,7 +310,7 @@ def trunked(tmp_path_factory: pytest.TempPathFactory):
     try:
         worker.start()
         trunked = Trunked(backend, hub, worker, registrars, carrier_port, folder)
-        trunked.cert, trunked.key = cert, key
+        trunked.cert, trunked.key, trunked.good_port = cert, key, good_port
         yield trunked
     finally:
         worker.stop()
@@ -289,9 +343,13 @@ def test_the_worker_registers_with_digest_and_a_wrong_password_fails(trunked):
     good, bad = trunks["a-good"]["registration"], trunks["b-bad"]["registration"]
     assert good["code"] == 200 and good["expires"] == 120 and good["worker"] == "w-trunks", good
     assert bad["code"] == 403 and bad["reason"] == "Forbidden", bad
-    # Both registrars saw their scenario through: a challenge, then a checked retry.
+    # Both registrars saw their scenario through: a challenge, then a checked retry; and the carrier's call
+    # to the registered contact was answered by the dial plan (the route "support" allows loopback).
     for proc in trunked.registrars:
         assert proc.wait(20) == 0, proc.out.read_text(errors="replace")[-3000:]
+    sup = bearer(cached_login(trunked.hub.url, "supervisor"))
+    wait_for(lambda: {q["queue"]: q for q in httpx.get(f"{trunked.hub.url}/api/queue-stats", headers=sup).json()}
+             .get("support", {}).get("abandoned"), what="the carrier's call, abandoned in the queue support")
     # The passwords stay in the hub and the worker: not in the listing, not in a log line.
     listing = httpx.get(f"{trunked.hub.url}/api/sip/trunks",
                         headers=bearer(cached_login(trunked.hub.url, "admin"))).text
@@ -363,3 +421,22 @@ async def test_a_caller_over_tls_reaches_an_agent_and_both_hear_each_other(trunk
         phone.stop()
         await agent.request({"type": "set-state", "state": "logged-out"})
         await agent.close()
+
+
+def test_another_worker_takes_the_registrations_over_when_the_registering_one_is_gone(trunked, tmp_path):
+    # Runs last: it kills the module's worker.
+    second = WorkerProcess(trunked.hub, tmp_path / "second.log", name="w-second").start()
+    try:
+        assert trunked.trunks()["a-good"]["registration"]["worker"] == "w-trunks"
+        registrar = start_sipp(tmp_path / "registrar", registrar_xml(*GOOD), trunked.good_port)
+        trunked.worker.kill()
+        # After the reconnect grace the hub gives the role to the remaining worker, which registers.
+        taken = wait_for(
+            lambda: (r := trunked.trunks()["a-good"]["registration"]).get("worker") == "w-second"
+            and r["state"] == "registered" and r,
+            timeout=20, what="registration by the second worker",
+        )
+        assert taken["code"] == 200
+        assert registrar.wait(20) == 0, registrar.out.read_text(errors="replace")[-3000:]
+    finally:
+        second.stop()
