@@ -14,6 +14,7 @@ import concurrent.futures
 import logging
 import os
 import queue
+import ssl
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -227,6 +228,14 @@ class UserAgent:
                 raise SipError(f"SIP over TLS on port {c.tls_port} needs a {what} file")
             if not os.access(path, os.R_OK):
                 raise SipError(f"SIP over TLS: the {what} file {path!r} does not exist or cannot be read")
+        # pjsip reads the files only when a connection comes: checked now, so a bad pair fails the start.
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(c.tls_cert, c.tls_key, password=lambda: b"")
+        except (ssl.SSLError, OSError) as exc:
+            raise SipError(
+                f"SIP over TLS: {c.tls_cert!r} and {c.tls_key!r} are not a PEM certificate chain and its "
+                f"unencrypted private key ({exc})"
+            ) from None
         tcfg = pj.TransportConfig()
         tcfg.port = c.tls_port
         tcfg.boundAddress = c.host

@@ -8,9 +8,7 @@ here, for this run only.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import hashlib
-import ipaddress
 import re
 import socket
 import subprocess
@@ -24,7 +22,7 @@ import pytest
 from tests.bridge.peers import free_udp_port, run_sipp
 from tests.conftest import Backend, HubProcess, WorkerProcess, drop_backend, free_port, prepared_backend
 from tests.helpers import bearer, cached_login
-from tests.sip_peers import Baresip, ended, hears
+from tests.sip_peers import Baresip, ended, hears, self_signed
 from webrtc.audio import ToneSource
 from webrtc.bot import BotAgent
 
@@ -203,31 +201,6 @@ def digest_is_right(header: str, method: str, username: str, password: str) -> b
     else:
         want = md5(f"{ha1}:{p['nonce']}:{ha2}")
     return p.get("response") == want
-
-
-def self_signed(folder: Path) -> tuple[Path, Path]:
-    """A throwaway certificate for 127.0.0.1 and its key (PEM), made for this run."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "sip-cert.pem", folder / "sip-key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_path, key_path
 
 
 def add_trunk(b: Backend, tenant: str, name: str, host: str, username: str, password: str, **fields: object) -> None:
