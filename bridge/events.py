@@ -33,7 +33,7 @@ class IncomingCall:
     remote: str
     "ip:port the INVITE came from."
     transport: str
-    "`udp` or `tcp`."
+    "`udp`, `tcp` or `tls`."
     sip_call_id: str = ""
     "The SIP Call-ID header, for logs and traces."
 
