@@ -400,7 +400,7 @@ class Hub:
             case P.WorkerHello() as hello:
                 await phone.worker_hello(conn.worker, conn.conn_id, hello)
                 if self.trunks is not None:
-                    await self.trunks.worker_hello(conn.worker)
+                    await self.trunks.worker_hello(conn.worker, hello.sip)
             case P.SipRegistration() as m:
                 if self.trunks is not None:
                     await self.trunks.registration(conn.worker, m)

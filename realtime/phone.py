@@ -91,6 +91,8 @@ class WorkerInfo(msgspec.Struct, kw_only=True):
     capacity: int
     # Which connection holds the worker: a stale holder's disconnect must not remove a reconnected worker.
     conn: str
+    # Whether it has a SIP user agent (only such a worker can register the trunks).
+    sip: bool = False
 
 
 class Call(msgspec.Struct, kw_only=True):
@@ -156,7 +158,7 @@ class PhoneService:
     # ------------------------------------------------------------ workers
 
     async def worker_hello(self, name: str, conn_id: str, hello: P.WorkerHello) -> None:
-        info = WorkerInfo(name=name, capacity=hello.capacity, conn=conn_id)
+        info = WorkerInfo(name=name, capacity=hello.capacity, conn=conn_id, sip=hello.sip)
         await self.live.map_put(WORKERS, name, _enc.encode(info))
         # Sessions the worker no longer carries (it restarted) are lost for their agents.
         placed = await self.live.map_all(worker_sessions(name))
@@ -220,9 +222,9 @@ class PhoneService:
         except Exception:  # the store is away; the calls end when a party hangs up
             log.exception("ending the calls of agent %s after its softphone was lost", agent_id)
 
-    async def worker_names(self) -> list[str]:
-        """The media workers connected now."""
-        return sorted(name for name, w in (await self._workers()).items() if w.conn)
+    async def worker_names(self, sip: bool = False) -> list[str]:
+        """The media workers connected now (`sip`: those with a SIP user agent)."""
+        return sorted(name for name, w in (await self._workers()).items() if w.conn and (w.sip or not sip))
 
     async def _workers(self) -> dict[str, WorkerInfo]:
         return {k: _worker_dec.decode(v) for k, v in (await self.live.map_all(WORKERS)).items()}

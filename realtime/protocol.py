@@ -178,6 +178,8 @@ class WorkerHello(ClientMessage, tag="worker-hello"):
     capacity: Annotated[int, msgspec.Meta(ge=1, le=100_000)]
     # Sessions it still carries (after reconnecting to a hub).
     sessions: list[SessionId] = []
+    # Whether it has a SIP user agent (it then may register the trunks).
+    sip: bool = False
 
 
 class MediaAnswer(ClientMessage, tag="media-answer"):

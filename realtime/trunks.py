@@ -4,9 +4,9 @@ Trunks live in the store (`sip_trunks`). After each `worker-hello` the hub sends
 the worker every enabled trunk (`sip-trunks`): any worker may place an agent's
 call out through a trunk, since the agent's softphone may be on any worker.
 Exactly one worker, the **registrar worker**, registers them: the first worker
-to say hello while no registering worker is connected. When it goes away for
-good (`worker_gone`, after the reconnect grace), the first connected worker by
-name takes over and is sent the list again with `register` set. A registrar
+with a SIP user agent to say hello while no registrar worker is connected. When
+it goes away for good (`worker_gone`, after the reconnect grace), the first
+connected worker with SIP by name takes over and is sent the list again with `register` set. A registrar
 worker that only reconnects within the grace keeps the role.
 
 Live state (shared by all hubs):
@@ -77,10 +77,10 @@ class TrunkService:
 
     # ------------------------------------------------------------ workers
 
-    async def worker_hello(self, name: str) -> None:
+    async def worker_hello(self, name: str, sip: bool) -> None:
         """Send the worker the trunks; it registers them when it is (or becomes) the registrar worker."""
         owner = await self.registrar()
-        if owner != name and (owner is None or owner not in await self.phone.worker_names()):
+        if sip and owner != name and (owner is None or owner not in await self.phone.worker_names(sip=True)):
             log.info("media worker %s registers the SIP trunks (was: %s)", name, owner or "nobody")
             await self.live.map_put(REGISTRAR, "worker", name.encode())
             owner = name
@@ -92,7 +92,7 @@ class TrunkService:
             return
         for key in await self.live.map_all(REGISTRATIONS):
             await self.live.map_delete(REGISTRATIONS, key)
-        others = [w for w in await self.phone.worker_names() if w != name]
+        others = [w for w in await self.phone.worker_names(sip=True) if w != name]
         if not others:
             await self.live.map_delete(REGISTRAR, "worker")
             log.warning("media worker %s went away; no worker registers the SIP trunks", name)

@@ -134,7 +134,7 @@ class Worker:
             await ws.send(
                 msgspec.json.encode(
                     {"type": "worker-hello", "name": self.name, "capacity": self.capacity,
-                     "sessions": self.engine.sessions()}
+                     "sessions": self.engine.sessions(), "sip": self.sip is not None}
                 ).decode()
             )
             log.info("connected to the hub at %s as %s", self.url, self.name)
