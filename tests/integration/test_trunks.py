@@ -11,7 +11,9 @@ import asyncio
 import hashlib
 import re
 import socket
+import ssl
 import subprocess
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,6 +33,7 @@ REALM = "carrier.test"
 GOOD = ("alice", "al1ce-s3cret")  # what the registrar of trunk "a-good" accepts, and what the trunk says
 BAD_PASSWORD = "not-what-sipp-wants"  # trunk "b-bad" says this; its registrar wants "b0b-s3cret"
 CARRIER = ("carol", "c4rol-s3cret")  # trunk "carrier" of tenant acme; its calls are challenged with 407
+TINA = ("tina", "t1na-s3cret")  # trunk "c-tls" of tenant demo registers over TLS
 
 _REPLY = """
       [last_Via:]
@@ -203,6 +206,64 @@ def digest_is_right(header: str, method: str, username: str, password: str) -> b
     return p.get("response") == want
 
 
+class TlsRegistrar:
+    """A registrar over TLS, for trunks with transport tls (Debian's sipp has no TLS): 401 with a
+    digest challenge to a REGISTER without credentials, then 200 when they are right, 403 when not.
+    Serves each connection on a thread of its own; `answers` lists the codes it sent."""
+
+    def __init__(self, cert: Path, key: Path, username: str, password: str) -> None:
+        self.username, self.password = username, password
+        self.answers: list[int] = []
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        self.sock = ctx.wrap_socket(socket.create_server(("127.0.0.1", 0)), server_side=True)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return  # closed
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: ssl.SSLSocket) -> None:
+        buf = b""
+        with conn:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    try:
+                        data = conn.recv(4096)
+                    except OSError:
+                        return
+                    if not data:
+                        return
+                    buf += data
+                head, buf = buf.split(b"\r\n\r\n", 1)  # a REGISTER has no body
+                lines = head.decode().split("\r\n")
+                if not lines[0].startswith("REGISTER "):
+                    continue
+                hdr = {}
+                for line in lines[1:]:
+                    name, _, value = line.partition(":")
+                    hdr.setdefault(name.strip().lower(), value.strip())
+                keep = "".join(f"{n}: {hdr[n.lower()]}\r\n" for n in ("Via", "From", "To", "Call-ID", "CSeq"))
+                auth = hdr.get("authorization")
+                if auth is None:
+                    code, extra = 401, f'WWW-Authenticate: Digest realm="{REALM}", nonce="tls{len(self.answers)}"\r\n'
+                elif digest_is_right(auth, "REGISTER", self.username, self.password):
+                    code, extra = 200, f"Contact: {hdr['contact']};expires=120\r\n"
+                else:
+                    code, extra = 403, ""
+                self.answers.append(code)
+                reason = {200: "OK", 401: "Unauthorized", 403: "Forbidden"}[code]
+                conn.sendall(f"SIP/2.0 {code} {reason}\r\n{keep}{extra}Content-Length: 0\r\n\r\n".encode())
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 def add_trunk(b: Backend, tenant: str, name: str, host: str, username: str, password: str, **fields: object) -> None:
     """A trunk in the store, through the repository (read by the hub when a worker says hello)."""
     from store.db import make_engine, make_sessionmaker
@@ -270,6 +331,8 @@ def trunked(tmp_path_factory: pytest.TempPathFactory):
     add_trunk(backend, "acme", "carrier", f"127.0.0.1:{carrier_port}", *CARRIER, register=False,
               caller_id="+4940999")
     cert, key = self_signed(folder)
+    tls_registrar = TlsRegistrar(cert, key, *TINA)
+    add_trunk(backend, "demo", "c-tls", f"127.0.0.1:{tls_registrar.port}", *TINA, transport="tls", expires=120)
     # The registrars listen before the worker says hello (and registers at once).
     registrars = [
         start_sipp(folder / "good", registrar_xml(*GOOD, then_call="support"), good_port, "-mp", str(free_udp_port())),
@@ -284,10 +347,12 @@ def trunked(tmp_path_factory: pytest.TempPathFactory):
         worker.start()
         trunked = Trunked(backend, hub, worker, registrars, carrier_port, folder)
         trunked.cert, trunked.key, trunked.good_port = cert, key, good_port
+        trunked.tls_registrar = tls_registrar
         yield trunked
     finally:
         worker.stop()
         hub.stop()
+        tls_registrar.close()
         for proc in registrars:
             if proc.poll() is None:
                 proc.kill()
@@ -310,12 +375,14 @@ def test_the_worker_registers_with_digest_and_a_wrong_password_fails(trunked):
     def settled():
         trunks = trunked.trunks()
         states = {name: t["registration"]["state"] for name, t in trunks.items()}
-        return trunks if states == {"a-good": "registered", "b-bad": "failed"} else None
+        return trunks if states == {"a-good": "registered", "b-bad": "failed", "c-tls": "registered"} else None
 
-    trunks = wait_for(settled, what="registration of both trunks")
+    trunks = wait_for(settled, what="registration of the three trunks")
     good, bad = trunks["a-good"]["registration"], trunks["b-bad"]["registration"]
     assert good["code"] == 200 and good["expires"] == 120 and good["worker"] == "w-trunks", good
     assert bad["code"] == 403 and bad["reason"] == "Forbidden", bad
+    # Over TLS the same: challenged, then accepted (the REGISTERs came over the TLS connection).
+    assert trunked.tls_registrar.answers[:2] == [401, 200], trunked.tls_registrar.answers
     # Both registrars saw their scenario through: a challenge, then a checked retry; and the carrier's call
     # to the registered contact was answered by the dial plan (the route "support" allows loopback).
     for proc in trunked.registrars:
@@ -326,7 +393,7 @@ def test_the_worker_registers_with_digest_and_a_wrong_password_fails(trunked):
     # The passwords stay in the hub and the worker: not in the listing, not in a log line.
     listing = httpx.get(f"{trunked.hub.url}/api/sip/trunks",
                         headers=bearer(cached_login(trunked.hub.url, "admin"))).text
-    for secret in (GOOD[1], BAD_PASSWORD):
+    for secret in (GOOD[1], BAD_PASSWORD, TINA[1]):
         assert secret not in listing and "password" not in listing
         assert secret not in trunked.hub.log() and secret not in trunked.worker.log()
     # Other tenants see only their own trunks; agents and supervisors none.
