@@ -1,4 +1,5 @@
-"""SIP trunks against real peers: sipp as a registrar and as a carrier that challenges calls, baresip over TLS.
+"""SIP trunks against real peers: sipp as a registrar and as a carrier that challenges calls, baresip over TLS
+(calling in, and called through a TLS trunk), and a small TLS registrar (Debian's sipp has no TLS).
 
 One hub and one media worker serve the module; the trunks are in the store before the worker says hello
 (the hub hands a worker its trunks then). The worker also listens for SIP over TLS with a certificate made
@@ -22,7 +23,7 @@ import httpx
 import pytest
 
 from tests.bridge.peers import free_udp_port, run_sipp
-from tests.conftest import Backend, HubProcess, WorkerProcess, drop_backend, free_port, prepared_backend
+from tests.conftest import Backend, HubProcess, WorkerProcess, cli, drop_backend, free_port, prepared_backend
 from tests.helpers import bearer, cached_login
 from tests.sip_peers import Baresip, ended, hears, self_signed
 from webrtc.audio import ToneSource
@@ -325,12 +326,21 @@ class Trunked:
 def trunked(tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("trunks")
     backend = prepared_backend(folder)
+    cert, key = self_signed(folder)
     good_port, bad_port, carrier_port = free_udp_port(), free_udp_port(), free_udp_port()
     add_trunk(backend, "demo", "a-good", f"127.0.0.1:{good_port}", *GOOD, realm=REALM, expires=120)
     add_trunk(backend, "demo", "b-bad", f"127.0.0.1:{bad_port}", "bob", BAD_PASSWORD, expires=120)
     add_trunk(backend, "acme", "carrier", f"127.0.0.1:{carrier_port}", *CARRIER, register=False,
               caller_id="+4940999")
-    cert, key = self_signed(folder)
+    # Tenant beta calls out over TLS; its far end is a baresip phone (listening once the test starts it),
+    # whose TLS port is the one after its UDP and TCP port: nothing else answers there.
+    out = cli(backend.env(), "seed-demo", "--tenant", "beta", "--name", "Beta")
+    assert out.returncode == 0, out.stderr
+    both = folder / "cert-and-key.pem"  # baresip takes TLS connections with it
+    both.write_bytes(cert.read_bytes() + key.read_bytes())
+    far = Baresip(folder / "far", int(CALLER_HZ), user="+4930555777", auto_answer=True, certificate=both)
+    add_trunk(backend, "beta", "tls-carrier", f"127.0.0.1:{far.port + 1}", "beta1", "b3ta-s3cret",
+              transport="tls", register=False)
     tls_registrar = TlsRegistrar(cert, key, *TINA)
     add_trunk(backend, "demo", "c-tls", f"127.0.0.1:{tls_registrar.port}", *TINA, transport="tls", expires=120)
     # The registrars listen before the worker says hello (and registers at once).
@@ -348,11 +358,13 @@ def trunked(tmp_path_factory: pytest.TempPathFactory):
         trunked = Trunked(backend, hub, worker, registrars, carrier_port, folder)
         trunked.cert, trunked.key, trunked.good_port = cert, key, good_port
         trunked.tls_registrar = tls_registrar
+        trunked.far = far
         yield trunked
     finally:
         worker.stop()
         hub.stop()
         tls_registrar.close()
+        far.stop()
         for proc in registrars:
             if proc.poll() is None:
                 proc.kill()
@@ -460,6 +472,27 @@ async def test_a_caller_over_tls_reaches_an_agent_and_both_hear_each_other(trunk
     finally:
         phone.stop()
         await agent.request({"type": "set-state", "state": "logged-out"})
+        await agent.close()
+
+
+async def test_a_call_out_through_a_tls_trunk_connects_and_both_hear_each_other(trunked, tmp_path):
+    far = trunked.far
+    far.listen(40)
+    agent = BotAgent(trunked.hub.url, "beta", "agent1", "demo", ToneSource(AGENT_HZ))
+    await agent.login()
+    await agent.connect_phone()
+    try:
+        ack = await agent.request({"type": "call-dial", "to": "+4930555777"})
+        assert ack["type"] == "ack", ack
+        up = await agent.expect(lambda m: m["type"] == "call-changed" and m["call"]["status"] in ("connected", "ended"),
+                                20)
+        assert up["call"]["status"] == "connected", (up, far.output()[-2000:])
+        assert await agent.hears(CALLER_HZ), f"the agent heard {agent.hearing():.0f} Hz, not the far end"
+        assert await asyncio.to_thread(hears, far, AGENT_HZ), "the far end does not hear the agent"
+        assert (await agent.request({"type": "call-hangup", "call_id": ack["call_id"]}))["type"] == "ack"
+        assert await asyncio.to_thread(ended, far), far.output()[-2000:]
+    finally:
+        far.stop()
         await agent.close()
 
 
