@@ -248,7 +248,7 @@ class UserAgent:
         try:
             self.ep.transportCreate(pj.PJSIP_TRANSPORT_TLS, tcfg)
         except pj.Error as exc:
-            # A key that does not match the certificate, a file that is not PEM, the port taken, ...
+            # The port taken, an address that is not ours, ...
             raise SipError(f"cannot listen for SIP over TLS on {c.host}:{c.tls_port}: {exc.reason}") from None
 
     def stop(self) -> None:
