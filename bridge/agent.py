@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import os
 import queue
+import ssl
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -22,9 +24,10 @@ import pjsua2 as pj
 
 from webrtc.mixer import LegPort
 
-from .events import CallEnded, CallProgress, DtmfReceived, IncomingCall, SipError
+from .events import CallEnded, CallProgress, DtmfReceived, IncomingCall, Registration, SipError
 from .ports import FramePort
 from .sipmsg import content_length_mismatch, header, split_name_addr, uri_user, via_transport
+from .trunk import RETRY_SECONDS, Trunk, registration_state, trunk_uri
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,10 @@ class AgentConfig:
     codecs: dict[str, int] = field(default_factory=lambda: dict(CODEC_PRIORITY))
     log_level: int = 1
     time_ports: bool = False
+    # SIP over TLS (RFC 3261 §26.2.1, RFC 5630): the port (0: off), the certificate chain and its key (PEM).
+    tls_port: int = 0
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
 
 class _Log(pj.LogWriter):
@@ -58,6 +65,18 @@ class _Account(pj.Account):
 
     def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
         self.agent.incoming(self, prm)
+
+
+class _TrunkAccount(_Account):
+    """A trunk's account: registers (with `Trunk.register`) and answers digest challenges for its calls."""
+
+    def __init__(self, agent: UserAgent, trunk: Trunk) -> None:
+        super().__init__(agent)
+        self.trunk = trunk
+        self.last: Registration | None = None
+
+    def onRegState(self, prm: pj.OnRegStateParam) -> None:
+        self.agent.reg_state(self, int(prm.code), prm.reason, int(prm.expiration))
 
 
 class _Call(pj.Call):
@@ -101,6 +120,7 @@ class UserAgent:
         self._seq = 0
         self.ep: pj.Endpoint | None = None
         self.account: _Account | None = None
+        self.trunks: dict[str, _TrunkAccount] = {}
         self._logger = _Log()
         # Audio callback cost of ended calls (timed ports only): rx_ns, rx_frames, tx_ns, tx_frames.
         self._ended_cost = [0, 0, 0, 0]
@@ -188,6 +208,8 @@ class UserAgent:
                 self.ep.transportCreate(kind, tcfg)
             except pj.Error as exc:
                 raise SipError(f"cannot listen for SIP on {name} {c.host}:{c.port}: {exc.reason}") from None
+        if c.tls_port:
+            self._create_tls()
         self.ep.libStart()
         self.ep.audDevManager().setNullDev()
         for info in self.ep.codecEnum2():
@@ -198,6 +220,36 @@ class UserAgent:
         acfg.mediaConfig.transportConfig.boundAddress = c.host
         self.account = _Account(self)
         self.account.create(acfg, True)
+
+    def _create_tls(self) -> None:
+        c = self.config
+        for what, path in (("certificate", c.tls_cert), ("private key", c.tls_key)):
+            if not path:
+                raise SipError(f"SIP over TLS on port {c.tls_port} needs a {what} file")
+            if not os.access(path, os.R_OK):
+                raise SipError(f"SIP over TLS: the {what} file {path!r} does not exist or cannot be read")
+        # pjsip reads the files only when a connection comes: checked now, so a bad pair fails the start.
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(c.tls_cert, c.tls_key, password=lambda: b"")
+        except (ssl.SSLError, OSError) as exc:
+            raise SipError(
+                f"SIP over TLS: {c.tls_cert!r} and {c.tls_key!r} are not a PEM certificate chain and its "
+                f"unencrypted private key ({exc})"
+            ) from None
+        tcfg = pj.TransportConfig()
+        tcfg.port = c.tls_port
+        tcfg.boundAddress = c.host
+        tls = tcfg.tlsConfig
+        tls.certFile = c.tls_cert
+        tls.privKeyFile = c.tls_key
+        # TLS 1.2 and 1.3 only (pjsip's default still offers 1.0 and 1.1).
+        tls.proto = pj.PJ_SSL_SOCK_PROTO_TLS1_2 | pj.PJ_SSL_SOCK_PROTO_TLS1_3
+        tls.verifyServer = False  # a trunk's certificate is not checked yet (docs/sip.md)
+        try:
+            self.ep.transportCreate(pj.PJSIP_TRANSPORT_TLS, tcfg)
+        except pj.Error as exc:
+            # The port taken, an address that is not ours, ...
+            raise SipError(f"cannot listen for SIP over TLS on {c.host}:{c.tls_port}: {exc.reason}") from None
 
     def stop(self) -> None:
         """Command: hang up everything, then leave the loop (the thread then frees pjsua2)."""
@@ -221,6 +273,8 @@ class UserAgent:
         # Calls, ports and the account first: libDestroy asserts on live pjsua2 objects.
         self.calls.clear()
         self._graveyard.clear()
+        for key in list(self.trunks):
+            self._drop_trunk(key, report=False)
         if self.account is not None:
             try:
                 self.account.shutdown()
@@ -319,9 +373,66 @@ class UserAgent:
         prm.method = pj.PJSUA_DTMF_METHOD_RFC2833
         call.sendDtmf(prm)
 
-    def dial(self, call_id: str, uri: str, from_uri: str | None) -> None:
-        call = _Call(self, self.account, call_id)
+    def set_trunks(self, trunks: list[Trunk]) -> None:
+        """Command: these trunks and no others; a changed trunk gets a new account (and registration)."""
+        wanted = {t.key: t for t in trunks}
+        for key, acc in list(self.trunks.items()):
+            if wanted.get(key) != acc.trunk:
+                self._drop_trunk(key, report=acc.trunk.register)
+            elif acc.last is not None:
+                self.emit(acc.last)  # told again: the owner may have lost it (a restarted hub)
+        for key, trunk in wanted.items():
+            if key not in self.trunks:
+                try:
+                    self._add_trunk(trunk)
+                except pj.Error as exc:
+                    # A host pjsip cannot parse, ...: the trunk is reported failed, the others go on.
+                    log.warning("trunk %s: %s", key, exc.reason)
+                    self.emit(Registration(key, "failed", _status_of(exc), exc.reason or exc.title, 0))
+
+    def _add_trunk(self, t: Trunk) -> None:
+        c = self.config
+        acfg = pj.AccountConfig()
+        acfg.idUri = f"sip:{t.username}@{t.host}"
+        acfg.regConfig.registerOnAdd = t.register
+        if t.register:
+            acfg.regConfig.registrarUri = trunk_uri(t.host, t.transport)
+            acfg.regConfig.timeoutSec = t.expires
+            acfg.regConfig.retryIntervalSec = RETRY_SECONDS
+            acfg.regConfig.firstRetryIntervalSec = RETRY_SECONDS
+        # The credentials answer any 401/407 of this account's REGISTERs and INVITEs (RFC 3261 §22.2).
+        acfg.sipConfig.authCreds.append(pj.AuthCredInfo("digest", t.realm or "*", t.username, 0, t.password))
+        acfg.mediaConfig.transportConfig.port = c.rtp_port
+        acfg.mediaConfig.transportConfig.boundAddress = c.host
+        acc = _TrunkAccount(self, t)
+        acc.create(acfg, False)
+        self.trunks[t.key] = acc
+        log.info("trunk %s: %s via %s%s", t.key, t.host, t.transport, ", registering" if t.register else "")
+
+    def _drop_trunk(self, key: str, *, report: bool) -> None:
+        acc = self.trunks.pop(key)
+        try:
+            acc.shutdown()  # pjsua unregisters a registered account on the way out
+        except pj.Error as exc:
+            log.info("trunk %s: shutdown: %s", key, exc.reason)
+        if report:
+            self.emit(Registration(key, "unregistered", 0, "trunk removed", 0))
+
+    def reg_state(self, acc: _TrunkAccount, code: int, reason: str, expires: int) -> None:
+        state = registration_state(code, expires)
+        log.info("trunk %s: registration %s (%s %s)", acc.trunk.key, state, code, reason)
+        acc.last = Registration(acc.trunk.key, state, code, reason, expires if state == "registered" else 0)
+        self.emit(acc.last)
+
+    def dial(self, call_id: str, uri: str, from_uri: str | None, trunk: str | None = None) -> None:
+        account: pj.Account | None = self.account
+        if trunk is not None:
+            account = self.trunks.get(trunk)
+        call = _Call(self, account or self.account, call_id)
         self.calls[call_id] = call
+        if account is None:
+            self._finish(call, 503, f"trunk {trunk} is not configured on this media worker", local=False)
+            return
         prm = pj.CallOpParam(True)
         if from_uri:
             prm.txOption.localUri = from_uri

@@ -33,7 +33,7 @@ class IncomingCall:
     remote: str
     "ip:port the INVITE came from."
     transport: str
-    "`udp` or `tcp`."
+    "`udp`, `tcp` or `tls`."
     sip_call_id: str = ""
     "The SIP Call-ID header, for logs and traces."
 
@@ -70,3 +70,19 @@ class DtmfReceived:
     "Our id for the call."
     digit: str
     "One of 0-9, *, #, A-D."
+
+
+@dataclass(frozen=True)
+class Registration:
+    """The registration with a trunk changed (see `SipBridge.set_trunks`)."""
+
+    trunk: str
+    "The trunk's key."
+    state: Literal["registered", "failed", "unregistered"]
+    "`registered` after a 2xx with a lifetime, `unregistered` after one without, `failed` otherwise."
+    code: int
+    "The registrar's final status (401/403: wrong credentials), or pjsip's local one (408, 503)."
+    reason: str
+    "The reason phrase that went with `code`."
+    expires: int
+    "Seconds the registrar granted (0 unless registered)."

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Literal
 
 from .agent import AgentConfig, UserAgent
-from .events import CallEnded, CallProgress, DtmfReceived, IncomingCall, SipError
+from .events import CallEnded, CallProgress, DtmfReceived, IncomingCall, Registration, SipError
 from .sipmsg import check_digits
+from .trunk import Trunk
 
 if TYPE_CHECKING:
     from webrtc.engine import MediaEngine
@@ -26,7 +27,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SipBridge", "IncomingCall", "CallProgress", "CallEnded", "DtmfReceived", "SipError"]
+__all__ = ["SipBridge", "IncomingCall", "CallProgress", "CallEnded", "DtmfReceived", "Registration", "SipError",
+           "Trunk"]
 
 
 @dataclass
@@ -60,6 +62,9 @@ class SipBridge:
         answer_timeout: float = 10.0,
         time_ports: bool = False,
         log_level: int = 1,
+        tls_port: int = 0,
+        tls_cert: str | None = None,
+        tls_key: str | None = None,
     ) -> None:
         assert transports, "at least one transport"
         assert max_calls >= 1, f"max_calls {max_calls}"
@@ -75,6 +80,9 @@ class SipBridge:
             answer_timeout=answer_timeout,
             time_ports=time_ports,
             log_level=log_level,
+            tls_port=tls_port,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
         )
         self._calls: dict[str, _View] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -154,15 +162,24 @@ class SipBridge:
             raise SipError(f"call {call_id!r} is not answered: no media to carry DTMF")
         self._submit("send_dtmf", call_id, digits)
 
-    def dial(self, call_id: str, uri: str, from_uri: str | None = None) -> None:
-        """Place an outbound call; CallProgress follows (its leg exists from 'answered'), or CallEnded."""
+    def dial(self, call_id: str, uri: str, from_uri: str | None = None, trunk: str | None = None) -> None:
+        """Place an outbound call; CallProgress follows (its leg exists from 'answered'), or CallEnded.
+        `trunk`: the key of a trunk (`set_trunks`) whose credentials answer a 401/407 challenge."""
         if call_id in self._calls:
             raise SipError(f"call id {call_id!r} is in use")
         if not uri.startswith(("sip:", "sips:")):
             raise SipError(f"{uri!r} is not a SIP URI")
         self._require_started()
         self._calls[call_id] = _View("out")
-        self._submit("dial", call_id, uri, from_uri)
+        self._submit("dial", call_id, uri, from_uri, trunk)
+
+    def set_trunks(self, trunks: list[Trunk]) -> None:
+        """Dial through these trunks (and register those with `register`), and no others. Each
+        registration's outcome arrives as `Registration`, again on every change (refresh, failure)."""
+        keys = [t.key for t in trunks]
+        if len(set(keys)) != len(keys):
+            raise SipError(f"trunk keys are not unique: {keys}")
+        self._submit("set_trunks", list(trunks))
 
     def calls(self) -> list[str]:
         """Ids of every call not yet ended (offered, ringing, dialling or answered)."""
@@ -222,7 +239,7 @@ class SipBridge:
         elif isinstance(event, DtmfReceived):
             if event.call_id not in self._calls:
                 return
-        self._deliver(event)
+        self._deliver(event)  # Registration too
 
     def _end(self, event: CallEnded) -> None:
         view = self._calls.pop(event.call_id, None)

@@ -344,6 +344,12 @@ async def healthz(request: Request) -> Response:
     )
 
 
+async def sip_trunks(request: Request) -> Response:
+    """The tenant's SIP trunks and their registration state (admins; passwords never leave the hub)."""
+    p = principal(request, "admin")
+    return JSONResponse(await request.app.state.ctx.trunks.statuses(p.tenant_id))
+
+
 async def metrics(request: Request) -> Response:
     m = request.app.state.ctx.metrics
     return Response(m.render(), media_type=m.content_type)
@@ -362,6 +368,7 @@ routes = [
     Route("/api/contacts/{contact_id}/abandon", abandon_contact, methods=["POST"]),
     Route("/api/queue-stats", queue_stats),
     Route("/api/calls/{call_id}", call_record),
+    Route("/api/sip/trunks", sip_trunks),
     Route("/healthz", healthz),
     Route("/metrics", metrics),
 ]

@@ -34,6 +34,7 @@ from realtime.sipcalls import SipCalls
 from realtime.transfers import Transfers
 from realtime.monitors import Monitors
 from realtime.alerts import Alerts, LiveCalls
+from realtime.trunks import TrunkService
 from store.db import make_engine, make_sessionmaker
 
 log = logging.getLogger("unidesk.app")
@@ -57,6 +58,7 @@ class Context:
     contacts: ContactCenter
     phone: PhoneService
     retention: RetentionJob
+    trunks: TrunkService
 
     async def db_ok(self) -> bool:
         try:
@@ -91,12 +93,13 @@ def build_context(settings: Settings) -> Context:
     live_calls = LiveCalls(live, sessionmaker, phone, sip)
     alerts = Alerts(live, sessionmaker, contacts, agents, live_calls)
     recordings = Recordings(live, sessionmaker, phone, sip, settings.recordings_dir)
+    trunks = TrunkService(live, sessionmaker, phone)
     hub = Hub(settings, live, agents, tokens, metrics, contacts, phone, sip, transfers, monitors, live_calls, alerts,
-              wallboards.WallboardFeeds(sessionmaker, contacts), recordings)
+              wallboards.WallboardFeeds(sessionmaker, contacts), recordings, trunks)
     retention = RetentionJob(live, sessionmaker, settings.recordings_dir, settings.retention_sweep_seconds, contacts.hub_id)
     return Context(
         settings, engine, sessionmaker, live, directory, history, agents, tokens, throttle, metrics, hub, contacts, phone,
-        retention,
+        retention, trunks,
     )
 
 

@@ -43,6 +43,56 @@ async def _seed(settings: Settings, slug: str = "demo", name: str = "Demo Contac
         await engine.dispose()
 
 
+async def _trunk(settings: Settings, args: argparse.Namespace) -> int:
+    """`unidesk trunk add|list|remove`: the tenant's SIP trunks in the store (workers get them at their next hello)."""
+    from store.db import make_engine, make_sessionmaker
+    from store.repos import TenantRepo, tenant_by_slug
+
+    engine = make_engine(settings.database_url)
+    try:
+        async with make_sessionmaker(engine)() as session, session.begin():
+            tenant = await tenant_by_slug(session, args.tenant)
+            if tenant is None:
+                print(f"unidesk: no tenant {args.tenant!r}", file=sys.stderr)
+                return 2
+            repo = TenantRepo(session, tenant.id)
+            have = {t.name: t for t in await repo.sip_trunks()}
+            if args.action == "list":
+                for t in have.values():
+                    print(f"{t.name}\t{t.transport}:{t.host}\tuser {t.username}\trealm {t.realm}\t"
+                          f"{'register' if t.register else 'no register'} {t.expires}s\t"
+                          f"caller id {t.caller_id or '-'}\t{'enabled' if t.enabled else 'disabled'}")
+                return 0
+            if args.action == "remove":
+                if args.name not in have:
+                    print(f"unidesk: tenant {args.tenant} has no trunk {args.name!r}", file=sys.stderr)
+                    return 2
+                await session.delete(have[args.name])
+                print(f"trunk {args.name} removed")
+                return 0
+            if args.name in have:
+                print(f"unidesk: tenant {args.tenant} has a trunk {args.name!r} already", file=sys.stderr)
+                return 2
+            # The secret never goes on the command line (other users see it in the process list).
+            password = os.environ.get("UNIDESK_TRUNK_PASSWORD") or sys.stdin.readline().rstrip("\n")
+            if not password:
+                print("unidesk: the trunk's password comes from UNIDESK_TRUNK_PASSWORD or the first line of "
+                      "standard input", file=sys.stderr)
+                return 2
+            try:
+                await repo.add_sip_trunk(
+                    args.name, args.host, args.username, password, transport=args.transport, realm=args.realm,
+                    register=not args.no_register, expires=args.expires, caller_id=args.caller_id,
+                )
+            except ValueError as exc:
+                print(f"unidesk: {exc}", file=sys.stderr)
+                return 2
+            print(f"trunk {args.name} added; media workers get it when they next connect")
+            return 0
+    finally:
+        await engine.dispose()
+
+
 def _serve(settings: Settings, banner: str | None = None) -> None:
     import uvicorn
 
@@ -139,6 +189,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     contact.add_argument("--tenant", default="demo")
     contact.add_argument("--user", default="admin")
     contact.add_argument("--password", default=None, help="default: UNIDESK_ADMIN_PASSWORD or 'demo'")
+    trunk = sub.add_parser("trunk", help="a tenant's SIP trunks: add, list, remove (see docs/sip.md)")
+    trunk.add_argument("action", choices=("add", "list", "remove"))
+    trunk.add_argument("--tenant", default="demo")
+    trunk.add_argument("--name", help="unique per tenant (add, remove)")
+    trunk.add_argument("--host", help="registrar and proxy, host:port")
+    trunk.add_argument("--transport", default="udp", help="udp, tcp or tls (default udp)")
+    trunk.add_argument("--username", help="digest user name")
+    trunk.add_argument("--realm", default="*", help="digest realm of the credentials (default *: any)")
+    trunk.add_argument("--no-register", action="store_true", help="only call out through it")
+    trunk.add_argument("--expires", type=int, default=300, help="registration lifetime, seconds (default 300)")
+    trunk.add_argument("--caller-id", default=None, help="the number presented on calls out (default: username)")
     sim = sub.add_parser("simulate", help="run the ACD on synthetic traffic (see docs/acd.md)", add_help=False)
     sim.add_argument("rest", nargs=argparse.REMAINDER)
     erl = sub.add_parser("erlang", help="Erlang C staffing figures", add_help=False)
@@ -177,6 +238,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         _migrate(settings)
         print("database is up to date")
         return 0
+    if args.command == "trunk":
+        missing = [f"--{n}" for n in (("name", "host", "username") if args.action == "add" else
+                                      ("name",) if args.action == "remove" else ()) if not getattr(args, n)]
+        if missing:
+            print(f"unidesk: trunk {args.action} needs {', '.join(missing)}", file=sys.stderr)
+            return 2
+        return asyncio.run(_trunk(settings, args))
     if args.command == "seed-demo":
         created = asyncio.run(_seed(settings, args.tenant, args.name))
         print(f"tenant {args.tenant} " + ("created" if created else "already exists"))

@@ -59,6 +59,10 @@ class Settings:
     recordings_dir: str = "recordings"
     # Seconds between runs of the job that deletes recordings past their tenant's retention.
     retention_sweep_seconds: float = 3600.0
+    # SIP over TLS on the media worker: the TCP port (0: off), the certificate chain and private key (PEM).
+    sip_tls_port: int = 0
+    sip_tls_cert: str | None = None
+    sip_tls_key: str | None = None
 
 
 def _int(env: dict[str, str], name: str, default: int, lo: int, hi: int) -> int:
@@ -140,14 +144,29 @@ def load_settings(
     hold_music = env.get("UNIDESK_HOLD_MUSIC") or None
     if hold_music is not None and not Path(hold_music).is_file():
         raise ConfigError(f"UNIDESK_HOLD_MUSIC={hold_music!r} is not a file")
+    sip_port = _int(env, "UNIDESK_SIP_PORT", 5060, 0, 65535)
+    tls_port = _int(env, "UNIDESK_SIP_TLS_PORT", 0, 0, 65535)
+    tls_cert = env.get("UNIDESK_SIP_TLS_CERT") or None
+    tls_key = env.get("UNIDESK_SIP_TLS_KEY") or None
+    if tls_port:
+        if tls_port == sip_port:
+            raise ConfigError(f"UNIDESK_SIP_TLS_PORT={tls_port} is UNIDESK_SIP_PORT too (SIP over TCP listens there)")
+        for name, path in (("UNIDESK_SIP_TLS_CERT", tls_cert), ("UNIDESK_SIP_TLS_KEY", tls_key)):
+            if path is None:
+                raise ConfigError(f"UNIDESK_SIP_TLS_PORT={tls_port} needs {name} (a PEM file)")
+            if not Path(path).is_file():
+                raise ConfigError(f"{name}={path!r} is not a file")
     return Settings(
+        sip_tls_port=tls_port,
+        sip_tls_cert=tls_cert,
+        sip_tls_key=tls_key,
         turn_urls=turn_urls,
         turn_secret=turn_secret,
         turn_ttl=_int(env, "UNIDESK_TURN_TTL", 3600, 60, 86400),
         hold_music=hold_music,
         media_capacity=_int(env, "UNIDESK_MEDIA_CAPACITY", 200, 1, 100_000),
         sip_host=env.get("UNIDESK_SIP_HOST") or "127.0.0.1",
-        sip_port=_int(env, "UNIDESK_SIP_PORT", 5060, 0, 65535),
+        sip_port=sip_port,
         recordings_dir=env.get("UNIDESK_RECORDINGS_DIR") or "recordings",
         retention_sweep_seconds=_float(env, "UNIDESK_RETENTION_SWEEP_SECONDS", 3600.0, 0.1, 7 * 86400.0),
         host=host,

@@ -35,6 +35,7 @@ from realtime.monitors import Monitors
 from realtime.alerts import Alerts, LiveCalls
 from realtime.wallboards import DENIED, WallboardFeeds
 from realtime.recordings import Recordings
+from realtime.trunks import TrunkService
 
 log = logging.getLogger("unidesk.hub")
 
@@ -127,6 +128,7 @@ class Hub:
         alerts: Alerts | None = None,
         wallboards: WallboardFeeds | None = None,
         recordings: Recordings | None = None,
+        trunks: TrunkService | None = None,
     ) -> None:
         self.settings = settings
         self.contacts = contacts
@@ -138,6 +140,7 @@ class Hub:
         self.alerts = alerts
         self.wallboards = wallboards
         self.recordings = recordings
+        self.trunks = trunks
         self._timers: set[asyncio.Task[None]] = set()
         self.live = live
         self.agents = agents
@@ -374,7 +377,7 @@ class Hub:
                     self._send(conn, P.Ack(ref=frame.id))
                 case P.WorkerHello() | P.MediaAnswer() | P.MediaFailed() | P.MediaClosed() | P.MediaCheck() \
                         | P.SipIncoming() | P.SipEnded() | P.SipDtmf() | P.SipProgress() | P.CallAnalytics() \
-                        | P.RecordingDone():
+                        | P.RecordingDone() | P.SipRegistration():
                     self._need(p, WORKER_ROLE)
                     await self._worker_frame(conn, frame)
                 case _:  # pragma: no cover - the union is exhaustive
@@ -469,6 +472,11 @@ class Hub:
         match frame:
             case P.WorkerHello() as hello:
                 await phone.worker_hello(conn.worker, conn.conn_id, hello)
+                if self.trunks is not None:
+                    await self.trunks.worker_hello(conn.worker, hello.sip)
+            case P.SipRegistration() as m:
+                if self.trunks is not None:
+                    await self.trunks.registration(conn.worker, m)
             case P.MediaAnswer() as m:
                 await phone.media_answer(conn.worker, m)
             case P.MediaFailed() as m:
@@ -503,10 +511,13 @@ class Hub:
 
     async def _worker_gone(self, name: str) -> None:
         assert self.phone is not None
-        if await self.phone.worker_gone(name) and self.sip is not None:
-            await self.sip.worker_gone(name)
+        if await self.phone.worker_gone(name):
+            if self.sip is not None:
+                await self.sip.worker_gone(name)
             if self.transfers is not None:
                 await self.transfers.worker_gone(name)
+            if self.trunks is not None:
+                await self.trunks.worker_gone(name)
 
     def _later(self, delay: float, coro: Coroutine[Any, Any, None]) -> None:
         async def run() -> None:

@@ -42,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from realtime import protocol as P
 from realtime.directory import Directory
 from realtime.live import LiveStore, stream_agent
+from realtime.trunks import dial_uris, outbound_trunk, trunk_key
 from store.repos import TenantRepo, tenant_by_id
 
 log = logging.getLogger("unidesk.phone")
@@ -90,6 +91,8 @@ class WorkerInfo(msgspec.Struct, kw_only=True):
     capacity: int
     # Which connection holds the worker: a stale holder's disconnect must not remove a reconnected worker.
     conn: str
+    # Whether it has a SIP user agent (only such a worker can register the trunks).
+    sip: bool = False
 
 
 class Call(msgspec.Struct, kw_only=True):
@@ -161,7 +164,7 @@ class PhoneService:
     # ------------------------------------------------------------ workers
 
     async def worker_hello(self, name: str, conn_id: str, hello: P.WorkerHello) -> None:
-        info = WorkerInfo(name=name, capacity=hello.capacity, conn=conn_id)
+        info = WorkerInfo(name=name, capacity=hello.capacity, conn=conn_id, sip=hello.sip)
         await self.live.map_put(WORKERS, name, _enc.encode(info))
         # Sessions the worker no longer carries (it restarted) are lost for their agents.
         placed = await self.live.map_all(worker_sessions(name))
@@ -225,9 +228,9 @@ class PhoneService:
         except Exception:  # the store is away; the calls end when a party hangs up
             log.exception("ending the calls of agent %s after its softphone was lost", agent_id)
 
-    async def worker_names(self) -> list[str]:
-        """The media workers connected now."""
-        return sorted(name for name, w in (await self._workers()).items() if w.conn)
+    async def worker_names(self, sip: bool = False) -> list[str]:
+        """The media workers connected now (`sip`: those with a SIP user agent)."""
+        return sorted(name for name, w in (await self._workers()).items() if w.conn and (w.sip or not sip))
 
     async def _workers(self) -> dict[str, WorkerInfo]:
         return {k: _worker_dec.decode(v) for k, v in (await self.live.map_all(WORKERS)).items()}
@@ -457,9 +460,8 @@ class PhoneService:
                 raise PhoneError(P.BUSY, "you are on a call already; hold it first to consult")
 
     async def _dial_out(self, tenant_id: int, agent_id: int, number: str) -> str:
-        """A call to a number outside, through the tenant's SIP trunk (settings "sip.outbound":
-        {"proxy": "host:port", "caller_id": "+49..."}), from the agent's softphone worker."""
-        host, caller_id = await self.trunk(tenant_id)
+        """A call to a number outside, from the agent's softphone worker, through the tenant's trunk (`route_out`)."""
+        uri, from_uri, via = await self.route_out(tenant_id, number)
         worker = await self._need_phone(tenant_id, agent_id)
         await self._may_call(tenant_id, agent_id)
         c = Call(
@@ -472,9 +474,7 @@ class PhoneService:
         if self.on_busy is not None:
             await self.on_busy(tenant_id, agent_id, True)
         await self._command(
-            worker,
-            P.MediaCommand(op="sip-dial", session_id=c.id, uri=f"sip:{number}@{host}",
-                           from_uri=f"sip:{caller_id}@{host}"),
+            worker, P.MediaCommand(op="sip-dial", session_id=c.id, uri=uri, from_uri=from_uri, trunk=via)
         )
         await self._announce(tenant_id, c)
         return c.id
@@ -715,14 +715,22 @@ class PhoneService:
         if self.on_busy is not None and not await self._calls_of(tenant_id, agent_id):
             await self.on_busy(tenant_id, agent_id, False)
 
-    async def trunk(self, tenant_id: int) -> tuple[str, str]:
-        """(proxy host:port, caller id) of the tenant's trunk for calls outside, or PhoneError."""
+    async def route_out(self, tenant_id: int, number: str) -> tuple[str, str, str | None]:
+        """(Request-URI, From URI, trunk key or None) of a call to `number` outside: through the tenant's SIP
+        trunk (`sip_trunks`, its credentials answering a digest challenge), or else to the proxy of the tenant
+        setting "sip.outbound": {"proxy": "host:port", "caller_id": "+49..."} (no authentication); PhoneError
+        when neither is configured."""
         async with self.sessionmaker() as s:
             tenant = await tenant_by_id(s, tenant_id)
-        trunk = ((tenant.settings or {}).get("sip") or {}).get("outbound") if tenant else None
-        if not trunk or not trunk.get("proxy"):
+            trunk = await outbound_trunk(s, tenant_id)
+        if trunk is not None:
+            uri, from_uri = dial_uris(trunk, number)
+            return uri, from_uri, trunk_key(trunk)
+        plain = ((tenant.settings or {}).get("sip") or {}).get("outbound") if tenant else None
+        if not plain or not plain.get("proxy"):
             raise PhoneError(P.NOT_FOUND, "no SIP trunk for calls outside is configured for this tenant")
-        return str(trunk["proxy"]), str(trunk.get("caller_id") or "unidesk")
+        host = str(plain["proxy"])
+        return f"sip:{number}@{host}", f"sip:{plain.get('caller_id') or 'unidesk'}@{host}", None
 
 
 def ice_servers(urls: tuple[str, ...], secret: str | None, ttl: int, who: str, now: float) -> list[P.IceServer]:

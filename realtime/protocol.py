@@ -213,6 +213,8 @@ class WorkerHello(ClientMessage, tag="worker-hello"):
     capacity: Annotated[int, msgspec.Meta(ge=1, le=100_000)]
     # Sessions it still carries (after reconnecting to a hub).
     sessions: list[SessionId] = []
+    # Whether it has a SIP user agent (it then may register the trunks).
+    sip: bool = False
 
 
 class MediaAnswer(ClientMessage, tag="media-answer"):
@@ -323,11 +325,25 @@ class RecordingDone(ClientMessage, tag="recording-done"):
     error: Annotated[str, msgspec.Meta(max_length=500)] | None = None
 
 
+TrunkKey = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+
+
+class SipRegistration(ClientMessage, tag="sip-registration"):
+    """The worker's registration with a trunk changed: registered (for `expires` seconds), failed (the
+    registrar's final code, or a local one such as 408 or 503), or unregistered."""
+
+    trunk: TrunkKey
+    state: Literal["registered", "failed", "unregistered"]
+    code: Annotated[int, msgspec.Meta(ge=0, le=699)] = 0
+    reason: SipText = ""
+    expires: Annotated[int, msgspec.Meta(ge=0)] = 0
+
+
 ClientFrame = Union[
     Auth, Ping, SetState, ExtendWrapUp, ForceState, AcceptOffer, RejectOffer, EndContact, CompleteWrapUp,
     PhoneOffer, PhoneClose, PhoneTest, CallDial, CallAnswer, CallHangup, CallHold, CallMute, CallDtmf, CallTransfer,
     CallConference, Monitor, MonitorStop, AlertAck, WorkerHello, MediaAnswer, MediaFailed, MediaClosed, MediaCheck, SipIncoming, SipEnded, SipDtmf, SipProgress,
-    CallAnalytics, RecordingDone,
+    CallAnalytics, RecordingDone, SipRegistration,
 ]
 
 
@@ -661,13 +677,31 @@ class CallDigits(ServerMessage, tag="call-digits"):
     seq: int = 0
 
 
+class SipTrunkSpec(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """A trunk as a media worker needs it (command `sip-trunks`); the only frame that carries a password."""
+
+    # "<tenant id>/<name>": names the trunk in `sip-dial` and `sip-registration`.
+    key: str
+    # Registrar and proxy, "host:port" or "host".
+    host: str
+    transport: Literal["udp", "tcp", "tls"] = "udp"
+    username: str
+    password: str
+    # Digest realm of the credentials; "*": any.
+    realm: str = "*"
+    # Whether this worker registers the trunk (one worker does; the others only dial through it).
+    register: bool = False
+    # Registration lifetime asked for, seconds.
+    expires: int = 300
+
+
 class MediaCommand(msgspec.Struct, omit_defaults=True, kw_only=True):
     """One instruction for a media worker (see docs/protocol.md, "Media worker")."""
 
     op: Literal[
         "offer", "close", "connect", "disconnect", "unlisten", "hold", "mute", "tone", "music",
         "sip-answer", "sip-reject", "sip-hangup", "sip-dtmf", "sip-dial", "ringback", "prompt", "hear",
-        "analyse", "record",
+        "analyse", "record", "sip-trunks",
     ]
     session_id: str
     offer_id: str | None = None
@@ -685,6 +719,10 @@ class MediaCommand(msgspec.Struct, omit_defaults=True, kw_only=True):
     # An outbound SIP call: whom to call and as whom.
     uri: str | None = None
     from_uri: str | None = None
+    # The trunk a `sip-dial` goes through (its key): a digest challenge is answered with its credentials.
+    trunk: str | None = None
+    # `sip-trunks`: every trunk the worker dials through or registers (replaces the previous list).
+    trunks: list[SipTrunkSpec] | None = None
     # Prompts played in a row to the leg (names of the worker's prompt files; none: stop playing).
     prompts: list[str] | None = None
     # A recording started or stopped by `record` (32 hex digits; the file is `<id>.ogg`).

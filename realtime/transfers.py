@@ -110,7 +110,7 @@ class Transfers:
 
     async def _outside(self, call: SipCall, agent_id: int, number: str) -> str:
         t = call.tenant_id
-        host, caller_id = await self.phone.trunk(t)
+        uri, from_uri, via = await self.phone.route_out(t, number)
         view = await self.sip.view(call)
         assert view is not None, "a connected contact has a view"
         if call.conference:
@@ -127,7 +127,7 @@ class Transfers:
             P.MediaCommand(op="disconnect", session_id=session_id(t, agent_id)),
             P.MediaCommand(op="music", session_id=leg_of(call.call_id), on=False),
             P.MediaCommand(op="ringback", session_id=leg_of(call.call_id), on=True),
-            P.MediaCommand(op="sip-dial", session_id=far, uri=f"sip:{number}@{host}", from_uri=f"sip:{caller_id}@{host}"),
+            P.MediaCommand(op="sip-dial", session_id=far, uri=uri, from_uri=from_uri, trunk=via),
         )
         await self._leave(call, agent_id, {"transferred_to": number, "transfer": "blind"})
         return call.contact_id

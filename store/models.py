@@ -295,3 +295,31 @@ class Recording(Base):
     # Why the file is missing or cut short, when the media worker could not write it.
     error: Mapped[str | None] = mapped_column(String(500))
     deleted_at: Mapped[float | None] = mapped_column(Float)
+
+
+class SipTrunk(Base):
+    """A SIP trunk of a tenant: the carrier or PBX account unidesk registers with and calls out through.
+
+    The password is a digest secret the media worker needs in clear; it leaves the store only toward
+    the media workers (never in a log line or a browser's answer)."""
+
+    __tablename__ = "sip_trunks"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    # The registrar and outbound proxy, "host:port" (or "host": the transport's default port).
+    host: Mapped[str] = mapped_column(String(255))
+    # udp, tcp or tls.
+    transport: Mapped[str] = mapped_column(String(8), default="udp")
+    username: Mapped[str] = mapped_column(String(128))
+    password: Mapped[str] = mapped_column(String(255))
+    # The digest realm the credentials are for; "*": whichever realm the trunk challenges with.
+    realm: Mapped[str] = mapped_column(String(255), default="*")
+    # Whether unidesk registers with the trunk (calls then come to the registered contact).
+    register: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Registration lifetime asked for, seconds.
+    expires: Mapped[int] = mapped_column(Integer, default=300)
+    # The number presented on calls out (the From user); None: the username.
+    caller_id: Mapped[str | None] = mapped_column(String(128))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -3,6 +3,7 @@ bound to one tenant at construction, so no call can forget the scope."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ from store.models import (
     Recording,
     QueueMembership,
     SipRoute,
+    SipTrunk,
     Skill,
     Tenant,
     User,
@@ -45,6 +47,28 @@ async def sip_route(session: AsyncSession, address: str) -> SipRoute | None:
     """The route of a called address (any tenant: the address picks the tenant)."""
     q = select(SipRoute).where(SipRoute.address == address, SipRoute.enabled.is_(True))
     return (await session.execute(q)).scalar_one_or_none()
+
+
+async def enabled_sip_trunks(session: AsyncSession) -> Sequence[SipTrunk]:
+    """Every enabled trunk of every tenant (the media workers register and dial through them)."""
+    q = select(SipTrunk).where(SipTrunk.enabled.is_(True)).order_by(SipTrunk.tenant_id, SipTrunk.name)
+    return (await session.execute(q)).scalars().all()
+
+
+TRUNK_TRANSPORTS = ("udp", "tcp", "tls")
+
+
+def check_trunk(name: str, host: str, transport: str, expires: int) -> None:
+    """Raise ValueError naming the field when a trunk's settings cannot be used."""
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+        raise ValueError(f"trunk name {name!r}: use 1-64 letters, digits, '_', '.' or '-'")
+    if transport not in TRUNK_TRANSPORTS:
+        raise ValueError(f"trunk {name}: transport {transport!r} is not one of {', '.join(TRUNK_TRANSPORTS)}")
+    hostname, _, port = host.rpartition(":") if ":" in host else (host, "", "")
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,253}", hostname) or (port and not (port.isdigit() and 0 < int(port) < 65536)):
+        raise ValueError(f"trunk {name}: host {host!r} is not host or host:port")
+    if not 60 <= expires <= 86400:
+        raise ValueError(f"trunk {name}: expires {expires} is not 60-86400 seconds")
 
 
 async def create_tenant(session: AsyncSession, slug: str, name: str, now: float) -> Tenant:
@@ -126,6 +150,22 @@ class TenantRepo:
         self.session.add(route)
         await self.session.flush()
         return route
+
+    async def sip_trunks(self) -> Sequence[SipTrunk]:
+        q = select(SipTrunk).where(SipTrunk.tenant_id == self.tenant_id).order_by(SipTrunk.name)
+        return (await self.session.execute(q)).scalars().all()
+
+    async def add_sip_trunk(self, name: str, host: str, username: str, password: str, *, transport: str = "udp",
+                            realm: str = "*", register: bool = True, expires: int = 300,
+                            caller_id: str | None = None, enabled: bool = True) -> SipTrunk:
+        """A trunk of this tenant; ValueError names a setting that cannot be used."""
+        check_trunk(name, host, transport, expires)
+        trunk = SipTrunk(tenant_id=self.tenant_id, name=name, host=host, transport=transport, username=username,
+                         password=password, realm=realm or "*", register=register, expires=expires,
+                         caller_id=caller_id, enabled=enabled)
+        self.session.add(trunk)
+        await self.session.flush()
+        return trunk
 
     async def add_queue(self, name: str, label: str, **fields: object) -> Queue:
         queue = Queue(tenant_id=self.tenant_id, name=name, label=label, config={}, **fields)

@@ -3,6 +3,8 @@ hears dumped to WAV files), following the recipe in the project's test-peer note
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import subprocess
 import time
 import wave
@@ -40,7 +42,8 @@ class Baresip:
     plays a tone of `tone_hz`, or the WAV file `source` (48 kHz stereo, like its capture settings)."""
 
     def __init__(
-        self, folder: Path, tone_hz: int, user: str = "caller", auto_answer: bool = False, source: Path | None = None
+        self, folder: Path, tone_hz: int, user: str = "caller", auto_answer: bool = False, source: Path | None = None,
+        certificate: Path | None = None,
     ) -> None:
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -68,6 +71,8 @@ class Baresip:
                     "module_app       account.so",
                     "module_app       menu.so",
                     f"snd_path         {folder}",
+                    # Certificate and key in one PEM: lets the phone accept TLS connections (a BYE to it).
+                    *([f"sip_certificate  {certificate}"] if certificate else []),
                     "",
                 ]
             )
@@ -194,3 +199,28 @@ def ended(phone: Baresip, timeout: float = 10.0) -> bool:
 def windows(x: np.ndarray, rate: int, seconds: float = 0.5) -> list[np.ndarray]:
     n = int(rate * seconds)
     return [x[i : i + n] for i in range(0, len(x) - n + 1, n)]
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A throwaway certificate for 127.0.0.1 and its key (PEM), made for this run."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "sip-cert.pem", folder / "sip-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path

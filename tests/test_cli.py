@@ -74,3 +74,23 @@ def test_simulate_runs_the_documented_example_from_the_cli():
     out = cli({}, "simulate", "realtime/acd/scenario_example.json", "--json")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)
+
+
+def test_trunks_are_added_listed_and_removed_without_the_password_on_the_command_line(backend):
+    env = {**os.environ, **backend.env(), "PYTHONPATH": str(ROOT)}
+
+    def trunk(*args, stdin=""):
+        return subprocess.run([sys.executable, "-m", "realtime.cli", "trunk", *args], env=env, cwd=ROOT,
+                              input=stdin, capture_output=True, text=True, timeout=60)
+
+    added = trunk("add", "--tenant", "acme", "--name", "cli-carrier", "--host", "sip.example:5061", "--transport",
+                  "tls", "--username", "acme1", "--caller-id", "+4940111", stdin="cl1-s3cret\n")
+    assert added.returncode == 0, added.stderr
+    listed = trunk("list", "--tenant", "acme")
+    assert "cli-carrier\ttls:sip.example:5061\tuser acme1" in listed.stdout and "cl1-s3cret" not in listed.stdout
+    bad = trunk("add", "--tenant", "acme", "--name", "x", "--host", "h", "--transport", "sctp", "--username", "u",
+                stdin="pw\n")
+    assert bad.returncode == 2 and "transport 'sctp'" in bad.stderr
+    assert trunk("add", "--tenant", "acme", "--name", "y", "--host", "h", "--username", "u").returncode == 2
+    assert trunk("remove", "--tenant", "acme", "--name", "cli-carrier").returncode == 0
+    assert "cli-carrier" not in trunk("list", "--tenant", "acme").stdout

@@ -82,8 +82,10 @@ class Worker:
             return
         from bridge.ua import SipBridge, SipError
 
+        st = self.settings
         bridge = SipBridge(
-            self.engine, host=self.settings.sip_host, port=self.settings.sip_port, on_event=self._sip_event
+            self.engine, host=st.sip_host, port=st.sip_port, on_event=self._sip_event,
+            tls_port=st.sip_tls_port, tls_cert=st.sip_tls_cert, tls_key=st.sip_tls_key,
         )
         try:
             await bridge.start()
@@ -92,10 +94,11 @@ class Worker:
             log.error("SIP is off: %s", exc)
             return
         self.sip = bridge
-        log.info("SIP on %s:%s", self.settings.sip_host, self.settings.sip_port)
+        tls = f", TLS on port {st.sip_tls_port}" if st.sip_tls_port else ""
+        log.info("SIP on %s:%s%s", st.sip_host, st.sip_port, tls)
 
     def _sip_event(self, ev: object) -> None:
-        from bridge.ua import CallEnded, CallProgress, DtmfReceived, IncomingCall
+        from bridge.ua import CallEnded, CallProgress, DtmfReceived, IncomingCall, Registration
 
         match ev:
             case CallProgress():
@@ -115,6 +118,10 @@ class Worker:
                             "reason": (ev.reason or "")[:256], "by": ev.by})
             case DtmfReceived():
                 self._send({"type": "sip-dtmf", "call_id": ev.call_id, "digits": ev.digit})
+            case Registration():
+                self._send({"type": "sip-registration", "trunk": ev.trunk, "state": ev.state,
+                            "code": max(0, min(ev.code, 699)), "reason": (ev.reason or "")[:256],
+                            "expires": max(0, ev.expires)})
 
     async def run(self) -> None:
         delay = 0.2
@@ -138,7 +145,7 @@ class Worker:
             await ws.send(
                 msgspec.json.encode(
                     {"type": "worker-hello", "name": self.name, "capacity": self.capacity,
-                     "sessions": self.engine.sessions()}
+                     "sessions": self.engine.sessions(), "sip": self.sip is not None}
                 ).decode()
             )
             log.info("connected to the hub at %s as %s", self.url, self.name)
@@ -273,7 +280,9 @@ class Worker:
                                 "by": "local"})
                     return
                 assert c.uri is not None, "sip-dial names whom to call"
-                self.sip.dial(sid, c.uri, c.from_uri)
+                self.sip.dial(sid, c.uri, c.from_uri, c.trunk)
+            case "sip-trunks":
+                self._set_trunks(c.trunks or [])
             case "ringback":
                 # What the caller hears while the far end rings: 425 Hz, one second in five.
                 self._need(sid)
@@ -329,6 +338,27 @@ class Worker:
                         raise MediaError(str(exc)) from None
                 else:
                     e.stop_playing(sid)
+
+    def _set_trunks(self, specs: list[P.SipTrunkSpec]) -> None:
+        """Dial through (and register) these trunks; one that cannot be used is reported failed."""
+        from bridge.ua import Trunk
+
+        trunks = []
+        for t in specs:
+            try:
+                trunks.append(Trunk(key=t.key, host=t.host, transport=t.transport, username=t.username,
+                                    password=t.password, realm=t.realm, register=t.register, expires=t.expires))
+            except ValueError as exc:
+                log.error("%s", exc)
+                self._send({"type": "sip-registration", "trunk": t.key[:100], "state": "failed", "code": 0,
+                            "reason": str(exc)[:256]})
+        if self.sip is None:
+            for t in trunks:
+                if t.register:
+                    self._send({"type": "sip-registration", "trunk": t.key, "state": "failed", "code": 0,
+                                "reason": "no SIP on this media worker"})
+            return
+        self.sip.set_trunks(trunks)
 
     def _music(self) -> Source:
         if self._hold_player is None:

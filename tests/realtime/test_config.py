@@ -51,3 +51,21 @@ def test_cli_prints_one_line_and_exits_2_on_a_bad_value():
     out = cli({"UNIDESK_PORT": "nope", "UNIDESK_SECRET": "s" * 40}, "serve")
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == ["unidesk: UNIDESK_PORT='nope' is not a whole number"]
+
+
+def test_sip_over_tls_needs_readable_certificate_and_key(tmp_path):
+    assert load_settings(GOOD).sip_tls_port == 0
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_text("x")
+    key.write_text("x")
+    with pytest.raises(ConfigError, match="needs UNIDESK_SIP_TLS_CERT"):
+        load_settings({**GOOD, "UNIDESK_SIP_TLS_PORT": "5061"})
+    with pytest.raises(ConfigError, match="UNIDESK_SIP_TLS_KEY='/nowhere/key.pem' is not a file"):
+        load_settings({**GOOD, "UNIDESK_SIP_TLS_PORT": "5061", "UNIDESK_SIP_TLS_CERT": str(cert),
+                       "UNIDESK_SIP_TLS_KEY": "/nowhere/key.pem"})
+    with pytest.raises(ConfigError, match="UNIDESK_SIP_PORT too"):
+        load_settings({**GOOD, "UNIDESK_SIP_TLS_PORT": "5060", "UNIDESK_SIP_TLS_CERT": str(cert),
+                       "UNIDESK_SIP_TLS_KEY": str(key)})
+    s = load_settings({**GOOD, "UNIDESK_SIP_TLS_PORT": "5061", "UNIDESK_SIP_TLS_CERT": str(cert),
+                       "UNIDESK_SIP_TLS_KEY": str(key)})
+    assert (s.sip_tls_port, s.sip_tls_cert, s.sip_tls_key) == (5061, str(cert), str(key))
