@@ -33,6 +33,7 @@ from realtime.recordings import Recordings, RetentionJob
 from realtime.sipcalls import SipCalls
 from realtime.transfers import Transfers
 from realtime.monitors import Monitors
+from realtime.chat import Chat
 from realtime.alerts import Alerts, LiveCalls
 from realtime.trunks import TrunkService
 from store.db import make_engine, make_sessionmaker
@@ -89,13 +90,14 @@ def build_context(settings: Settings) -> Context:
     )
     sip = SipCalls(live, sessionmaker, phone, contacts)
     transfers = Transfers(live, sessionmaker, phone, sip, contacts)
-    monitors = Monitors(live, sessionmaker, phone, sip)
+    chat = Chat(live, sessionmaker, directory, agents)
+    monitors = Monitors(live, sessionmaker, phone, sip, chat)
     live_calls = LiveCalls(live, sessionmaker, phone, sip)
     alerts = Alerts(live, sessionmaker, contacts, agents, live_calls)
     recordings = Recordings(live, sessionmaker, phone, sip, settings.recordings_dir)
     trunks = TrunkService(live, sessionmaker, phone)
     hub = Hub(settings, live, agents, tokens, metrics, contacts, phone, sip, transfers, monitors, live_calls, alerts,
-              wallboards.WallboardFeeds(sessionmaker, contacts), recordings, trunks)
+              wallboards.WallboardFeeds(sessionmaker, contacts), recordings, trunks, chat)
     retention = RetentionJob(live, sessionmaker, settings.recordings_dir, settings.retention_sweep_seconds, contacts.hub_id)
     return Context(
         settings, engine, sessionmaker, live, directory, history, agents, tokens, throttle, metrics, hub, contacts, phone,

@@ -36,6 +36,7 @@ from realtime.alerts import Alerts, LiveCalls
 from realtime.wallboards import DENIED, WallboardFeeds
 from realtime.recordings import Recordings
 from realtime.trunks import TrunkService
+from realtime.chat import Chat, ChatError
 
 log = logging.getLogger("unidesk.hub")
 
@@ -129,6 +130,7 @@ class Hub:
         wallboards: WallboardFeeds | None = None,
         recordings: Recordings | None = None,
         trunks: TrunkService | None = None,
+        chat: Chat | None = None,
     ) -> None:
         self.settings = settings
         self.contacts = contacts
@@ -141,6 +143,7 @@ class Hub:
         self.wallboards = wallboards
         self.recordings = recordings
         self.trunks = trunks
+        self.chat = chat
         self._timers: set[asyncio.Task[None]] = set()
         self.live = live
         self.agents = agents
@@ -356,6 +359,8 @@ class Hub:
                         | P.CallHold() | P.CallMute() | P.CallDtmf() | P.CallTransfer() | P.CallConference():
                     self._need(p, "agent")
                     await self._phone(conn, p, frame)
+                case P.ChatSend() | P.HandRaise():
+                    await self._chat(conn, p, frame)
                 case P.AlertAck(alert_id=alert_id):
                     self._need(p, *SUPERVISORS)
                     assert self.alerts is not None, "the hub was built without alerts"
@@ -397,6 +402,30 @@ class Hub:
         except Exception:  # a bug in one request must not end the connection
             log.exception("frame %s failed", kind)
             self._error(conn, P.INTERNAL, "internal error; the request was not applied", frame.id)
+
+    async def _chat(self, conn: Connection, p: Principal, frame: P.ChatSend | P.HandRaise) -> None:
+        chat = self.chat
+        assert chat is not None, "the hub was built without chat"
+        try:
+            if isinstance(frame, P.ChatSend):
+                self._need(p, "agent", *SUPERVISORS)
+                await chat.send(p.tenant_id, p.user_id, frame)
+            elif frame.agent_id is not None and frame.agent_id != p.user_id:
+                # A supervisor lowers an agent's hand (answering it).
+                self._need(p, *SUPERVISORS)
+                if frame.on or not await chat.lower(p.tenant_id, frame.agent_id, p.username):
+                    raise ChatError(P.NOT_FOUND if not frame.on else P.BAD_FRAME,
+                                    "only a raised hand can be lowered by a supervisor")
+            else:
+                self._need(p, "agent")
+                if frame.on:
+                    await chat.raise_hand(p.tenant_id, p.user_id, frame.note)
+                else:
+                    await chat.lower(p.tenant_id, p.user_id, p.username)
+        except ChatError as exc:
+            self._error(conn, exc.code, str(exc), frame.id)
+            return
+        self._send(conn, P.Ack(ref=frame.id))
 
     async def _phone(self, conn: Connection, p: Principal, frame: P.ClientMessage) -> None:
         phone = self.phone
@@ -620,6 +649,13 @@ class Hub:
             agent_stats: list[P.AgentStatsView] = []
             live_calls: list[P.LiveCall] = []
             alerts: list[P.AlertView] = []
+            hands: list[P.HandView] = []
+            chat: list[P.ChatMessage] = []
+            if self.chat is not None:
+                if supervisor:
+                    hands = await self.chat.hands(p.tenant_id)
+                else:
+                    chat = await self.chat.recent(p.tenant_id, p.user_id)
             if supervisor:
                 agents = await self.agents.views(p.tenant_id)
                 if self.live_calls is not None:
@@ -651,6 +687,8 @@ class Hub:
                     calls=calls,
                     live_calls=live_calls,
                     alerts=alerts,
+                    hands=hands,
+                    chat=chat,
                 ),
             )
         else:

@@ -27,6 +27,7 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from realtime import protocol as P
+from realtime.chat import Chat
 from realtime.live import LiveStore, stream_agent
 from realtime.phone import PhoneError, PhoneService, session_id
 from realtime.sipcalls import SipCall, SipCalls, leg_of
@@ -57,7 +58,9 @@ class Monitors:
         sessionmaker: async_sessionmaker[AsyncSession],
         phone: PhoneService,
         sip: SipCalls,
+        chat: Chat | None = None,
     ) -> None:
+        self.chat = chat
         self.live = live
         self.sessionmaker = sessionmaker
         self.phone = phone
@@ -84,6 +87,8 @@ class Monitors:
         await self.live.map_put(monitors_map(tenant_id), contact_id, _enc.encode(watch))
         await self._route(call, watch, held=view.held)
         await self._tell(tenant_id, contact_id, watch, mode)
+        if mode != "listen" and self.chat is not None:
+            await self.chat.answered(tenant_id, view.agent_id, name)  # talking to the agent answers a raised hand
 
     async def stop(self, tenant_id: int, supervisor: int, contact_id: str) -> None:
         raw = await self.live.map_get(monitors_map(tenant_id), contact_id)

@@ -188,6 +188,29 @@ class MonitorStop(ClientMessage, tag="monitor-stop"):
     call_id: CallId
 
 
+ChatText = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+
+
+class ChatSend(ClientMessage, tag="chat-send"):
+    """A chat message: to one user of the tenant (`to`: user id), to every supervisor of the tenant
+    (`to_supervisors`, an agent asking for help), or, from a supervisor, to every agent of a queue
+    (`queue`: a broadcast). Exactly one of the three."""
+
+    text: ChatText
+    to: int | None = None
+    to_supervisors: bool = False
+    queue: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+
+
+class HandRaise(ClientMessage, tag="hand-raise"):
+    """An agent raises a hand for help (with the contact in progress, if any) or lowers it; a supervisor
+    lowers an agent's hand (`agent_id`) when answering it."""
+
+    on: bool
+    note: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+    agent_id: int | None = None
+
+
 class AlertAck(ClientMessage, tag="alert-ack"):
     """A supervisor acknowledges an alert on the board (recorded with who and when)."""
 
@@ -342,7 +365,7 @@ class SipRegistration(ClientMessage, tag="sip-registration"):
 ClientFrame = Union[
     Auth, Ping, SetState, ExtendWrapUp, ForceState, AcceptOffer, RejectOffer, EndContact, CompleteWrapUp,
     PhoneOffer, PhoneClose, PhoneTest, CallDial, CallAnswer, CallHangup, CallHold, CallMute, CallDtmf, CallTransfer,
-    CallConference, Monitor, MonitorStop, AlertAck, WorkerHello, MediaAnswer, MediaFailed, MediaClosed, MediaCheck, SipIncoming, SipEnded, SipDtmf, SipProgress,
+    CallConference, Monitor, MonitorStop, AlertAck, ChatSend, HandRaise, WorkerHello, MediaAnswer, MediaFailed, MediaClosed, MediaCheck, SipIncoming, SipEnded, SipDtmf, SipProgress,
     CallAnalytics, RecordingDone, SipRegistration,
 ]
 
@@ -523,6 +546,9 @@ class Snapshot(ServerMessage, tag="snapshot"):
     # A board's snapshot: the calls with callers and their live figures, and the alerts not cleared.
     live_calls: list[LiveCall] = []
     alerts: list[AlertView] = []
+    # Hands raised (a board's snapshot), and the latest chat messages to or from this user.
+    hands: list[HandView] = []
+    chat: list[ChatMessage] = []
 
 
 class AgentStateChanged(ServerMessage, tag="agent-state"):
@@ -631,6 +657,42 @@ class CallView(msgspec.Struct, omit_defaults=True, kw_only=True):
     # The caller (contact id) joined to this call in a conference; "transferred" as an end reason: the
     # call's far end was handed the caller.
     conference: str | None = None
+
+
+class ChatMessage(msgspec.Struct, omit_defaults=True, kw_only=True):
+    id: int
+    from_id: int
+    from_name: str
+    text: str
+    sent_at: float
+    # One of: the user it was sent to, all supervisors, a queue's agents.
+    to: int | None = None
+    to_supervisors: bool = False
+    queue: str | None = None
+
+
+class HandView(msgspec.Struct, omit_defaults=True, kw_only=True):
+    agent_id: int
+    raised_at: float
+    # The contact in progress when raised (the call the supervisor may join), and what the agent wrote.
+    contact_id: str | None = None
+    note: str | None = None
+
+
+class ChatReceived(ServerMessage, tag="chat"):
+    """A chat message, on the streams of whoever it reaches (and the sender's own)."""
+
+    message: ChatMessage
+    seq: int = 0
+
+
+class HandChanged(ServerMessage, tag="hand"):
+    """An agent's hand went up or down (`raised` false: `lowered_by` names who lowered it)."""
+
+    hand: HandView
+    raised: bool
+    lowered_by: str | None = None
+    seq: int = 0
 
 
 class LiveCallsChanged(ServerMessage, tag="live-calls"):
@@ -757,7 +819,8 @@ class Error(ServerMessage, tag="error"):
 
 ServerFrame = Union[
     Welcome, Snapshot, AgentStateChanged, ContactOffered, ContactChanged, QueueStatsChanged, WallboardView, PhoneAnswer,
-    PhoneState, PhoneCheck, CallChanged, CallDigits, MonitorChanged, LiveCallsChanged, AlertChanged, MediaCommands,
+    PhoneState, PhoneCheck, CallChanged, CallDigits, MonitorChanged, LiveCallsChanged, AlertChanged, ChatReceived,
+    HandChanged, MediaCommands,
     Ack, Pong, Error
 ]
 

@@ -323,3 +323,19 @@ class SipTrunk(Base):
     # The number presented on calls out (the From user); None: the username.
     caller_id: Mapped[str | None] = mapped_column(String(128))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class ChatRecord(Base):
+    """A chat message between agents and supervisors (realtime/chat.py): to one user, to all supervisors,
+    or a supervisor's broadcast to a queue's agents."""
+
+    __tablename__ = "chat_messages"
+    __table_args__ = (Index("ix_chat_messages_tenant_sent", "tenant_id", "sent_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    from_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    to_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    to_supervisors: Mapped[bool] = mapped_column(Boolean, default=False)
+    queue: Mapped[str | None] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    sent_at: Mapped[float] = mapped_column(Float)

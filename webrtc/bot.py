@@ -119,6 +119,7 @@ class BotAgent:
         self._ear_task: asyncio.Task[None] | None = None
         self._n = 0
         self.ice_servers: list[dict[str, Any]] = []
+        self.snapshot: dict[str, Any] = {}
 
     # ------------------------------------------------------------ protocol
 
@@ -138,7 +139,7 @@ class BotAgent:
         self._pinger = asyncio.create_task(self._ping())
         welcome = await self.expect(lambda m: m["type"] == "welcome", 10)
         self.ice_servers = welcome.get("ice_servers", [])
-        await self.expect(lambda m: m["type"] == "snapshot", 10)
+        self.snapshot = await self.expect(lambda m: m["type"] == "snapshot", 10)
         return welcome
 
     async def _read(self) -> None:

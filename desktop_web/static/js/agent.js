@@ -4,11 +4,13 @@
 import { $, el, on, show, toast, session, toLogin, formatDuration, STATE_LABELS } from "./util.js";
 import { HubSocket } from "./ws.js";
 import { Softphone, KEYS } from "./phone.js";
+import { agentChat } from "./chat.js";
 
 if (!session.access) toLogin();
 
 const hub = new HubSocket();
 const phone = new Softphone(hub);
+agentChat(hub);
 let iceServers = [];
 let me = null;
 let agent = null;

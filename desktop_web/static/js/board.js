@@ -3,6 +3,7 @@
 import { $, el, on, toast, session, toLogin, formatDuration, STATE_LABELS } from "./util.js";
 import { HubSocket } from "./ws.js";
 import { MonitorPhone, MODES } from "./monitor.js";
+import { boardChat } from "./chat.js";
 
 if (!session.access) toLogin();
 
@@ -238,4 +239,11 @@ monitor.addEventListener("change", (e) => {
 });
 $("#logout").addEventListener("click", toLogin);
 
+// After the board's own listeners (the agents are known when the chat fills its recipients).
+// A raised hand's "Whisper": join the agent's call talking to the agent only.
+boardChat(hub, monitor.hub, agents, async (contactId) => {
+  try { await monitor.watch(contactId, "whisper"); } catch (err) { toast(err.message); }
+  render();
+});
+monitor.hub.start(); // the supervisor's own stream: messages now, the softphone when monitoring
 hub.start();

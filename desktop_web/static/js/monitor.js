@@ -20,6 +20,8 @@ export class MonitorPhone extends EventTarget {
     this.mode = null;
     this._ctx = this._analyser = null;
     this._answer = null;
+    this.iceServers = [];
+    this.hub.addEventListener("welcome", (e) => { this.iceServers = e.detail.ice_servers || []; });
     this.hub.addEventListener("phone-answer", (e) => this._onAnswer(e.detail));
     this.hub.addEventListener("phone-state", (e) => {
       if (e.detail.state !== "closed") this._set("failed", e.detail.reason || "the softphone was lost");
@@ -49,11 +51,9 @@ export class MonitorPhone extends EventTarget {
   async ready() {
     if (this.state === "ready") return;
     this._set("connecting");
-    let welcome = null;
-    this.hub.addEventListener("welcome", (e) => { welcome = e.detail; }, { once: true });
     await this._online();
     const local = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true } });
-    const pc = rtc.createPeer((welcome && welcome.ice_servers) || []);
+    const pc = rtc.createPeer(this.iceServers);
     this.pc = pc;
     rtc.addMicrophone(pc, local);
     pc.addEventListener("track", (e) => {
