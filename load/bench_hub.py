@@ -97,6 +97,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="offer permessage-deflate like a browser does (default none)",
     )
     p.add_argument("--seed", type=int, default=1, help="random seed of the agent choice")
+    p.add_argument("--live-calls", type=int, default=0, metavar="N",
+                   help="on the redis backend, measure again with N calls' live analytics reported every second")
     p.add_argument("--profile", metavar="FILE", help="cProfile the hub during the measured window into FILE")
     p.add_argument("--log-dir", metavar="DIR", help="keep the servers' logs in DIR (default: removed)")
     p.add_argument("--json", action="store_true", help="print only the final JSON line")
@@ -117,6 +119,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if too_big or args.duration + args.warmup > 600:
         p.error("that is beyond what this benchmark is meant for (agents 50k, boards 1k, rate 20k/s, 10 min)")
     return args
+
+
+def measure_with_calls(label: str, hub: Any, load: Any, prep: Any, calls: int) -> dict[str, Any]:
+    """The same load while `calls` calls' live analytics reach the boards (hubload/livecalls.py)."""
+    from hubload.common import REDIS_URL
+    from hubload.livecalls import Feeder, seed
+
+    say(f"  again with {calls} live calls reported every second")
+    seed(REDIS_URL, prep.env["UNIDESK_REDIS_PREFIX"], prep.tenant_id, prep.agent_ids, calls)
+    feeder = Feeder(hub.ws_url, prep.secret, calls)
+    feeder.start()
+    try:
+        r = measure(label, hub, load, prep)
+    finally:
+        feeder.stop()
+    if feeder.error or not feeder.sent:
+        raise RuntimeError(f"the live-calls feeder failed: {feeder.error or 'nothing sent'}")
+    r["live_calls"] = calls
+    r["analytics_reports_sent"] = feeder.sent
+    return r
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,14 +181,20 @@ def main(argv: list[str] | None = None) -> int:
     results: list[dict[str, Any]] = []
     t_start = time.monotonic()
     try:
-        for kind in kinds:
+        runs = [(kind, 0) for kind in kinds]
+        if args.live_calls and "redis" in kinds:
+            runs.append(("redis", args.live_calls))  # a fresh hub: the agents start from logged out again
+        for kind, calls in runs:
             say(f"unidesk hub, {kind} backend: preparing {args.agents} agents, {args.boards} boards")
             prep = prepare(kind, tmp, args.agents, args.boards)
             hub: Server | None = None
             try:
-                hub = start_hub(prep, logs, args.profile if kind == kinds[-1] else None)
+                hub = start_hub(prep, logs, args.profile if (kind, calls) == runs[-1] else None)
                 hub.wait_healthy()
-                results.append(measure(f"unidesk-{kind}", hub, load, prep))
+                if calls:
+                    results.append(measure_with_calls(f"unidesk-{kind}+{calls}-calls", hub, load, prep, calls))
+                else:
+                    results.append(measure(f"unidesk-{kind}", hub, load, prep))
             except BaseException:
                 if hub is not None:
                     say(f"  hub log (tail): {hub.log_tail(1500)}")
@@ -200,6 +228,11 @@ def main(argv: list[str] | None = None) -> int:
                 "p99_ratio": ratio(r["latency_ms_p99"], base["latency_ms_p99"]),
             }
         summary["goals"][r["target"]] = goals_for(r, base)
+        if r.get("live_calls"):
+            plain = next((x for x in results if x["target"] == r["target"].split("+")[0]), None)
+            if plain is not None:
+                summary["comparisons"].setdefault(r["target"], {})["p99_ratio_to_no_calls"] = ratio(
+                    r["latency_ms_p99"], plain["latency_ms_p99"])
     out = {
         "load": {
             "agents": args.agents,

@@ -25,6 +25,7 @@ class Prepared:
     agent_tokens: list[str]
     board_tokens: list[str]
     cleanup: list[Any] = field(default_factory=list)
+    tenant_id: int = 0
 
 
 def _pg_admin(sql: str) -> None:
@@ -146,6 +147,7 @@ def prepare(kind: str, tmp: Path, agents: int, boards: int) -> Prepared:
             [mint(uid, name, "agent") for uid, name in a],
             [mint(uid, name, "supervisor") for uid, name in b],
             cleanup,
+            tenant_id,
         )
     except BaseException:
         run_cleanup(cleanup)

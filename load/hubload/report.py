@@ -65,9 +65,10 @@ def print_table(results: list[dict[str, Any]], summary: dict[str, Any]) -> None:
                 " (other programs, kernel networking); its figures are pessimistic."
             )
     for kind, s in summary.get("comparisons", {}).items():
-        print(
-            f"{kind}/bare: fan-out rate ratio {s['fanout_ratio']}, p99 latency ratio {s['p99_ratio']}"
-        )
+        if "fanout_ratio" in s:
+            print(f"{kind}/bare: fan-out rate ratio {s['fanout_ratio']}, p99 latency ratio {s['p99_ratio']}")
+        if "p99_ratio_to_no_calls" in s:
+            print(f"{kind}: p99 latency ratio to the same load without live calls {s['p99_ratio_to_no_calls']}")
     for kind, goals in summary.get("goals", {}).items():
         marks = ", ".join(f"{g}: {'met' if ok else 'MISSED'}" for g, ok in goals.items())
         print(f"goals ({kind}): {marks}")
