@@ -70,3 +70,17 @@ class DtmfReceived:
     "Our id for the call."
     digit: str
     "One of 0-9, *, #, A-D."
+
+
+@dataclass(frozen=True)
+class Registered:
+    """A desk phone registered, refreshed its registration, or left (`expires` 0: unregistered or expired)."""
+
+    user: str
+    "The SIP user name."
+    contact: str
+    "Where to send it INVITEs (its Contact URI)."
+    expires: int
+    "Seconds the binding lasts; 0 when it ended."
+    remote: str
+    "ip:port the REGISTER came from."

@@ -38,7 +38,11 @@ def free_port_pair() -> int:
 class Baresip:
     """One baresip phone in a folder of its own. `call()` dials and hangs up after `seconds`."""
 
-    def __init__(self, folder: Path, tone_hz: int, user: str = "caller", auto_answer: bool = False) -> None:
+    def __init__(
+        self, folder: Path, tone_hz: int, user: str = "caller", auto_answer: bool = False,
+        registrar: str | None = None, password: str | None = None,
+    ) -> None:
+        """`registrar` ("host:port"): a desk phone registering there as `user` with `password`."""
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
         # baresip also opens TCP and TLS (the port after) beside UDP: all must be free.
@@ -70,7 +74,11 @@ class Baresip:
             )
         )
         answer = ";answermode=auto" if auto_answer else ""
-        (folder / "accounts").write_text(f"<sip:{user}@127.0.0.1:{self.port}>;regint=0{answer}\n")
+        if registrar:
+            account = f"<sip:{user}@{registrar}>;auth_pass={password};regint=60{answer}"
+        else:
+            account = f"<sip:{user}@127.0.0.1:{self.port}>;regint=0{answer}"
+        (folder / "accounts").write_text(account + "\n")
         self.proc: subprocess.Popen[bytes] | None = None
 
     def call(self, uri: str, seconds: int) -> subprocess.Popen[bytes]:
