@@ -29,6 +29,7 @@ from realtime.hub import Hub
 from realtime.live import LiveStore, RedisLiveStore, make_live_store
 from realtime.metrics import Metrics
 from realtime.phone import PhoneService
+from realtime.deskphones import DeskPhones
 from realtime.sipcalls import SipCalls
 from store.db import make_engine, make_sessionmaker
 
@@ -52,6 +53,7 @@ class Context:
     hub: Hub
     contacts: ContactCenter
     phone: PhoneService
+    desk: DeskPhones | None = None
 
     async def db_ok(self) -> bool:
         try:
@@ -81,9 +83,11 @@ def build_context(settings: Settings) -> Context:
         live, sessionmaker, directory, on_busy=lambda t, a, on: contacts.submit(Busy(tenant_id=t, agent_id=a, on=on))
     )
     sip = SipCalls(live, sessionmaker, phone, contacts)
-    hub = Hub(settings, live, agents, tokens, metrics, contacts, phone, sip)
+    desk = DeskPhones(live, sessionmaker, phone, contacts)
+    hub = Hub(settings, live, agents, tokens, metrics, contacts, phone, sip, desk)
     return Context(
-        settings, engine, sessionmaker, live, directory, history, agents, tokens, throttle, metrics, hub, contacts, phone
+        settings, engine, sessionmaker, live, directory, history, agents, tokens, throttle, metrics, hub, contacts, phone,
+        desk,
     )
 
 

@@ -29,6 +29,7 @@ from realtime.contacts import Accept, ContactCenter, ContactError, End, Hold, Re
 from realtime.live import LiveStore, frame_seq, stream_agent, stream_board
 from realtime.metrics import Metrics
 from realtime.phone import RING_SECONDS, WORKER_GRACE, PhoneError, PhoneService, ice_servers, stream_worker
+from realtime.deskphones import DeskPhones
 from realtime.sipcalls import SipCalls
 
 log = logging.getLogger("unidesk.hub")
@@ -113,8 +114,10 @@ class Hub:
         contacts: ContactCenter | None = None,
         phone: PhoneService | None = None,
         sip: SipCalls | None = None,
+        desk: DeskPhones | None = None,
     ) -> None:
         self.settings = settings
+        self.desk = desk
         self.contacts = contacts
         self.phone = phone
         self.sip = sip
@@ -313,7 +316,7 @@ class Hub:
                     self._need(p, "agent")
                     await self._phone(conn, p, frame)
                 case P.WorkerHello() | P.MediaAnswer() | P.MediaFailed() | P.MediaClosed() | P.MediaCheck() \
-                        | P.SipIncoming() | P.SipEnded() | P.SipDtmf() | P.SipProgress():
+                        | P.SipIncoming() | P.SipEnded() | P.SipDtmf() | P.SipProgress() | P.SipRegistered():
                     self._need(p, WORKER_ROLE)
                     await self._worker_frame(conn, frame)
                 case _:  # pragma: no cover - the union is exhaustive
@@ -396,6 +399,11 @@ class Hub:
         match frame:
             case P.WorkerHello() as hello:
                 await phone.worker_hello(conn.worker, conn.conn_id, hello)
+                if self.desk is not None:
+                    await self.desk.worker_hello(conn.worker)
+            case P.SipRegistered() as m:
+                if self.desk is not None:
+                    await self.desk.registered(conn.worker, m)
             case P.MediaAnswer() as m:
                 await phone.media_answer(conn.worker, m)
             case P.MediaFailed() as m:
@@ -410,11 +418,14 @@ class Hub:
                     case P.SipIncoming():
                         await self.sip.incoming(conn.worker, m)
                     case P.SipEnded():
-                        # A call an agent placed outside, or else a caller's.
-                        if not await phone.sip_ended(conn.worker, m):
+                        # A desk phone's call, a call an agent placed outside, or else a caller's.
+                        if self.desk is not None and await self.desk.ended(conn.worker, m):
+                            pass
+                        elif not await phone.sip_ended(conn.worker, m):
                             await self.sip.ended(conn.worker, m)
                     case P.SipProgress():
-                        await phone.sip_progress(conn.worker, m)
+                        if not await phone.sip_progress(conn.worker, m) and self.desk is not None:
+                            await self.desk.progress(conn.worker, m)
                     case P.SipDtmf():
                         await self.sip.dtmf(conn.worker, m)
         self._send(conn, P.Ack(ref=frame.id))
@@ -538,6 +549,8 @@ class Hub:
                     calls=calls,
                 ),
             )
+            if self.desk is not None and not supervisor and d.is_agent(p.user_id):
+                self._send_now(conn, await self.desk.state(p.tenant_id, p.user_id))
         else:
             for f in frames:
                 self._push_now(conn, f.decode())

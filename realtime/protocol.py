@@ -250,10 +250,22 @@ class SipDtmf(ClientMessage, tag="sip-dtmf"):
     digits: Annotated[str, msgspec.Meta(pattern=r"^[0-9*#A-D]{1,32}$")]
 
 
+class SipRegistered(ClientMessage, tag="sip-registered"):
+    """A desk phone registered with the worker, refreshed its registration, or left (`expires` 0)."""
+
+    user: SipText
+    # Where the phone takes INVITEs (its Contact URI).
+    contact: SipText
+    expires: Annotated[int, msgspec.Meta(ge=0, le=86400)]
+    # The sender's address, "ip:port".
+    remote: SipText = ""
+
+
 ClientFrame = Union[
     Auth, Ping, SetState, ExtendWrapUp, ForceState, AcceptOffer, RejectOffer, EndContact, CompleteWrapUp,
     PhoneOffer, PhoneClose, PhoneTest, CallDial, CallAnswer, CallHangup, CallHold, CallMute, CallDtmf, CallTransfer,
     WorkerHello, MediaAnswer, MediaFailed, MediaClosed, MediaCheck, SipIncoming, SipEnded, SipDtmf, SipProgress,
+    SipRegistered,
 ]
 
 
@@ -465,6 +477,18 @@ class PhoneCheck(ServerMessage, tag="phone-check"):
     seq: int = 0
 
 
+class DeskPhone(ServerMessage, tag="desk-phone"):
+    """The agent's desk phone: registered (where from, until when) or not, and whether calls go to it."""
+
+    registered: bool
+    # "desk": offered contacts ring the desk phone; "browser": the softphone.
+    phone: Literal["browser", "desk"] = "browser"
+    contact: str = ""
+    remote: str = ""
+    expires_at: float | None = None
+    seq: int = 0
+
+
 class CallView(msgspec.Struct, omit_defaults=True, kw_only=True):
     id: str
     # "inbound" for the agent being called, "outbound" for the one calling.
@@ -501,12 +525,22 @@ class CallDigits(ServerMessage, tag="call-digits"):
     seq: int = 0
 
 
+class SipUserEntry(msgspec.Struct, kw_only=True):
+    """A desk phone's credentials for the worker's registrar (never the password)."""
+
+    user: str
+    # Digest realm: the tenant's slug.
+    realm: str
+    # MD5(user:realm:password), hex.
+    ha1: str
+
+
 class MediaCommand(msgspec.Struct, omit_defaults=True, kw_only=True):
     """One instruction for a media worker (see docs/protocol.md, "Media worker")."""
 
     op: Literal[
         "offer", "close", "connect", "disconnect", "unlisten", "hold", "mute", "tone", "music",
-        "sip-answer", "sip-reject", "sip-hangup", "sip-dtmf", "sip-dial", "ringback", "prompt",
+        "sip-answer", "sip-reject", "sip-hangup", "sip-dtmf", "sip-dial", "ringback", "prompt", "sip-users",
     ]
     session_id: str
     offer_id: str | None = None
@@ -524,6 +558,10 @@ class MediaCommand(msgspec.Struct, omit_defaults=True, kw_only=True):
     from_uri: str | None = None
     # Prompts played in a row to the leg (names of the worker's prompt files; none: stop playing).
     prompts: list[str] | None = None
+    # sip-dial: the engine leg the answered call becomes (a desk phone: the agent's session id).
+    leg: str | None = None
+    # sip-users: every desk phone that may register with the worker (replaces the previous list).
+    users: list[SipUserEntry] | None = None
 
 
 class MediaCommands(ServerMessage, tag="media-commands"):
@@ -554,7 +592,7 @@ class Error(ServerMessage, tag="error"):
 
 ServerFrame = Union[
     Welcome, Snapshot, AgentStateChanged, ContactOffered, ContactChanged, QueueStatsChanged, PhoneAnswer,
-    PhoneState, PhoneCheck, CallChanged, CallDigits, MediaCommands, Ack, Pong, Error
+    PhoneState, PhoneCheck, CallChanged, CallDigits, MediaCommands, Ack, Pong, Error, DeskPhone
 ]
 
 # Error codes, one per kind of failure.

@@ -64,6 +64,8 @@ class Worker:
         self._hold_player: Source | None = None
         self._ringback = ringback()
         self.sip: Any = None
+        # Desk-phone calls placed for the hub: call id -> the engine leg they become (the agent's session id).
+        self._desk_legs: dict[str, str] = {}
 
     # ------------------------------------------------------------ connection
 
@@ -86,9 +88,12 @@ class Worker:
         log.info("SIP on %s:%s", self.settings.sip_host, self.settings.sip_port)
 
     def _sip_event(self, ev: object) -> None:
-        from bridge.ua import CallEnded, CallProgress, DtmfReceived, IncomingCall
+        from bridge.ua import CallEnded, CallProgress, DtmfReceived, IncomingCall, Registered
 
         match ev:
+            case Registered():
+                self._send({"type": "sip-registered", "user": ev.user[:256], "contact": ev.contact[:256],
+                            "expires": ev.expires, "remote": ev.remote[:256]})
             case CallProgress():
                 self._send({"type": "sip-progress", "call_id": ev.call_id, "state": ev.state})
             case IncomingCall() if self._ws is None:
@@ -100,6 +105,7 @@ class Worker:
                             "caller": ev.caller[:256], "caller_name": (ev.caller_name or "")[:256] or None,
                             "remote": ev.remote[:256], "transport": ev.transport[:8]})
             case CallEnded():
+                self._desk_legs.pop(ev.call_id, None)
                 self._send({"type": "sip-ended", "call_id": ev.call_id, "code": ev.code,
                             "reason": (ev.reason or "")[:256], "by": ev.by})
             case DtmfReceived():
@@ -127,7 +133,7 @@ class Worker:
             await ws.send(
                 msgspec.json.encode(
                     {"type": "worker-hello", "name": self.name, "capacity": self.capacity,
-                     "sessions": self.engine.sessions()}
+                     "sessions": self.engine.sessions() + list(self._desk_legs.values())}
                 ).decode()
             )
             log.info("connected to the hub at %s as %s", self.url, self.name)
@@ -236,7 +242,15 @@ class Worker:
                                 "by": "local"})
                     return
                 assert c.uri is not None, "sip-dial names whom to call"
-                self.sip.dial(sid, c.uri, c.from_uri)
+                self.sip.dial(sid, c.uri, c.from_uri, leg_id=c.leg)
+                if c.leg:
+                    self._desk_legs[sid] = c.leg
+            case "sip-users":
+                # The desk phones that may register here (credentials from the hub's store).
+                if self.sip is not None:
+                    from bridge.ua import SipUser
+
+                    await self.sip.set_users([SipUser(u.user, u.realm, u.ha1) for u in c.users or []])
             case "ringback":
                 # What the caller hears while the far end rings: 425 Hz, one second in five.
                 self._need(sid)
