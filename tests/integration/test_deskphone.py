@@ -120,3 +120,27 @@ async def test_hanging_up_the_desk_phone_ends_the_contact_and_a_wrong_password_i
         set_desk_phone(hub, me, phone="browser")
         await agent.request({"type": "set-state", "state": "logged-out"})
         await agent.close()
+
+
+def test_desk_phone_settings_are_scoped_to_the_tenant_and_the_user(hub):
+    def me(username: str, tenant: str = "demo") -> int:
+        r = httpx.get(f"{hub.url}/api/me", headers=bearer(cached_login(hub.url, username, tenant=tenant)))
+        return r.json()["id"]
+
+    acme_agent = me("agent1", "acme")
+    demo_agent = me("agent5")
+    # Another tenant's user is not found; another user's phone is an admin's business.
+    assert set_desk_phone(hub, acme_agent, phone="desk").status_code == 404
+    as_agent2 = bearer(cached_login(hub.url, "agent2"))
+    r = httpx.put(f"{hub.url}/api/users/{demo_agent}/desk-phone", json={"phone": "desk"}, headers=as_agent2)
+    assert r.status_code == 403
+    # SIP user names are unique across tenants (acme's agents register as acme-agentN).
+    r = set_desk_phone(hub, demo_agent, sip_user="acme-agent1", password="pw-12345")
+    assert r.status_code == 409, r.text
+    assert set_desk_phone(hub, demo_agent, password="x").status_code == 422  # too short
+    # The agent may set its own; the listing shows the agent its own phone only.
+    as_agent5 = bearer(cached_login(hub.url, "agent5"))
+    r = httpx.put(f"{hub.url}/api/users/{demo_agent}/desk-phone", json={"phone": "browser"}, headers=as_agent5)
+    assert r.status_code == 200 and r.json()["sip_user"] == "agent5" and r.json()["registered"] is False
+    mine = httpx.get(f"{hub.url}/api/desk-phones", headers=as_agent5).json()
+    assert [x["username"] for x in mine] == ["agent5"]

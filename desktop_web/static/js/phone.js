@@ -201,6 +201,15 @@ export class Softphone {
     }
   }
 
+  // The agent's SIP desk phone (docs/sip.md, "Desk phones"): registered or not, and whether calls ring it.
+  _onDeskPhone(m) {
+    const p = $("#desk-phone", this.root);
+    const where = m.registered ? `registered from ${m.remote || m.contact}` : "not registered";
+    p.textContent = m.phone === "desk" ? `Calls ring your desk phone (${where}).` : `Desk phone ${where}.`;
+    p.dataset.registered = m.registered ? "yes" : "no";
+    show(p, m.registered || m.phone === "desk");
+  }
+
   setStatus(state, message = "") {
     this.state = state;
     $("#phone-status", this.root).dataset.state = state;
@@ -435,6 +444,7 @@ export class Softphone {
     hub.addEventListener("phone-answer", (e) => this._onAnswer(e.detail));
     hub.addEventListener("phone-state", (e) => this._onPhoneState(e.detail));
     hub.addEventListener("phone-check", (e) => this._onCheck(e.detail));
+    hub.addEventListener("desk-phone", (e) => this._onDeskPhone(e.detail));
     hub.addEventListener("call-changed", (e) => this._onCall(e.detail.call));
     hub.addEventListener("call-digits", (e) => {
       if (this.calls.addDigits(e.detail.call_id, e.detail.digits)) this.renderCall();
