@@ -268,8 +268,12 @@ class UserAgent:
 
     def set_users(self, users: list[SipUser], done: concurrent.futures.Future[None] | None = None) -> None:
         """Command: the desk phones that may register (bindings of removed users end)."""
-        for reg in self.registrar.set_users(users, time.time()):
+        now = time.time()
+        for reg in self.registrar.set_users(users, now):
             self.emit(Registered(reg.user, reg.contact, 0, reg.remote))
+        # The bindings that stand, again: an owner that sends the users (a hub after a restart) learns them.
+        for user, (contact, until, remote) in self.registrar.bindings.items():
+            self.emit(Registered(user, contact, max(1, int(until - now)), remote))
         if done is not None:
             done.set_result(None)
 

@@ -164,6 +164,17 @@ class DeskPhones:
         frame = await self.state(tenant_id, agent_id)
         await self.live.publish([(stream_agent(tenant_id, agent_id), P.encode(frame))])
 
+    async def on_desk(self, tenant_id: int, agent_id: int) -> bool:
+        """Whether the agent takes calls on a desk phone (its softphone is then refused)."""
+        async with self.sessionmaker() as s:
+            user = await TenantRepo(s, tenant_id).user_by_id(agent_id)
+        return user is not None and user.phone == "desk"
+
+    async def ringing(self, tenant_id: int, contact_id: str, agent_id: int) -> bool:
+        """Whether the agent's desk phone rings for this contact now."""
+        call = await self._by_contact(tenant_id, contact_id)
+        return call is not None and call.agent_id == agent_id and not call.answered
+
     # ------------------------------------------------------------ from the ACD
 
     async def contact_offered(self, tenant_id: int, contact_id: str, agent_id: int) -> None:

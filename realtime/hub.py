@@ -297,6 +297,9 @@ class Hub:
                     self._send(conn, P.Ack(ref=frame.id))
                 case P.AcceptOffer(contact_id=cid):
                     self._need(p, "agent")
+                    if self.desk is not None and await self.desk.ringing(p.tenant_id, cid, p.user_id):
+                        # Only the phone can take the call off the hook (its audio is there).
+                        raise PhoneError(P.CONFLICT, "your desk phone is ringing: answer the call there")
                     await self._to_router(conn, frame.id, Accept(tenant_id=p.tenant_id, agent_id=p.user_id, contact_id=cid))
                 case P.RejectOffer(contact_id=cid):
                     self._need(p, "agent")
@@ -371,6 +374,9 @@ class Hub:
             case P.PhoneOffer(offer_id=oid, sdp=sdp):
                 if "m=audio" not in sdp:
                     raise PhoneError(P.BAD_SDP, "the offer has no audio section (m=audio)")
+                if self.desk is not None and await self.desk.on_desk(t, me):
+                    # The desk phone's call takes the softphone's place (its leg): one or the other.
+                    raise PhoneError(P.CONFLICT, "your calls ring your desk phone; choose the browser phone to use the softphone")
                 await phone.offer(t, me, oid, sdp)
             case P.PhoneClose():
                 await phone.close(t, me)

@@ -132,6 +132,10 @@ async def test_baresip_registers_with_the_right_password(make_rig, tmp_path: Pat
         assert reg.contact.startswith("sip:agent1") and reg.contact.endswith(f"@127.0.0.1:{phone.port}")
         assert reg.remote == f"127.0.0.1:{phone.port}"
         assert await until(lambda: "200 OK" in phone.output()), phone.output()
+        # Sending the users again re-reports the bindings that stand (a restarted hub learns them).
+        await rig.bridge.set_users([SipUser("agent1", REALM, ha1("agent1", REALM, "pw1"))])
+        again = await rig.events.expect(Registered)
+        assert (again.user, again.contact) == ("agent1", reg.contact) and 0 < again.expires <= 60
         # The registered contact can be called; it answers (auto-answer) and the call has a leg of our naming.
         rig.bridge.dial("d1", reg.contact, leg_id="1-42")
         assert (await rig.events.expect(CallProgress, "d1")).state in ("ringing", "answered")

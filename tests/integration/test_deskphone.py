@@ -144,3 +144,38 @@ def test_desk_phone_settings_are_scoped_to_the_tenant_and_the_user(hub):
     assert r.status_code == 200 and r.json()["sip_user"] == "agent5" and r.json()["registered"] is False
     mine = httpx.get(f"{hub.url}/api/desk-phones", headers=as_agent5).json()
     assert [x["username"] for x in mine] == ["agent5"]
+
+
+async def test_a_ringing_desk_phone_is_answered_there_and_a_declined_offer_stops_its_ringing(hub, media_worker, tmp_path):
+    only(hub)
+    agent, me = await desk_agent(hub, "agent5")
+    assert set_desk_phone(hub, me, password="desk-5", phone="desk").status_code == 200
+    desk = Baresip(tmp_path / "desk", int(DESK_HZ), user="agent5", registrar=f"127.0.0.1:{media_worker.sip_port}",
+                   password="desk-5")  # no auto-answer: it rings
+    caller = Baresip(tmp_path / "caller", int(CALLER_HZ))
+    try:
+        # With the desk phone chosen, the softphone is refused (the desk call takes its place).
+        r = await agent.request({"type": "phone-offer", "offer_id": "o1", "sdp": "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\n"})
+        assert r["type"] == "error" and r["code"] == "conflict", r
+        await asyncio.to_thread(desk.listen, 40)
+        await registered(agent)
+        assert (await agent.request({"type": "set-state", "state": "available"}))["type"] == "ack"
+        caller.call(f"sip:support@127.0.0.1:{media_worker.sip_port}", 30)
+        offer = await agent.expect(lambda m: m["type"] == "contact-offered", 15)
+        contact_id = offer["contact"]["id"]
+        deadline = asyncio.get_running_loop().time() + 10
+        while "Incoming call" not in desk.output():
+            assert asyncio.get_running_loop().time() < deadline, desk.output()
+            await asyncio.sleep(0.05)  # polling another process's log, bounded
+        r = await agent.request({"type": "accept-offer", "contact_id": contact_id})
+        assert r["type"] == "error" and r["code"] == "conflict", r
+        # Declined on the desktop: the desk phone stops ringing (CANCEL), the caller waits for another agent.
+        assert (await agent.request({"type": "reject-offer", "contact_id": contact_id}))["type"] == "ack"
+        assert await asyncio.to_thread(ended, desk), desk.output()[-2000:]
+        assert "terminated" not in caller.output()
+    finally:
+        caller.stop()
+        desk.stop()
+        set_desk_phone(hub, me, phone="browser")
+        await agent.request({"type": "set-state", "state": "logged-out"})
+        await agent.close()
