@@ -32,13 +32,14 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
-import pjsua2 as pj
+from pjsua2 import _pjsua2
 
 from .registrar import Reply
 
 log = logging.getLogger(__name__)
 
-_lib = ctypes.CDLL(pj._pjsua2.__file__ if hasattr(pj, "_pjsua2") else pj.__file__)
+# The library pjsua2 already loaded (dlopen hands back the same one): the same pjsip, the same endpoint.
+_lib = ctypes.CDLL(_pjsua2.__file__)
 
 c_void_p, c_int, c_ssize_t = ctypes.c_void_p, ctypes.c_int, ctypes.c_ssize_t
 

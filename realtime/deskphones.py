@@ -35,6 +35,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -92,7 +93,7 @@ class DeskPhones:
         sessionmaker: async_sessionmaker[AsyncSession],
         phone: PhoneService,
         contacts: ContactCenter,
-        clock=time.time,  # type: ignore[no-untyped-def]
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.live = live
         self.sessionmaker = sessionmaker

@@ -17,7 +17,7 @@ from bridge.pjmodule import digest_works, pj_digest
 from bridge.registrar import Registrar, SipUser, ha1, parse_digest
 from tests.sip_peers import Baresip
 
-from .test_sip_bridge import Events, make_rig  # noqa: F401  (fixture)
+from .test_sip_bridge import make_rig  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.timeout(60)
 
