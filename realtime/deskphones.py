@@ -143,6 +143,21 @@ class DeskPhones:
             log.info("desk phone %s of agent %s unregistered", m.user, who.user_id)
         await self.tell(who.tenant_id, who.user_id)
 
+    async def worker_gone(self, worker: str) -> None:
+        """A worker went away: the desk phones registered with it are not reachable, its desk calls are over
+        (their contacts end with the callers, see SipCalls.worker_gone)."""
+        for raw in (await self.live.map_all(DESK_CALLS)).values():
+            call = _call_dec.decode(raw)
+            if call.worker == worker:
+                await self._forget(call)
+        async with self.sessionmaker() as s:
+            tenants = {x.tenant_id for x in await desk_phone_logins(s)}
+        for tenant_id in tenants:
+            for agent, raw in (await self.live.map_all(desk_phones_map(tenant_id))).items():
+                if _reg_dec.decode(raw).worker == worker:
+                    await self.live.map_delete(desk_phones_map(tenant_id), agent)
+                    await self.tell(tenant_id, int(agent))
+
     async def registration(self, tenant_id: int, agent_id: int) -> Registration | None:
         raw = await self.live.map_get(desk_phones_map(tenant_id), str(agent_id))
         if raw is None:

@@ -438,8 +438,11 @@ class Hub:
 
     async def _worker_gone(self, name: str) -> None:
         assert self.phone is not None
-        if await self.phone.worker_gone(name) and self.sip is not None:
-            await self.sip.worker_gone(name)
+        if await self.phone.worker_gone(name):
+            if self.sip is not None:
+                await self.sip.worker_gone(name)
+            if self.desk is not None:
+                await self.desk.worker_gone(name)
 
     def _later(self, delay: float, coro: Coroutine[Any, Any, None]) -> None:
         async def run() -> None:

@@ -9,6 +9,7 @@ import asyncio
 
 import httpx
 
+from tests.conftest import WorkerProcess
 from tests.helpers import bearer, cached_login, force
 from tests.sip_peers import Baresip, ended, hears
 from webrtc.audio import ToneSource
@@ -178,4 +179,24 @@ async def test_a_ringing_desk_phone_is_answered_there_and_a_declined_offer_stops
         desk.stop()
         set_desk_phone(hub, me, phone="browser")
         await agent.request({"type": "set-state", "state": "logged-out"})
+        await agent.close()
+
+
+async def test_a_desk_phone_registered_with_a_worker_that_dies_is_shown_unregistered(hub, media_worker, tmp_path):
+    agent, me = await desk_agent(hub, "agent2")
+    assert set_desk_phone(hub, me, password="desk-2", phone="desk").status_code == 200
+    worker = WorkerProcess(hub, tmp_path / "w.log", name=f"doomed-{me}").start()
+    desk = Baresip(tmp_path / "desk", int(DESK_HZ), user="agent2", auto_answer=True,
+                   registrar=f"127.0.0.1:{worker.sip_port}", password="desk-2")
+    try:
+        await asyncio.to_thread(desk.listen, 40)
+        await registered(agent)
+        agent.events = [m for m in agent.events if m["type"] != "desk-phone"]
+        worker.kill()
+        gone = await agent.expect(lambda m: m["type"] == "desk-phone" and not m["registered"], 15)
+        assert gone["phone"] == "desk"
+    finally:
+        desk.stop()
+        worker.stop()
+        set_desk_phone(hub, me, phone="browser")
         await agent.close()
