@@ -23,13 +23,13 @@ from realtime.agents import AgentService
 from realtime.auth import LoginThrottle, RedisLoginThrottle, TokenService
 from realtime.config import Settings
 from realtime.contacts import Busy, ContactCenter
+from realtime.deskphones import DeskPhones
 from realtime.directory import Directory
 from realtime.history import HistoryWriter
 from realtime.hub import Hub
 from realtime.live import LiveStore, RedisLiveStore, make_live_store
 from realtime.metrics import Metrics
 from realtime.phone import PhoneService
-from realtime.deskphones import DeskPhones
 from realtime.sipcalls import SipCalls
 from store.db import make_engine, make_sessionmaker
 

@@ -26,10 +26,10 @@ from realtime.agents import AgentService, Conflict, NotFound, UnknownReason
 from realtime.auth import WORKER_ROLE, Principal, TokenError, TokenService
 from realtime.config import Settings
 from realtime.contacts import Accept, ContactCenter, ContactError, End, Hold, Reject, WrapUp
+from realtime.deskphones import DeskPhones
 from realtime.live import LiveStore, frame_seq, stream_agent, stream_board
 from realtime.metrics import Metrics
 from realtime.phone import RING_SECONDS, WORKER_GRACE, PhoneError, PhoneService, ice_servers, stream_worker
-from realtime.deskphones import DeskPhones
 from realtime.sipcalls import SipCalls
 
 log = logging.getLogger("unidesk.hub")
@@ -425,9 +425,8 @@ class Hub:
                         await self.sip.incoming(conn.worker, m)
                     case P.SipEnded():
                         # A desk phone's call, a call an agent placed outside, or else a caller's.
-                        if self.desk is not None and await self.desk.ended(conn.worker, m):
-                            pass
-                        elif not await phone.sip_ended(conn.worker, m):
+                        desk = self.desk is not None and await self.desk.ended(conn.worker, m)
+                        if not desk and not await phone.sip_ended(conn.worker, m):
                             await self.sip.ended(conn.worker, m)
                     case P.SipProgress():
                         if not await phone.sip_progress(conn.worker, m) and self.desk is not None:
