@@ -186,6 +186,11 @@ class DeskPhones:
             user = await TenantRepo(s, tenant_id).user_by_id(agent_id)
         return user is not None and user.phone == "desk"
 
+    async def in_call(self, tenant_id: int, agent_id: int) -> bool:
+        """Whether the agent's leg on its worker is a desk phone's call now (a softphone's close leaves it)."""
+        raw = await self.live.map_get(phones_map(tenant_id), str(agent_id))
+        return raw is not None and raw.decode().endswith(f"\n{DESK}")
+
     async def ringing(self, tenant_id: int, contact_id: str, agent_id: int) -> bool:
         """Whether the agent's desk phone rings for this contact now."""
         call = await self._by_contact(tenant_id, contact_id)

@@ -379,7 +379,8 @@ class Hub:
                     raise PhoneError(P.CONFLICT, "your calls ring your desk phone; choose the browser phone to use the softphone")
                 await phone.offer(t, me, oid, sdp)
             case P.PhoneClose():
-                await phone.close(t, me)
+                if self.desk is None or not await self.desk.in_call(t, me):
+                    await phone.close(t, me)
             case P.PhoneTest(tone_hz=hz):
                 await phone.test_tone(t, me, hz)
             case P.CallDial(to=to):
