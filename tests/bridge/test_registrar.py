@@ -185,3 +185,16 @@ async def test_wrong_password_and_unknown_user_are_refused_and_calls_still_work(
     finally:
         wrong.stop()
         unknown.stop()
+
+
+async def test_baresip_registers_over_tcp(make_rig, tmp_path: Path) -> None:
+    rig = await make_rig()
+    await rig.bridge.set_users([SipUser("agent3", REALM, ha1("agent3", REALM, "pw3"))])
+    phone = Baresip(tmp_path / "tcp", 500, user="agent3", registrar=f"{rig.target};transport=tcp", password="pw3")
+    try:
+        await asyncio.to_thread(phone.listen, 20)
+        reg = await rig.events.expect(Registered)
+        assert (reg.user, reg.expires) == ("agent3", 60) and "transport=tcp" in reg.contact, reg
+        assert await until(lambda: "200 OK" in phone.output()), phone.output()
+    finally:
+        phone.stop()
