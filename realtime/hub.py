@@ -405,9 +405,10 @@ class Hub:
         assert phone is not None and conn.worker is not None, "a worker connection has a name"
         match frame:
             case P.WorkerHello() as hello:
-                await phone.worker_hello(conn.worker, conn.conn_id, hello)
                 if self.desk is not None:
+                    # The registrar's users first: desk phones get answers from the moment the worker is listed.
                     await self.desk.worker_hello(conn.worker)
+                await phone.worker_hello(conn.worker, conn.conn_id, hello)
             case P.SipRegistered() as m:
                 if self.desk is not None:
                     await self.desk.registered(conn.worker, m)

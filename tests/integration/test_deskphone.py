@@ -11,7 +11,7 @@ import httpx
 
 from tests.conftest import WorkerProcess
 from tests.helpers import bearer, cached_login, force
-from tests.sip_peers import Baresip, ended, hears
+from tests.sip_peers import Baresip, credentials_work, ended, hears
 from webrtc.audio import ToneSource
 from webrtc.bot import BotAgent
 
@@ -34,6 +34,11 @@ async def desk_agent(hub, username: str) -> tuple[BotAgent, int]:
     return agent, welcome["user"]["id"]
 
 
+async def credentials_in_force(port: int, user: str, password: str) -> None:
+    """The worker has the password the hub sent it (before a phone tries it and backs off on a refusal)."""
+    assert await asyncio.to_thread(credentials_work, port, user, "demo", password), f"{user}'s password never took"
+
+
 async def registered(agent: BotAgent) -> dict:
     return await agent.expect(lambda m: m["type"] == "desk-phone" and m["registered"], 15)
 
@@ -47,6 +52,7 @@ async def test_a_registered_desk_phone_takes_a_queued_call(hub, media_worker, tm
                    registrar=f"127.0.0.1:{media_worker.sip_port}", password="desk-3")
     caller = Baresip(tmp_path / "caller", int(CALLER_HZ))
     try:
+        await credentials_in_force(media_worker.sip_port, "agent3", "desk-3")
         await asyncio.to_thread(desk.listen, 60)
         state = await registered(agent)
         assert state["phone"] == "desk" and state["contact"].endswith(f"@127.0.0.1:{desk.port}"), state
@@ -91,6 +97,7 @@ async def test_hanging_up_the_desk_phone_ends_the_contact_and_a_wrong_password_i
                    registrar=f"127.0.0.1:{media_worker.sip_port}", password="desk-4")
     caller = Baresip(tmp_path / "caller", int(CALLER_HZ))
     try:
+        await credentials_in_force(media_worker.sip_port, "agent4", "desk-4")
         await asyncio.to_thread(intruder.listen, 30)
         deadline = asyncio.get_running_loop().time() + 10
         while "403 Forbidden" not in intruder.output():
@@ -158,6 +165,7 @@ async def test_a_ringing_desk_phone_is_answered_there_and_a_declined_offer_stops
         # With the desk phone chosen, the softphone is refused (the desk call takes its place).
         r = await agent.request({"type": "phone-offer", "offer_id": "o1", "sdp": "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\n"})
         assert r["type"] == "error" and r["code"] == "conflict", r
+        await credentials_in_force(media_worker.sip_port, "agent5", "desk-5")
         await asyncio.to_thread(desk.listen, 40)
         await registered(agent)
         assert (await agent.request({"type": "set-state", "state": "available"}))["type"] == "ack"
@@ -189,6 +197,7 @@ async def test_a_desk_phone_registered_with_a_worker_that_dies_is_shown_unregist
     desk = Baresip(tmp_path / "desk", int(DESK_HZ), user="agent2", auto_answer=True,
                    registrar=f"127.0.0.1:{worker.sip_port}", password="desk-2")
     try:
+        await credentials_in_force(worker.sip_port, "agent2", "desk-2")
         await asyncio.to_thread(desk.listen, 40)
         await registered(agent)
         agent.events = [m for m in agent.events if m["type"] != "desk-phone"]
