@@ -14,9 +14,11 @@ import concurrent.futures
 import logging
 import os
 import queue
+import socket
 import ssl
 import time
 import traceback
+import uuid
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -24,8 +26,10 @@ import pjsua2 as pj
 
 from webrtc.mixer import LegPort
 
-from .events import CallEnded, CallProgress, DtmfReceived, IncomingCall, Registration, SipError
+from .events import CallEnded, CallProgress, DtmfReceived, IncomingCall, Registered, Registration, SipError
+from .pjmodule import RegisterModule, digest_works, pj_digest
 from .ports import FramePort
+from .registrar import Registrar, Reply, SipUser
 from .sipmsg import content_length_mismatch, header, split_name_addr, uri_user, via_transport
 from .trunk import RETRY_SECONDS, Trunk, registration_state, trunk_uri
 
@@ -51,6 +55,8 @@ class AgentConfig:
     tls_port: int = 0
     tls_cert: str | None = None
     tls_key: str | None = None
+    # Serve REGISTER for desk phones (bridge/registrar.py).
+    registrar: bool = True
 
 
 class _Log(pj.LogWriter):
@@ -122,6 +128,10 @@ class UserAgent:
         self.account: _Account | None = None
         self.trunks: dict[str, _TrunkAccount] = {}
         self._logger = _Log()
+        self.registrar = Registrar(pj_digest)
+        self.reg_module: RegisterModule | None = None
+        # Whether desk phones can register (the start-up self-check passed).
+        self.desk_phones = False
         # Audio callback cost of ended calls (timed ports only): rx_ns, rx_frames, tx_ns, tx_frames.
         self._ended_cost = [0, 0, 0, 0]
 
@@ -143,6 +153,7 @@ class UserAgent:
                 self.ep.libHandleEvents(10)
                 self._drain()
                 self._expire()
+                self._expire_registrations()
                 self._bury()
         except BaseException:  # a crash must still free pjsua2, or libDestroy asserts at exit
             log.exception("SIP user agent thread failed")
@@ -197,6 +208,9 @@ class UserAgent:
         med.jbMax = 200
         med.maxMediaPorts = max(2 * c.max_calls + 8, 254)
         self.ep.libInit(cfg)
+        if c.registrar:
+            self.reg_module = RegisterModule(self._register)
+            self.reg_module.register()
         for name in c.transports:
             kind = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP}.get(name)
             if kind is None:
@@ -220,6 +234,75 @@ class UserAgent:
         acfg.mediaConfig.transportConfig.boundAddress = c.host
         self.account = _Account(self)
         self.account.create(acfg, True)
+        if self.reg_module is not None:
+            self.desk_phones = self._self_check()
+
+    def _self_check(self) -> bool:
+        """Send ourselves a REGISTER for a user nobody has: the module must read it and answer it.
+        On failure desk phones are off (said loudly); calls work as before."""
+        assert self.ep is not None and self.reg_module is not None
+        if not digest_works():
+            log.error("pjsip digest self-check failed: desk phones cannot register")
+            self.reg_module.broken = True
+            return False
+        c = self.config
+        if "udp" not in c.transports:
+            return True  # the layout is checked on the first request instead
+        host = "127.0.0.1" if c.host in ("0.0.0.0", "") else c.host
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        marker = f"unidesk-self-check-{uuid.uuid4().hex[:12]}"
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.bind((host, 0))
+            sock.setblocking(False)
+            here = sock.getsockname()[1]
+            h = f"[{host}]" if family == socket.AF_INET6 else host
+            sock.sendto(
+                (f"REGISTER sip:{h}:{c.port} SIP/2.0\r\nVia: SIP/2.0/UDP {h}:{here};branch=z9hG4bK{marker}\r\n"
+                 f"Max-Forwards: 70\r\nFrom: <sip:{marker}@{h}>;tag=1\r\nTo: <sip:{marker}@{h}>\r\n"
+                 f"Call-ID: {marker}\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n").encode(),
+                (host, c.port),
+            )
+            until = time.monotonic() + 3.0
+            while time.monotonic() < until:
+                self.ep.libHandleEvents(10)
+                try:
+                    data = sock.recv(4096)
+                except BlockingIOError:
+                    continue
+                # The registrar's answers for a user nobody has: 404, or 503 before the users are known.
+                if data.startswith((b"SIP/2.0 404", b"SIP/2.0 503")) and self.reg_module.seen and not self.reg_module.broken:
+                    return True
+                log.error("REGISTER self-check: unexpected answer %r", data[:80])
+                break
+        log.error("REGISTER self-check failed: desk phones cannot register (the SIP module did not read the request)")
+        self.reg_module.broken = True
+        return False
+
+    # ------------------------------------------------------------ registrations (pjsua2 thread)
+
+    def _register(self, text: str, remote: str) -> Reply | None:
+        reply, reg = self.registrar.handle(text, remote, time.time())
+        if reply.code >= 300:
+            log.info("REGISTER from %s: %s %s", remote, reply.code, reply.reason)
+        if reg is not None:
+            self.emit(Registered(reg.user, reg.contact, reg.expires, reg.remote))
+        return reply
+
+    def set_users(self, users: list[SipUser], done: concurrent.futures.Future[None] | None = None) -> None:
+        """Command: the desk phones that may register (bindings of removed users end)."""
+        now = time.time()
+        for reg in self.registrar.set_users(users, now):
+            self.emit(Registered(reg.user, reg.contact, 0, reg.remote))
+        # The bindings that stand, again: an owner that sends the users (a hub after a restart) learns them.
+        for user, (contact, until, remote) in self.registrar.bindings.items():
+            self.emit(Registered(user, contact, max(1, int(until - now)), remote))
+        if done is not None:
+            done.set_result(None)
+
+    def _expire_registrations(self) -> None:
+        if self.registrar.bindings:
+            for reg in self.registrar.expire(time.time()):
+                self.emit(Registered(reg.user, reg.contact, 0, reg.remote))
 
     def _create_tls(self) -> None:
         c = self.config

@@ -86,3 +86,17 @@ class Registration:
     "The reason phrase that went with `code`."
     expires: int
     "Seconds the registrar granted (0 unless registered)."
+
+
+@dataclass(frozen=True)
+class Registered:
+    """A desk phone registered, refreshed its registration, or left (`expires` 0: unregistered or expired)."""
+
+    user: str
+    "The SIP user name."
+    contact: str
+    "Where to send it INVITEs (its Contact URI)."
+    expires: int
+    "Seconds the binding lasts; 0 when it ended."
+    remote: str
+    "ip:port the REGISTER came from."

@@ -11,13 +11,15 @@ the loop) and queue a command for that thread. See docs/sip.md.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Literal
 
 from .agent import AgentConfig, UserAgent
-from .events import CallEnded, CallProgress, DtmfReceived, IncomingCall, Registration, SipError
+from .events import CallEnded, CallProgress, DtmfReceived, IncomingCall, Registered, Registration, SipError
+from .registrar import SipUser
 from .sipmsg import check_digits
 from .trunk import Trunk
 
@@ -27,8 +29,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SipBridge", "IncomingCall", "CallProgress", "CallEnded", "DtmfReceived", "Registration", "SipError",
-           "Trunk"]
+__all__ = [
+    "SipBridge", "IncomingCall", "CallProgress", "CallEnded", "DtmfReceived", "Registered", "Registration", "SipError",
+    "SipUser", "Trunk",
+]
 
 
 @dataclass
@@ -38,6 +42,8 @@ class _View:
     direction: Literal["in", "out"]
     answered: bool = False
     leg: LegPort | None = None
+    # The engine leg's name when the owner chose one (`dial(leg_id=...)`).
+    leg_id: str | None = None
 
 
 class SipBridge:
@@ -65,6 +71,7 @@ class SipBridge:
         tls_port: int = 0,
         tls_cert: str | None = None,
         tls_key: str | None = None,
+        registrar: bool = True,
     ) -> None:
         assert transports, "at least one transport"
         assert max_calls >= 1, f"max_calls {max_calls}"
@@ -83,6 +90,7 @@ class SipBridge:
             tls_port=tls_port,
             tls_cert=tls_cert,
             tls_key=tls_key,
+            registrar=registrar,
         )
         self._calls: dict[str, _View] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -162,15 +170,19 @@ class SipBridge:
             raise SipError(f"call {call_id!r} is not answered: no media to carry DTMF")
         self._submit("send_dtmf", call_id, digits)
 
-    def dial(self, call_id: str, uri: str, from_uri: str | None = None, trunk: str | None = None) -> None:
+    def dial(
+        self, call_id: str, uri: str, from_uri: str | None = None, trunk: str | None = None, leg_id: str | None = None
+    ) -> None:
         """Place an outbound call; CallProgress follows (its leg exists from 'answered'), or CallEnded.
-        `trunk`: the key of a trunk (`set_trunks`) whose credentials answer a 401/407 challenge."""
+        `trunk`: the key of a trunk (`set_trunks`) whose credentials answer a 401/407 challenge. `leg_id`
+        names its engine leg (default `sip-<call_id>`): a desk phone's call takes the agent's session id,
+        so that it stands where the agent's softphone would."""
         if call_id in self._calls:
             raise SipError(f"call id {call_id!r} is in use")
         if not uri.startswith(("sip:", "sips:")):
             raise SipError(f"{uri!r} is not a SIP URI")
         self._require_started()
-        self._calls[call_id] = _View("out")
+        self._calls[call_id] = _View("out", leg_id=leg_id)
         self._submit("dial", call_id, uri, from_uri, trunk)
 
     def set_trunks(self, trunks: list[Trunk]) -> None:
@@ -181,12 +193,28 @@ class SipBridge:
             raise SipError(f"trunk keys are not unique: {keys}")
         self._submit("set_trunks", list(trunks))
 
+    async def set_users(self, users: list[SipUser]) -> None:
+        """The desk phones that may register (replacing the previous list), in force when this returns;
+        `Registered(expires=0)` follows for bindings of users that are gone or whose credentials changed."""
+        agent = self._require_started()
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        agent.submit(agent.set_users, list(users), done)
+        await asyncio.wrap_future(done)
+
+    @property
+    def desk_phones(self) -> bool:
+        """Whether REGISTER is served (the registrar passed its start-up self-check)."""
+        return self._agent is not None and self._agent.desk_phones
+
     def calls(self) -> list[str]:
         """Ids of every call not yet ended (offered, ringing, dialling or answered)."""
         return list(self._calls)
 
     def leg_id(self, call_id: str) -> str:
         """The engine leg of a call (exists once the call is answered)."""
+        view = self._calls.get(call_id)
+        if view is not None and view.leg_id:
+            return view.leg_id
         return f"sip-{call_id}"
 
     def frame_cost_us(self) -> tuple[float, float, int]:
@@ -231,7 +259,12 @@ class SipBridge:
                 if view.answered:
                     return
                 view.answered = True
-                view.leg = self.engine.add_leg(self.leg_id(event.call_id))
+                try:
+                    view.leg = self.engine.add_leg(self.leg_id(event.call_id))
+                except Exception as exc:  # the leg's name is taken (the agent's softphone is there)
+                    log.warning("call %s answered but its leg cannot be made (%s): hanging up", event.call_id, exc)
+                    self._submit("hangup", event.call_id, 0, "")
+                    return
                 self._submit("attach", event.call_id, view.leg)
         elif isinstance(event, CallEnded):
             self._end(event)  # delivers it

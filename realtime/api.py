@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from starlette.requests import Request
@@ -15,7 +15,8 @@ from realtime.agent_state import IllegalTransition, action_for_target
 from realtime.agents import Conflict, NotFound, UnknownReason
 from realtime.auth import Principal, TokenError, verify_password
 from realtime.protocol import TargetState
-from store.repos import TenantRepo, tenant_by_slug
+from store.repos import TenantRepo, sip_user_taken, tenant_by_id, tenant_by_slug
+from store.seed import desk_phone_ha1
 
 log = logging.getLogger("unidesk.api")
 
@@ -39,6 +40,16 @@ class ForceRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 SkillLevel = Annotated[int, msgspec.Meta(ge=0, le=100)]
 Text = Annotated[str, msgspec.Meta(max_length=500)]
+
+
+class DeskPhoneRequest(msgspec.Struct, forbid_unknown_fields=True):
+    # A new desk-phone password (the store keeps its HA1 only).
+    password: Annotated[str, msgspec.Meta(min_length=4, max_length=128)] | None = None
+    # Where the agent takes calls.
+    phone: Literal["browser", "desk"] | None = None
+    # The SIP user name (unique across tenants); default: the one it has, else the username
+    # (prefixed "<tenant slug>-" outside the demo tenant).
+    sip_user: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._-]{1,64}$")] | None = None
 
 
 class ContactRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -212,6 +223,71 @@ async def force_state(request: Request) -> Response:
     return Response(msgspec.json.encode(view), media_type="application/json")
 
 
+async def set_desk_phone(request: Request) -> Response:
+    """PUT /api/users/{user_id}/desk-phone: an admin, or the user, sets the desk-phone password, SIP user
+    name or phone choice. Every media worker gets the new credentials; registrations with old ones end."""
+    p = principal(request)
+    user_id = _id(request, "user_id")
+    if user_id != p.user_id and not p.has_any("admin"):
+        raise ApiError(403, "forbidden", "only an admin sets another user's desk phone")
+    req: DeskPhoneRequest = await read_body(request, DeskPhoneRequest)
+    ctx = request.app.state.ctx
+    async with ctx.sessionmaker() as s, s.begin():
+        user = await TenantRepo(s, p.tenant_id).user_by_id(user_id)
+        tenant = await tenant_by_id(s, p.tenant_id)
+        if user is None or tenant is None:
+            raise ApiError(404, "not-found", "no such user")
+        name = req.sip_user or user.sip_user or (
+            user.username if tenant.slug == "demo" else f"{tenant.slug}-{user.username}"
+        )
+        if await sip_user_taken(s, name, but=user.id):
+            raise ApiError(409, "conflict", f"the SIP user name {name!r} is taken")
+        if name != user.sip_user and req.password is None:
+            raise ApiError(422, "bad-request", "a new SIP user name needs a password")
+        user.sip_user = name
+        if req.password is not None:
+            user.sip_ha1 = desk_phone_ha1(name, tenant.slug, req.password)
+        if req.phone is not None:
+            user.phone = req.phone
+    if ctx.desk is not None:
+        await ctx.desk.users_changed()
+        await ctx.desk.tell(p.tenant_id, user_id)
+    return await _desk_phone_view(request, p.tenant_id, user_id)
+
+
+async def desk_phones(request: Request) -> Response:
+    """GET /api/desk-phones: the tenant's desk phones (supervisors, admins) or the agent's own."""
+    p = principal(request)
+    ctx = request.app.state.ctx
+    async with ctx.sessionmaker() as s:
+        users = [u for u in await TenantRepo(s, p.tenant_id).users() if u.sip_user]
+    if not p.has_any("supervisor", "admin"):
+        users = [u for u in users if u.id == p.user_id]
+    out = []
+    for u in users:
+        state = await ctx.desk.state(p.tenant_id, u.id) if ctx.desk is not None else None
+        out.append({"user_id": u.id, "username": u.username, "sip_user": u.sip_user, "phone": u.phone,
+                    **(msgspec.to_builtins(state) if state is not None else {})})
+    return JSONResponse(out)
+
+
+async def _desk_phone_view(request: Request, tenant_id: int, user_id: int) -> Response:
+    ctx = request.app.state.ctx
+    async with ctx.sessionmaker() as s:
+        user = await TenantRepo(s, tenant_id).user_by_id(user_id)
+    assert user is not None
+    state = await ctx.desk.state(tenant_id, user_id) if ctx.desk is not None else None
+    return JSONResponse({"user_id": user.id, "username": user.username, "sip_user": user.sip_user,
+                         "phone": user.phone, **(msgspec.to_builtins(state) if state is not None else {})})
+
+
+def _id(request: Request, name: str) -> int:
+    try:
+        return int(request.path_params[name])
+    except ValueError:
+        raise ApiError(404, "not-found", f"no such {name.removesuffix('_id')}") from None
+
+
 async def agent_history(request: Request) -> Response:
     p = principal(request, "supervisor", "admin")
     agent_id = _agent_id(request)
@@ -367,6 +443,8 @@ routes = [
     Route("/api/contacts/{contact_id}", contact_record),
     Route("/api/contacts/{contact_id}/abandon", abandon_contact, methods=["POST"]),
     Route("/api/queue-stats", queue_stats),
+    Route("/api/users/{user_id}/desk-phone", set_desk_phone, methods=["PUT"]),
+    Route("/api/desk-phones", desk_phones),
     Route("/api/calls/{call_id}", call_record),
     Route("/api/sip/trunks", sip_trunks),
     Route("/healthz", healthz),

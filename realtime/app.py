@@ -23,6 +23,7 @@ from realtime.agents import AgentService
 from realtime.auth import LoginThrottle, RedisLoginThrottle, TokenService
 from realtime.config import Settings
 from realtime.contacts import Busy, ContactCenter
+from realtime.deskphones import DeskPhones
 from realtime.directory import Directory
 from realtime.history import HistoryWriter
 from realtime.hub import Hub
@@ -60,6 +61,7 @@ class Context:
     phone: PhoneService
     retention: RetentionJob
     trunks: TrunkService
+    desk: DeskPhones | None = None
 
     async def db_ok(self) -> bool:
         try:
@@ -96,12 +98,13 @@ def build_context(settings: Settings) -> Context:
     alerts = Alerts(live, sessionmaker, contacts, agents, live_calls)
     recordings = Recordings(live, sessionmaker, phone, sip, settings.recordings_dir)
     trunks = TrunkService(live, sessionmaker, phone)
+    desk = DeskPhones(live, sessionmaker, phone, contacts)
     hub = Hub(settings, live, agents, tokens, metrics, contacts, phone, sip, transfers, monitors, live_calls, alerts,
-              wallboards.WallboardFeeds(sessionmaker, contacts), recordings, trunks, chat)
+              wallboards.WallboardFeeds(sessionmaker, contacts), recordings, trunks, chat, desk)
     retention = RetentionJob(live, sessionmaker, settings.recordings_dir, settings.retention_sweep_seconds, contacts.hub_id)
     return Context(
         settings, engine, sessionmaker, live, directory, history, agents, tokens, throttle, metrics, hub, contacts, phone,
-        retention, trunks,
+        retention, trunks, desk,
     )
 
 

@@ -144,6 +144,11 @@ class ContactObserver(Protocol):
         self, tenant_id: int, contact_id: str, position: int, expected_wait: float | None
     ) -> None: ...
 
+    # Optional (an observer without them is not told): an offer rings an agent, and ends unanswered
+    # (rejected, timed out, withdrawn).
+    # async def contact_offered(self, tenant_id: int, contact_id: str, agent_id: int) -> None
+    # async def contact_offer_ended(self, tenant_id: int, contact_id: str, agent_id: int) -> None
+
 
 class ContactError(Exception):
     """An input the router refused; the message is for the user."""
@@ -346,6 +351,7 @@ class ContactCenter:
                 if not e.offer_rejected(cid, str(aid), now):
                     raise ContactError("offer-void", f"contact {cid} is no longer offered to you")
                 t.dirty_agents.add(aid)
+                await self._tell("contact_offer_ended", t.tenant_id, cid, aid)
                 # The engine frees the agent at once; the agent's state follows before any new offer.
                 view = t.views.get(cid) or P.ContactView(id=cid, queue="", caller="", arrived_at=now)
                 gone = msgspec.structs.replace(view, status="cancelled", agent_id=aid)
@@ -490,8 +496,11 @@ class ContactCenter:
 
     async def _tell(self, what: str, *args: Any) -> None:
         for o in self._observers:
+            fn = getattr(o, what, None)
+            if fn is None:
+                continue
             try:
-                await getattr(o, what)(*args)
+                await fn(*args)
             except Exception:  # an observer's failure must not stop routing
                 log.exception("contact observer %s failed", what)
 
@@ -533,10 +542,13 @@ class ContactCenter:
                 await self._record_offer(t, cid, int(aid), now)
                 if t.answer_now.pop(cid, None) == int(aid):
                     t.engine.offer_accepted(cid, aid, now)  # its ContactAssigned follows in this drain
+                else:
+                    await self._tell("contact_offered", t.tenant_id, cid, int(aid))
             case acd.CancelOffer(contact_id=cid, agent_id=aid, reason=reason):
                 view = t.views.get(cid) or P.ContactView(id=cid, queue="", caller="", arrived_at=now)
                 cancelled = msgspec.structs.replace(view, status="cancelled", agent_id=int(aid))
                 t.dirty_agents.add(int(aid))
+                await self._tell("contact_offer_ended", t.tenant_id, cid, int(aid))
                 try:
                     await self._change(t, int(aid), Action.OFFER_ENDED, cid, view=cancelled, reason=reason)
                 except (IllegalTransition, Conflict):

@@ -26,6 +26,7 @@ from realtime.agents import AgentService, Conflict, NotFound, UnknownReason
 from realtime.auth import WORKER_ROLE, Principal, TokenError, TokenService
 from realtime.config import Settings
 from realtime.contacts import Accept, ContactCenter, ContactError, End, Hold, Reject, WrapUp
+from realtime.deskphones import DeskPhones
 from realtime.live import LiveStore, frame_seq, stream_agent, stream_board
 from realtime.metrics import Metrics
 from realtime.phone import RING_SECONDS, WORKER_GRACE, PhoneError, PhoneService, ice_servers, stream_worker
@@ -131,8 +132,10 @@ class Hub:
         recordings: Recordings | None = None,
         trunks: TrunkService | None = None,
         chat: Chat | None = None,
+        desk: DeskPhones | None = None,
     ) -> None:
         self.settings = settings
+        self.desk = desk
         self.contacts = contacts
         self.phone = phone
         self.sip = sip
@@ -337,6 +340,9 @@ class Hub:
                     self._send(conn, P.Ack(ref=frame.id))
                 case P.AcceptOffer(contact_id=cid):
                     self._need(p, "agent")
+                    if self.desk is not None and await self.desk.ringing(p.tenant_id, cid, p.user_id):
+                        # Only the phone can take the call off the hook (its audio is there).
+                        raise PhoneError(P.CONFLICT, "your desk phone is ringing: answer the call there")
                     await self._to_router(conn, frame.id, Accept(tenant_id=p.tenant_id, agent_id=p.user_id, contact_id=cid))
                 case P.RejectOffer(contact_id=cid):
                     self._need(p, "agent")
@@ -382,7 +388,8 @@ class Hub:
                     self._send(conn, P.Ack(ref=frame.id))
                 case P.WorkerHello() | P.MediaAnswer() | P.MediaFailed() | P.MediaClosed() | P.MediaCheck() \
                         | P.SipIncoming() | P.SipEnded() | P.SipDtmf() | P.SipProgress() | P.CallAnalytics() \
-                        | P.RecordingDone() | P.SipRegistration():
+                        | P.RecordingDone() | P.SipRegistration() \
+                        | P.SipRegistered():
                     self._need(p, WORKER_ROLE)
                     await self._worker_frame(conn, frame)
                 case _:  # pragma: no cover - the union is exhaustive
@@ -473,9 +480,13 @@ class Hub:
             case P.PhoneOffer(offer_id=oid, sdp=sdp):
                 if "m=audio" not in sdp:
                     raise PhoneError(P.BAD_SDP, "the offer has no audio section (m=audio)")
+                if self.desk is not None and await self.desk.on_desk(t, me):
+                    # The desk phone's call takes the softphone's place (its leg): one or the other.
+                    raise PhoneError(P.CONFLICT, "your calls ring your desk phone; choose the browser phone to use the softphone")
                 await phone.offer(t, me, oid, sdp)
             case P.PhoneClose():
-                await phone.close(t, me)
+                if self.desk is None or not await self.desk.in_call(t, me):
+                    await phone.close(t, me)
             case P.PhoneTest(tone_hz=hz):
                 await phone.test_tone(t, me, hz)
             case P.CallDial(to=to):
@@ -500,12 +511,18 @@ class Hub:
         assert phone is not None and conn.worker is not None, "a worker connection has a name"
         match frame:
             case P.WorkerHello() as hello:
+                if self.desk is not None:
+                    # The registrar's users first: desk phones get answers from the moment the worker is listed.
+                    await self.desk.worker_hello(conn.worker)
                 await phone.worker_hello(conn.worker, conn.conn_id, hello)
                 if self.trunks is not None:
                     await self.trunks.worker_hello(conn.worker, hello.sip)
             case P.SipRegistration() as m:
                 if self.trunks is not None:
                     await self.trunks.registration(conn.worker, m)
+            case P.SipRegistered() as m:
+                if self.desk is not None:
+                    await self.desk.registered(conn.worker, m)
             case P.MediaAnswer() as m:
                 await phone.media_answer(conn.worker, m)
             case P.MediaFailed() as m:
@@ -526,14 +543,19 @@ class Hub:
                     case P.SipIncoming():
                         await self.sip.incoming(conn.worker, m)
                     case P.SipEnded():
-                        # A caller handed to a number outside, a call an agent placed outside, or else a caller's.
+                        # A caller handed to a number outside, a desk phone's call, a call an agent placed outside,
+                        # or else a caller's.
                         if self.transfers is not None and await self.transfers.sip_ended(conn.worker, m):
+                            pass
+                        elif self.desk is not None and await self.desk.ended(conn.worker, m):
                             pass
                         elif not await phone.sip_ended(conn.worker, m):
                             await self.sip.ended(conn.worker, m)
                     case P.SipProgress():
-                        if self.transfers is None or not await self.transfers.sip_progress(conn.worker, m):
-                            await phone.sip_progress(conn.worker, m)
+                        if self.transfers is not None and await self.transfers.sip_progress(conn.worker, m):
+                            pass
+                        elif not await phone.sip_progress(conn.worker, m) and self.desk is not None:
+                            await self.desk.progress(conn.worker, m)
                     case P.SipDtmf():
                         await self.sip.dtmf(conn.worker, m)
         self._send(conn, P.Ack(ref=frame.id))
@@ -547,6 +569,8 @@ class Hub:
                 await self.transfers.worker_gone(name)
             if self.trunks is not None:
                 await self.trunks.worker_gone(name)
+            if self.desk is not None:
+                await self.desk.worker_gone(name)
 
     def _later(self, delay: float, coro: Coroutine[Any, Any, None]) -> None:
         async def run() -> None:
@@ -691,6 +715,8 @@ class Hub:
                     chat=chat,
                 ),
             )
+            if self.desk is not None and not supervisor and d.is_agent(p.user_id):
+                self._send_now(conn, await self.desk.state(p.tenant_id, p.user_id))
         else:
             for f in frames:
                 self._push_now(conn, f.decode())

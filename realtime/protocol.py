@@ -362,11 +362,22 @@ class SipRegistration(ClientMessage, tag="sip-registration"):
     expires: Annotated[int, msgspec.Meta(ge=0)] = 0
 
 
+class SipRegistered(ClientMessage, tag="sip-registered"):
+    """A desk phone registered with the worker, refreshed its registration, or left (`expires` 0)."""
+
+    user: SipText
+    # Where the phone takes INVITEs (its Contact URI).
+    contact: SipText
+    expires: Annotated[int, msgspec.Meta(ge=0, le=86400)]
+    # The sender's address, "ip:port".
+    remote: SipText = ""
+
+
 ClientFrame = Union[
     Auth, Ping, SetState, ExtendWrapUp, ForceState, AcceptOffer, RejectOffer, EndContact, CompleteWrapUp,
     PhoneOffer, PhoneClose, PhoneTest, CallDial, CallAnswer, CallHangup, CallHold, CallMute, CallDtmf, CallTransfer,
     CallConference, Monitor, MonitorStop, AlertAck, ChatSend, HandRaise, WorkerHello, MediaAnswer, MediaFailed, MediaClosed, MediaCheck, SipIncoming, SipEnded, SipDtmf, SipProgress,
-    CallAnalytics, RecordingDone, SipRegistration,
+    CallAnalytics, RecordingDone, SipRegistration, SipRegistered,
 ]
 
 
@@ -635,6 +646,18 @@ class PhoneCheck(ServerMessage, tag="phone-check"):
     seq: int = 0
 
 
+class DeskPhone(ServerMessage, tag="desk-phone"):
+    """The agent's desk phone: registered (where from, until when) or not, and whether calls go to it."""
+
+    registered: bool
+    # "desk": offered contacts ring the desk phone; "browser": the softphone.
+    phone: Literal["browser", "desk"] = "browser"
+    contact: str = ""
+    remote: str = ""
+    expires_at: float | None = None
+    seq: int = 0
+
+
 class CallView(msgspec.Struct, omit_defaults=True, kw_only=True):
     id: str
     # "inbound" for the agent being called, "outbound" for the one calling.
@@ -757,13 +780,23 @@ class SipTrunkSpec(msgspec.Struct, omit_defaults=True, kw_only=True):
     expires: int = 300
 
 
+class SipUserEntry(msgspec.Struct, kw_only=True):
+    """A desk phone's credentials for the worker's registrar (never the password)."""
+
+    user: str
+    # Digest realm: the tenant's slug.
+    realm: str
+    # MD5(user:realm:password), hex.
+    ha1: str
+
+
 class MediaCommand(msgspec.Struct, omit_defaults=True, kw_only=True):
     """One instruction for a media worker (see docs/protocol.md, "Media worker")."""
 
     op: Literal[
         "offer", "close", "connect", "disconnect", "unlisten", "hold", "mute", "tone", "music",
         "sip-answer", "sip-reject", "sip-hangup", "sip-dtmf", "sip-dial", "ringback", "prompt", "hear",
-        "analyse", "record", "sip-trunks",
+        "analyse", "record", "sip-trunks", "sip-users",
     ]
     session_id: str
     offer_id: str | None = None
@@ -789,6 +822,10 @@ class MediaCommand(msgspec.Struct, omit_defaults=True, kw_only=True):
     prompts: list[str] | None = None
     # A recording started or stopped by `record` (32 hex digits; the file is `<id>.ogg`).
     recording_id: str | None = None
+    # sip-dial: the engine leg the answered call becomes (a desk phone: the agent's session id).
+    leg: str | None = None
+    # sip-users: every desk phone that may register with the worker (replaces the previous list).
+    users: list[SipUserEntry] | None = None
 
 
 class MediaCommands(ServerMessage, tag="media-commands"):
@@ -821,7 +858,7 @@ ServerFrame = Union[
     Welcome, Snapshot, AgentStateChanged, ContactOffered, ContactChanged, QueueStatsChanged, WallboardView, PhoneAnswer,
     PhoneState, PhoneCheck, CallChanged, CallDigits, MonitorChanged, LiveCallsChanged, AlertChanged, ChatReceived,
     HandChanged, MediaCommands,
-    Ack, Pong, Error
+    Ack, Pong, Error, DeskPhone
 ]
 
 # Error codes, one per kind of failure.

@@ -57,6 +57,12 @@ class User(Base):
     roles: Mapped[list[str]] = mapped_column(JSON, default=list)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[float] = mapped_column(Float)
+    # Desk phone: the SIP user name it registers as (unique across tenants, since it picks the tenant) and
+    # HA1 = MD5(sip_user:realm:password) with the tenant's slug as realm (RFC 2617; never the password).
+    sip_user: Mapped[str | None] = mapped_column(String(64), unique=True)
+    sip_ha1: Mapped[str | None] = mapped_column(String(64))
+    # Where the agent takes calls: "browser" (the softphone) or "desk" (the registered desk phone).
+    phone: Mapped[str] = mapped_column(String(16), default="browser")
 
 
 class Queue(Base):

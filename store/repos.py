@@ -71,6 +71,42 @@ def check_trunk(name: str, host: str, transport: str, expires: int) -> None:
         raise ValueError(f"trunk {name}: expires {expires} is not 60-86400 seconds")
 
 
+@dataclass(frozen=True, slots=True)
+class DeskPhoneLogin:
+    """A desk phone's credentials, with the user and tenant they belong to."""
+
+    tenant_id: int
+    user_id: int
+    sip_user: str
+    realm: str
+    ha1: str
+    phone: str
+
+
+async def desk_phone_logins(session: AsyncSession, sip_user: str | None = None) -> list[DeskPhoneLogin]:
+    """Every active user's desk-phone credentials (any tenant: the SIP user name picks the tenant),
+    or those of one SIP user name."""
+    q = (
+        select(User, Tenant.slug)
+        .join(Tenant, Tenant.id == User.tenant_id)
+        .where(User.sip_user.is_not(None), User.sip_ha1.is_not(None), User.active.is_(True))
+        .order_by(User.sip_user)
+    )
+    if sip_user is not None:
+        q = q.where(User.sip_user == sip_user)
+    return [
+        DeskPhoneLogin(u.tenant_id, u.id, u.sip_user, slug, u.sip_ha1, u.phone)  # type: ignore[arg-type]
+        for u, slug in (await session.execute(q)).all()
+    ]
+
+
+async def sip_user_taken(session: AsyncSession, sip_user: str, but: int | None = None) -> bool:
+    q = select(User.id).where(User.sip_user == sip_user)
+    if but is not None:
+        q = q.where(User.id != but)
+    return (await session.execute(q)).first() is not None
+
+
 async def create_tenant(session: AsyncSession, slug: str, name: str, now: float) -> Tenant:
     tenant = Tenant(slug=slug, name=name, settings={}, created_at=now)
     session.add(tenant)

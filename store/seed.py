@@ -1,14 +1,18 @@
 """The demo tenant: users admin, supervisor, trainer, agent1..agent5 (password
-"demo"), queues support and sales, pause reasons and wrap-up codes. Idempotent."""
+"demo"), queues support and sales, pause reasons and wrap-up codes. Idempotent.
+
+Each agent may also register a desk phone: SIP user `agentN` (`<slug>-agentN` in
+another tenant), password "demo", realm the tenant's slug (docs/sip.md)."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.repos import TenantRepo, create_tenant, sip_route, tenant_by_slug
+from store.repos import TenantRepo, create_tenant, sip_route, sip_user_taken, tenant_by_slug
 
 DEMO_PASSWORD = "demo"
 DEMO_USERS = [
@@ -33,6 +37,7 @@ async def seed_demo(session: AsyncSession, hash_password: Callable[[str], str], 
     existing = await tenant_by_slug(session, slug)
     if existing is not None:
         await _demo_routes(session, existing.id, slug)  # installations seeded before calls came by SIP
+        await _demo_desk_phones(session, existing.id, slug)  # ... or before desk phones
         return False
     now = time.time()
     tenant = await create_tenant(session, slug, name, now)
@@ -58,7 +63,26 @@ async def seed_demo(session: AsyncSession, hash_password: Callable[[str], str], 
     for code, label in WRAPUP_CODES:
         await repo.add_wrapup_code(code, label, sales.id if code in ("sale", "no-sale") else None)
     await _demo_routes(session, tenant.id, slug)
+    await _demo_desk_phones(session, tenant.id, slug)
     return True
+
+
+def desk_phone_ha1(sip_user: str, realm: str, password: str) -> str:
+    """HA1 of RFC 2617 §3.2.2.2, what the store keeps for a desk phone (the realm is the tenant's slug)."""
+    return hashlib.md5(f"{sip_user}:{realm}:{password}".encode()).hexdigest()
+
+
+async def _demo_desk_phones(session: AsyncSession, tenant_id: int, slug: str) -> None:
+    """SIP user agentN (or <slug>-agentN), password "demo", for every demo agent without one."""
+    for user in await TenantRepo(session, tenant_id).users():
+        if "agent" not in user.roles or user.sip_user:
+            continue
+        name = user.username if slug == "demo" else f"{slug}-{user.username}"
+        if await sip_user_taken(session, name):
+            continue
+        user.sip_user = name
+        user.sip_ha1 = desk_phone_ha1(name, slug, DEMO_PASSWORD)
+    await session.flush()
 
 
 # sip:menu@…: a welcome menu (1: support, 2: sales), open around the clock (empty hours).

@@ -43,8 +43,9 @@ class Baresip:
 
     def __init__(
         self, folder: Path, tone_hz: int, user: str = "caller", auto_answer: bool = False, source: Path | None = None,
-        certificate: Path | None = None,
+        certificate: Path | None = None, registrar: str | None = None, password: str | None = None,
     ) -> None:
+        """`registrar` ("host:port"): a desk phone registering there as `user` with `password`."""
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
         # baresip also opens TCP and TLS (the port after) beside UDP: all must be free.
@@ -78,7 +79,11 @@ class Baresip:
             )
         )
         answer = ";answermode=auto" if auto_answer else ""
-        (folder / "accounts").write_text(f"<sip:{user}@127.0.0.1:{self.port}>;regint=0{answer}\n")
+        if registrar:
+            account = f"<sip:{user}@{registrar}>;auth_pass={password};regint=60{answer}"
+        else:
+            account = f"<sip:{user}@127.0.0.1:{self.port}>;regint=0{answer}"
+        (folder / "accounts").write_text(account + "\n")
         self.proc: subprocess.Popen[bytes] | None = None
 
     def call(self, uri: str, seconds: int) -> subprocess.Popen[bytes]:
@@ -224,3 +229,48 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return cert_path, key_path
+
+
+def credentials_work(port: int, user: str, realm: str, password: str, timeout: float = 10.0) -> bool:
+    """Whether the registrar on 127.0.0.1:`port` accepts `user`'s password, within `timeout`: a REGISTER
+    without Contact (a query, RFC 3261 §10.2.3: it binds nothing) answered 200 after the digest
+    challenge. Polled, bounded: the hub hands credentials to the worker asynchronously."""
+    import hashlib
+    import re
+    import socket
+
+    def md5(text: str) -> str:
+        return hashlib.md5(text.encode()).hexdigest()
+
+    deadline = time.monotonic() + timeout
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        s.settimeout(1.0)
+        here = s.getsockname()[1]
+        n = 0
+        while time.monotonic() < deadline:
+            n += 1
+            uri = f"sip:127.0.0.1:{port}"
+
+            def send(auth: str = "") -> str:
+                s.sendto((f"REGISTER {uri} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{here};branch=z9hG4bKq{n}{len(auth)}\r\n"
+                          f"From: <sip:{user}@127.0.0.1>;tag=q{n}\r\nTo: <sip:{user}@127.0.0.1>\r\n"
+                          f"Call-ID: query-{here}-{n}\r\nCSeq: {1 + bool(auth)} REGISTER\r\nMax-Forwards: 70\r\n"
+                          f"{auth}Content-Length: 0\r\n\r\n").encode(), ("127.0.0.1", port))
+                try:
+                    return s.recv(4096).decode(errors="replace")
+                except TimeoutError:
+                    return ""
+
+            answer = send()
+            m = re.search(r'nonce="([^"]+)"', answer)
+            if answer.startswith("SIP/2.0 401") and m:
+                nonce = m.group(1)
+                ha2 = md5(f"REGISTER:{uri}")
+                response = md5(f"{md5(f'{user}:{realm}:{password}')}:{nonce}:00000001:q:auth:{ha2}")
+                auth = (f'Authorization: Digest username="{user}", realm="{realm}", nonce="{nonce}", uri="{uri}", '
+                        f'response="{response}", algorithm=MD5, qop=auth, nc=00000001, cnonce="q"\r\n')
+                if send(auth).startswith("SIP/2.0 200"):
+                    return True
+            time.sleep(0.1)  # polling: the credentials are on their way to the worker
+    return False

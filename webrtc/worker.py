@@ -73,6 +73,8 @@ class Worker:
         self.engine.mixer.analytics = self.analytics
         self._loop: asyncio.AbstractEventLoop | None = None
         self.recordings = RecordingWriter(self.engine.mixer.taps, settings.recordings_dir, self._recorded)
+        # Desk-phone calls placed for the hub: call id -> the engine leg they become (the agent's session id).
+        self._desk_legs: dict[str, str] = {}
 
     # ------------------------------------------------------------ connection
 
@@ -98,9 +100,12 @@ class Worker:
         log.info("SIP on %s:%s%s", st.sip_host, st.sip_port, tls)
 
     def _sip_event(self, ev: object) -> None:
-        from bridge.ua import CallEnded, CallProgress, DtmfReceived, IncomingCall, Registration
+        from bridge.ua import CallEnded, CallProgress, DtmfReceived, IncomingCall, Registered, Registration
 
         match ev:
+            case Registered():
+                self._send({"type": "sip-registered", "user": ev.user[:256], "contact": ev.contact[:256],
+                            "expires": ev.expires, "remote": ev.remote[:256]})
             case CallProgress():
                 self._send({"type": "sip-progress", "call_id": ev.call_id, "state": ev.state})
             case IncomingCall() if self._ws is None:
@@ -114,6 +119,7 @@ class Worker:
             case CallEnded():
                 # The caller is gone: recordings of the call are finished (the hub may say so too, later).
                 self.recordings.stop_leg(f"sip-{ev.call_id}")
+                self._desk_legs.pop(ev.call_id, None)
                 self._send({"type": "sip-ended", "call_id": ev.call_id, "code": ev.code,
                             "reason": (ev.reason or "")[:256], "by": ev.by})
             case DtmfReceived():
@@ -145,7 +151,7 @@ class Worker:
             await ws.send(
                 msgspec.json.encode(
                     {"type": "worker-hello", "name": self.name, "capacity": self.capacity,
-                     "sessions": self.engine.sessions(), "sip": self.sip is not None}
+                     "sessions": self.engine.sessions() + list(self._desk_legs.values()), "sip": self.sip is not None}
                 ).decode()
             )
             log.info("connected to the hub at %s as %s", self.url, self.name)
@@ -280,9 +286,17 @@ class Worker:
                                 "by": "local"})
                     return
                 assert c.uri is not None, "sip-dial names whom to call"
-                self.sip.dial(sid, c.uri, c.from_uri, c.trunk)
+                self.sip.dial(sid, c.uri, c.from_uri, c.trunk, leg_id=c.leg)
+                if c.leg:
+                    self._desk_legs[sid] = c.leg
             case "sip-trunks":
                 self._set_trunks(c.trunks or [])
+            case "sip-users":
+                # The desk phones that may register here (credentials from the hub's store).
+                if self.sip is not None:
+                    from bridge.ua import SipUser
+
+                    await self.sip.set_users([SipUser(u.user, u.realm, u.ha1) for u in c.users or []])
             case "ringback":
                 # What the caller hears while the far end rings: 425 Hz, one second in five.
                 self._need(sid)

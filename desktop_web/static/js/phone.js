@@ -9,6 +9,7 @@ import { Calls, describe, heldState, peerName, renderRows, timerText } from "./c
 const STATE_LABELS = {
   off: "Off", connecting: "Connecting…", ready: "Ready", reconnecting: "Reconnecting…",
   lost: "Lost", failed: "Not connected", "no-microphone": "No microphone", closed: "Closed",
+  desk: "Desk phone",
 };
 const ERRORS = {
   "no-media-worker": "No media server is available.",
@@ -40,6 +41,7 @@ export class Softphone {
     this._offers = this._answers = 0;
     this.calls = new Calls(); // the calls in progress, or the last one (ended) until the next
     this.testing = false;
+    this.desk = false; // calls ring the agent's SIP desk phone: no softphone meanwhile
     this.contactMuted = false; // the agent muted its contact over SIP (the agent desktop sets it)
     this._retry = { timer: null, delay: 2000 };
     this._iceTimer = this._stats = this._ctx = this._meter = this._remoteAnalyser = this._ring = null;
@@ -77,7 +79,7 @@ export class Softphone {
     this.iceServers = iceServers || [];
     if (this.pc) this.pc.setConfiguration({ ...this.pc.getConfiguration(), iceServers: this.iceServers });
     this.resync(calls);
-    if (["off", "closed", "no-microphone"].includes(this.state)) return; // waits for the agent's click
+    if (["off", "closed", "no-microphone", "desk"].includes(this.state)) return; // waits for the agent's click
     const pc = this.pc;
     if (!pc || pc.connectionState === "failed" || ["lost", "failed"].includes(this.state)) this.connect({ fresh: true });
     else if (["failed", "disconnected"].includes(pc.iceConnectionState)) this.offer({ iceRestart: true });
@@ -91,7 +93,9 @@ export class Softphone {
 
   async connect({ fresh = false } = {}) {
     clearTimeout(this._retry.timer);
+    if (this.desk) return;
     if (!this.local && !(await this.openMicrophone())) return;
+    if (this.desk) return; // the desk phone was chosen while the microphone opened
     if (fresh || !this.pc || this.pc.connectionState === "closed") this._newPeer();
     if (!["lost", "reconnecting"].includes(this.state)) this.setStatus("connecting");
     await this.offer();
@@ -165,6 +169,7 @@ export class Softphone {
   }
 
   _failed(message) {
+    if (this.desk) return; // the desk phone takes the calls; the softphone was refused on purpose
     if (this.state !== "lost") this.setStatus("failed", `${message} Retrying…`);
     clearTimeout(this._retry.timer);
     this._retry.timer = setTimeout(() => this.connect({ fresh: this.state === "lost" }), this._retry.delay);
@@ -185,6 +190,7 @@ export class Softphone {
   }
 
   _onPhoneState(m) {
+    if (this.desk) return; // the softphone stepped aside for the desk phone
     if (m.state === "failed") {
       if (!m.offer_id || m.offer_id === this.offerId) this._failed(m.reason || "The phone could not connect.");
     } else if (m.state === "lost") {
@@ -198,6 +204,26 @@ export class Softphone {
     } else if (m.state === "closed") {
       this._closePeer();
       this.setStatus("closed", m.reason || "The phone was closed.");
+    }
+  }
+
+  // The agent's SIP desk phone (docs/sip.md, "Desk phones"): registered or not, and whether calls ring it.
+  _onDeskPhone(m) {
+    const p = $("#desk-phone", this.root);
+    const where = m.registered ? `registered from ${m.remote || m.contact}` : "not registered";
+    p.textContent = m.phone === "desk" ? `Calls ring your desk phone (${where}).` : `Desk phone ${where}.`;
+    p.dataset.registered = m.registered ? "yes" : "no";
+    show(p, m.registered || m.phone === "desk");
+    const desk = m.phone === "desk";
+    if (desk === this.desk) return;
+    this.desk = desk;
+    if (desk) {
+      clearTimeout(this._retry.timer);
+      if (this.pc) this.hub.send({ type: "phone-close" }); // the hub ends the session rather than losing it
+      this._closePeer();
+      this.setStatus("desk", "Calls ring your desk phone; the desktop shows and controls them.");
+    } else {
+      this.connect({ fresh: true });
     }
   }
 
@@ -435,6 +461,7 @@ export class Softphone {
     hub.addEventListener("phone-answer", (e) => this._onAnswer(e.detail));
     hub.addEventListener("phone-state", (e) => this._onPhoneState(e.detail));
     hub.addEventListener("phone-check", (e) => this._onCheck(e.detail));
+    hub.addEventListener("desk-phone", (e) => this._onDeskPhone(e.detail));
     hub.addEventListener("call-changed", (e) => this._onCall(e.detail.call));
     hub.addEventListener("call-digits", (e) => {
       if (this.calls.addDigits(e.detail.call_id, e.detail.digits)) this.renderCall();

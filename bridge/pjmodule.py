@@ -1,0 +1,258 @@
+"""A pjsip module, registered through ctypes, that serves REGISTER requests.
+
+pjsua2 cannot be a registrar and the wheel has no `pjsip_auth_srv_*`, but
+its `_pjsua2` library exports the pjsip functions needed to add a module
+(`pjsip_endpt_register_module`), answer statelessly
+(`pjsip_endpt_respond_stateless`, `pjsip_generic_string_hdr_create`,
+`pj_list_insert_before`) and compute a digest response
+(`pjsip_auth_create_digest`). Layouts follow pjsip 2.15's headers:
+`pjsip_module` (sip_module.h), `pjsip_rx_data` (sip_transport.h),
+`pjsip_cred_info` (sip_auth.h), `pjsip_hdr` (sip_msg.h).
+
+The module sits at priority 63, just before pjsua's application module
+(PJSIP_MOD_PRIORITY_APPLICATION, 64): it takes REGISTER and passes every
+other request on (INVITEs still reach pjsua). Its callback runs on the SIP
+thread, inside `libHandleEvents`.
+
+Reading the request: `pjsip_rx_data.msg_info.msg_buf/len` (the message's
+text). The offset of `msg_info` depends on `PJSIP_MAX_PKT_LEN`, a build
+option; it is found on the first request as the field that holds the
+pointer `pjsip_rx_data_get_info()` returns (`msg_info.info`), then checked
+(the text lies inside the packet buffer and starts with the method; the
+source address parses). `UserAgent` sends itself a REGISTER at start-up and
+turns desk phones off, loudly, if this does not work.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ipaddress
+import logging
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+from pjsua2 import _pjsua2
+
+from .registrar import Reply
+
+log = logging.getLogger(__name__)
+
+# The library pjsua2 already loaded (dlopen hands back the same one): the same pjsip, the same endpoint.
+_lib = ctypes.CDLL(_pjsua2.__file__)
+
+c_void_p, c_int, c_ssize_t = ctypes.c_void_p, ctypes.c_int, ctypes.c_ssize_t
+
+PRIORITY = 63  # before PJSIP_MOD_PRIORITY_APPLICATION (64), where pjsua takes INVITEs
+PJ_TRUE, PJ_FALSE = 1, 0
+
+
+class PjStr(ctypes.Structure):
+    _fields_ = [("ptr", c_void_p), ("slen", c_ssize_t)]
+
+
+_RxCallback = ctypes.CFUNCTYPE(c_int, c_void_p)
+
+
+class PjsipModule(ctypes.Structure):
+    _fields_ = [
+        ("prev", c_void_p), ("next", c_void_p), ("name", PjStr), ("id", c_int), ("priority", c_int),
+        ("load", c_void_p), ("start", c_void_p), ("stop", c_void_p), ("unload", c_void_p),
+        ("on_rx_request", _RxCallback), ("on_rx_response", c_void_p), ("on_tx_request", c_void_p),
+        ("on_tx_response", c_void_p), ("on_tsx_state", c_void_p),
+    ]
+
+
+class HdrList(ctypes.Structure):
+    """A `pjsip_hdr` used as a list head (only prev/next are read; the rest is room)."""
+
+    _fields_ = [("prev", c_void_p), ("next", c_void_p), ("rest", ctypes.c_byte * 64)]
+
+
+class CredInfo(ctypes.Structure):
+    _fields_ = [
+        ("realm", PjStr), ("scheme", PjStr), ("username", PjStr), ("data_type", c_int), ("data", PjStr),
+        ("algorithm_type", c_int), ("ext", PjStr * 3), ("cb", c_void_p), ("room", ctypes.c_byte * 64),
+    ]
+
+
+PJSIP_CRED_DATA_DIGEST = 1
+
+_lib.pjsua_get_pjsip_endpt.restype = c_void_p
+_lib.pjsip_endpt_register_module.argtypes = [c_void_p, c_void_p]
+_lib.pjsip_endpt_register_module.restype = c_int
+_lib.pjsip_endpt_respond_stateless.argtypes = [c_void_p, c_void_p, c_int, c_void_p, c_void_p, c_void_p]
+_lib.pjsip_endpt_respond_stateless.restype = c_int
+_lib.pjsip_generic_string_hdr_create.argtypes = [c_void_p, c_void_p, c_void_p]
+_lib.pjsip_generic_string_hdr_create.restype = c_void_p
+_lib.pj_list_insert_before.argtypes = [c_void_p, c_void_p]
+_lib.pj_list_insert_before.restype = None
+_lib.pjsip_rx_data_get_info.argtypes = [c_void_p]
+_lib.pjsip_rx_data_get_info.restype = c_void_p
+_lib.pjsip_auth_create_digest.argtypes = [c_void_p] * 9
+_lib.pjsip_auth_create_digest.restype = c_int
+
+
+def _pjstr(data: bytes, keep: list[object]) -> PjStr:
+    buf = ctypes.create_string_buffer(data, len(data) + 1)
+    keep.append(buf)
+    return PjStr(ctypes.cast(buf, c_void_p), len(data))
+
+
+def pj_digest(ha1: str, nonce: str, nc: str, cnonce: str, qop: str, uri: str, realm: str, method: str) -> str:
+    """The digest `response` (RFC 2617 §3.2.2.1) computed by pjsip from HA1."""
+    keep: list[object] = []
+    out = ctypes.create_string_buffer(128)
+    result = PjStr(ctypes.cast(out, c_void_p), 64)
+    cred = CredInfo()
+    cred.realm = _pjstr(realm.encode(), keep)
+    cred.scheme = _pjstr(b"Digest", keep)
+    cred.data_type = PJSIP_CRED_DATA_DIGEST
+    cred.data = _pjstr(ha1.encode(), keep)
+    args = [_pjstr(v.encode(), keep) for v in (nonce, nc, cnonce, qop, uri, realm)]
+    method_s = _pjstr(method.encode(), keep)
+    status = _lib.pjsip_auth_create_digest(
+        ctypes.byref(result), *(ctypes.byref(a) if a.slen else None for a in args[:4]),
+        ctypes.byref(args[4]), ctypes.byref(args[5]), ctypes.byref(cred), ctypes.byref(method_s),
+    )
+    if status != 0 or not 0 < result.slen <= 64:
+        raise RuntimeError(f"pjsip_auth_create_digest failed (status {status})")
+    return ctypes.string_at(out, result.slen).decode("ascii")
+
+
+def digest_works() -> bool:
+    """RFC 2617 §3.5's example through pjsip: the known response or nothing."""
+    try:
+        ha1 = "939e7578ed9e3c518a452acee763bce9"  # MD5("Mufasa:testrealm@host.com:Circle Of Life")
+        got = pj_digest(ha1, "dcd98b7102dd2f0e8b11d0f600bfb0c093", "00000001", "0a4f113b", "auth",
+                        "/dir/index.html", "testrealm@host.com", "GET")
+        return got == "6629fae49393a05397450978507c4ef1"
+    except Exception:  # any failure here means: the digest cannot be trusted
+        log.exception("pjsip digest self-check")
+        return False
+
+
+# pjsip_rx_data: tp_info (pool, transport, tp_data, op_key = pj_ioqueue_op_key_t (34 pointers) + rdata)
+# is 304 bytes; pkt_info starts with a pj_time_val (16), then the packet buffer.
+PACKET = 304 + 16
+# From the end of the packet buffer: zero (4, padded to 8), len (8), src_addr (28), src_addr_len (4),
+# src_name[46] (padded to 48), src_port (4, struct padded to 8): msg_info follows 104 bytes after.
+TAIL = 104
+SRC_NAME, SRC_PORT = 48, 96
+
+
+@dataclass(frozen=True)
+class Layout:
+    msg_buf: int
+    "Offset of msg_info.msg_buf in pjsip_rx_data."
+
+    @property
+    def max_pkt(self) -> int:
+        return self.msg_buf - TAIL - PACKET
+
+    def text(self, rdata: int) -> str | None:
+        start = c_void_p.from_address(rdata + self.msg_buf).value or 0
+        n = c_int.from_address(rdata + self.msg_buf + 8).value
+        packet = rdata + PACKET
+        if not (packet <= start < packet + self.max_pkt and 0 < n <= self.max_pkt and start + n <= packet + self.max_pkt):
+            return None
+        return ctypes.string_at(start, n).decode("utf-8", "replace")
+
+    def remote(self, rdata: int) -> str | None:
+        end = rdata + PACKET + self.max_pkt
+        name = ctypes.string_at(end + SRC_NAME, 46).split(b"\0", 1)[0].decode("ascii", "replace")
+        port = c_int.from_address(end + SRC_PORT).value
+        try:
+            ip = ipaddress.ip_address(name)
+        except ValueError:
+            return None
+        if not 0 < port < 65536:
+            return None
+        return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
+
+
+_METHOD = re.compile(r"^[A-Z]+ \S+ SIP/2\.0\r?\n")
+
+
+def find_layout(rdata: int) -> Layout | None:
+    """Locate msg_info in a received request (see the module's doc) and check it."""
+    info = _lib.pjsip_rx_data_get_info(rdata)
+    if not info:
+        return None
+    guesses = [PACKET + n + TAIL + 24 for n in (4000, 2000, 8000)]
+    for off in guesses:
+        if c_void_p.from_address(rdata + off).value == info:
+            layout = Layout(off - 24)
+            text = layout.text(rdata)
+            if text is not None and _METHOD.match(text) and layout.remote(rdata) is not None:
+                return layout
+    return None
+
+
+Handler = Callable[[str, str], Reply | None]
+
+
+class RegisterModule:
+    """The module; `handler(text, remote)` answers a REGISTER (None: not handled)."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.layout: Layout | None = None
+        self.broken = False
+        self.seen = 0
+        self._keep: list[object] = []
+        self._callback = _RxCallback(self._on_rx_request)
+        self.module = PjsipModule()
+        self.module.name = _pjstr(b"mod-unidesk-registrar", self._keep)
+        self.module.id = -1
+        self.module.priority = PRIORITY
+        self.module.on_rx_request = self._callback
+        self.endpt: int | None = None
+
+    def register(self) -> None:
+        """Add the module to pjsua's endpoint (after libInit, on the SIP thread)."""
+        self.endpt = _lib.pjsua_get_pjsip_endpt()
+        status = _lib.pjsip_endpt_register_module(self.endpt, ctypes.byref(self.module))
+        if status != 0:
+            raise RuntimeError(f"pjsip_endpt_register_module failed (status {status})")
+
+    def _on_rx_request(self, rdata: int) -> int:
+        try:
+            if self.broken:
+                return PJ_FALSE
+            if self.layout is None:
+                self.layout = find_layout(rdata)
+                if self.layout is None:
+                    self.broken = True
+                    log.error("pjsip_rx_data layout not recognised: desk phones cannot register")
+                    return PJ_FALSE
+            text = self.layout.text(rdata)
+            if text is None or not text.startswith("REGISTER "):
+                return PJ_FALSE
+            self.seen += 1
+            remote = self.layout.remote(rdata) or ""
+            reply = self.handler(text, remote)
+            if reply is None:
+                return PJ_FALSE
+            self._respond(rdata, reply)
+            return PJ_TRUE
+        except Exception:  # never let an exception cross into pjsip; the request goes on to pjsua
+            log.exception("REGISTER handling failed")
+            return PJ_FALSE
+
+    def _respond(self, rdata: int, reply: Reply) -> None:
+        keep: list[object] = []
+        pool = c_void_p.from_address(rdata).value  # tp_info.pool: lives as long as the request
+        head = HdrList()
+        head.prev = head.next = ctypes.addressof(head)
+        for name, value in reply.headers:
+            n, v = _pjstr(name.encode(), keep), _pjstr(value.encode(), keep)
+            hdr = _lib.pjsip_generic_string_hdr_create(pool, ctypes.byref(n), ctypes.byref(v))
+            if hdr:
+                _lib.pj_list_insert_before(ctypes.byref(head), hdr)
+        reason = _pjstr(reply.reason.encode(), keep)
+        status = _lib.pjsip_endpt_respond_stateless(
+            self.endpt, rdata, reply.code, ctypes.byref(reason), ctypes.byref(head), None
+        )
+        if status != 0:
+            log.warning("could not answer a REGISTER with %s (status %s)", reply.code, status)
