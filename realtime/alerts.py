@@ -36,10 +36,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from realtime import protocol as P
 from realtime.agents import AgentService
-from realtime.contacts import ContactCenter
+from realtime.contacts import ContactCenter, contacts_map
 from realtime.live import LiveStore, stream_board
 from realtime.phone import PhoneService, session_id
-from realtime.sipcalls import SipCall, SipCalls, leg_of
+from realtime.sipcalls import SIP_CALLS, SipCall, SipCalls, leg_of
 from store.models import AlertRecord
 from store.repos import tenant_by_id
 
@@ -66,6 +66,8 @@ def alerts_map(tenant_id: int) -> str:
 
 
 _call_dec = msgspec.json.Decoder(P.LiveCall)
+_sip_dec = msgspec.json.Decoder(SipCall)
+_view_dec = msgspec.json.Decoder(P.ContactView)
 _alert_dec = msgspec.json.Decoder(P.AlertView)
 _enc = msgspec.json.Encoder()
 
@@ -115,19 +117,27 @@ class LiveCalls:
             await self.live.publish([(stream_board(call.tenant_id), frame)])
 
     async def report(self, worker: str, m: P.CallAnalytics) -> None:
-        """Figures from a worker: kept per contact and sent to the tenants' boards."""
+        """Figures from a worker: kept per contact and sent to the tenants' boards. The calls and their
+        contacts are read in one go per report (a map read each), not one lookup per call."""
+        sip_calls = await self.live.map_all(SIP_CALLS)
+        views: dict[int, dict[str, bytes]] = {}
         by_tenant: dict[int, list[P.LiveCall]] = {}
         for fig in m.calls:
-            if not fig.leg.startswith("sip-"):
+            raw_call = sip_calls.get(f"{worker}|{fig.leg[4:]}") if fig.leg.startswith("sip-") else None
+            if raw_call is None:
+                continue  # ended meanwhile, or not a contact's (a menu)
+            call = _sip_dec.decode(raw_call)
+            if call.tenant_id not in views:
+                views[call.tenant_id] = await self.live.map_all(contacts_map(call.tenant_id))
+            raw_view = views[call.tenant_id].get(call.contact_id)
+            view = _view_dec.decode(raw_view) if raw_view is not None else None
+            if view is None or view.status != "connected" or view.agent_id is None:
                 continue
-            call = await self.sip.call_of(worker, fig.leg[4:])
-            view = await self.sip.view(call) if call is not None else None
-            if call is None or view is None or view.status != "connected" or view.agent_id is None:
-                continue  # ended meanwhile, or not a contact (a menu)
             live = P.LiveCall(contact_id=call.contact_id, agent_id=view.agent_id, queue=view.queue,
                               caller=view.caller, figures=fig)
-            await self.live.map_put(live_calls_map(call.tenant_id), call.contact_id, _enc.encode(live))
             by_tenant.setdefault(call.tenant_id, []).append(live)
+        for t, calls in by_tenant.items():
+            await self.live.map_put_many(live_calls_map(t), {c.contact_id: _enc.encode(c) for c in calls})
         if by_tenant:
             await self.live.publish(
                 [(stream_board(t), P.encode(P.LiveCallsChanged(calls=calls))) for t, calls in by_tenant.items()]

@@ -141,6 +141,11 @@ class LiveStore:
     async def map_put(self, name: str, key: str, value: bytes) -> None:
         raise NotImplementedError
 
+    async def map_put_many(self, name: str, items: dict[str, bytes]) -> None:
+        """Several fields at once (one round trip on Redis)."""
+        for key, value in items.items():
+            await self.map_put(name, key, value)
+
     async def map_delete(self, name: str, key: str) -> None:
         raise NotImplementedError
 
@@ -438,6 +443,10 @@ class RedisLiveStore(LiveStore):
 
     async def map_put(self, name: str, key: str, value: bytes) -> None:
         await self.redis.hset(f"{self.prefix}:map:{name}", key, value)
+
+    async def map_put_many(self, name: str, items: dict[str, bytes]) -> None:
+        if items:
+            await self.redis.hset(f"{self.prefix}:map:{name}", mapping=items)  # type: ignore[arg-type]
 
     async def map_delete(self, name: str, key: str) -> None:
         await self.redis.hdel(f"{self.prefix}:map:{name}", key)
