@@ -24,7 +24,7 @@ from webrtc.mixer import LegPort
 
 from .events import CallEnded, CallProgress, DtmfReceived, IncomingCall, SipError
 from .ports import FramePort
-from .sipmsg import content_length_mismatch, header, split_name_addr, uri_user, via_transport
+from .sipmsg import content_length_mismatch, header, repeated_headers, split_name_addr, uri_user, via_transport
 
 log = logging.getLogger(__name__)
 
@@ -250,6 +250,12 @@ class UserAgent:
             log.info("INVITE from %s: body shorter than Content-Length, 400", prm.rdata.srcAddress)
             self._hangup_now(call, 400, "Content-Length Mismatch")
             return
+        repeated = repeated_headers(message)
+        if repeated:
+            # pjsip keeps the first of each; a request with two To or two Call-IDs is malformed (400).
+            log.info("INVITE from %s: repeated %s, 400", prm.rdata.srcAddress, ", ".join(repeated))
+            self._hangup_now(call, 400, "Multiple Values In Single-Value Header")
+            return
         name, from_uri = split_name_addr(ci.remoteUri)
         _, to_uri = split_name_addr(ci.localUri)
         self.emit(
@@ -356,7 +362,7 @@ class UserAgent:
         ci = call.getInfo()
         state = ci.state
         if state == pj.PJSIP_INV_STATE_DISCONNECTED:
-            self._finish(call, ci.lastStatusCode, ci.lastReason, local=call.local_end)
+            self._finish(call, ci.lastStatusCode, ci.lastReason, local=call.local_end, in_callback=True)
         elif call.outbound and state == pj.PJSIP_INV_STATE_EARLY and not call.ringing_sent:
             call.ringing_sent = True
             self.emit(CallProgress(call.call_id, "ringing"))
@@ -377,7 +383,7 @@ class UserAgent:
                 call.port.startTransmit(media)
             return
 
-    def _finish(self, call: _Call, code: int, reason: str, *, local: bool) -> None:
+    def _finish(self, call: _Call, code: int, reason: str, *, local: bool, in_callback: bool = False) -> None:
         if call.ended:
             return
         call.ended = True
@@ -390,8 +396,16 @@ class UserAgent:
             cost[1] += port.rx_frames
             cost[2] += port.tx_ns
             cost[3] += port.tx_frames
-        # Deleted on a later turn: never from inside the call's own callback.
-        self._graveyard.append(call)
+        if in_callback:
+            # Freed as the DISCONNECTED callback returns (pjsua2's own samples `delete this` there):
+            # pjsua frees the call's slot right after, and a Call object deleted later would hang up
+            # whatever call took the slot meanwhile (its destructor hangs up by slot number), then
+            # abort the process when freed at shutdown. A burst of INVITEs showed both.
+            call.media = None
+            call.port = None
+        else:
+            # Not from a pjsua callback (shutdown, a dial that never started): freed on the next turn.
+            self._graveyard.append(call)
         self.emit(CallEnded(call.call_id, int(code), reason, "local" if local else "remote"))
 
     def _bury(self) -> None:

@@ -39,10 +39,14 @@ class Events:
         self.seen: list[object] = []
         self._queue: asyncio.Queue[object] = asyncio.Queue()
         self._unread: list[object] = []
+        # An owner deciding at once, on the loop, as each event arrives (optional).
+        self.hook: Callable[[object], None] | None = None
 
     def __call__(self, event: object) -> None:
         self.seen.append(event)
         self._queue.put_nowait(event)
+        if self.hook is not None:
+            self.hook(event)
 
     async def expect(self, kind: type, call_id: str | None = None, timeout: float = 15.0):
         def match(e: object) -> bool:
