@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Callable, Literal
 
 from .agent import AgentConfig, UserAgent
 from .events import CallEnded, CallProgress, DtmfReceived, IncomingCall, SipError
+from .guard import InviteGuard
 from .sipmsg import check_digits
 
 if TYPE_CHECKING:
@@ -60,6 +61,7 @@ class SipBridge:
         answer_timeout: float = 10.0,
         time_ports: bool = False,
         log_level: int = 1,
+        guard: InviteGuard | None = None,
     ) -> None:
         assert transports, "at least one transport"
         assert max_calls >= 1, f"max_calls {max_calls}"
@@ -75,6 +77,7 @@ class SipBridge:
             answer_timeout=answer_timeout,
             time_ports=time_ports,
             log_level=log_level,
+            guard=guard or InviteGuard(),
         )
         self._calls: dict[str, _View] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -129,14 +132,15 @@ class SipBridge:
         if not view.answered:
             self._submit("ring", call_id)
 
-    def reject(self, call_id: str, code: int, reason: str = "") -> None:
-        """Refuse an offered call with a final response (4xx-6xx); CallEnded follows (by local)."""
+    def reject(self, call_id: str, code: int, reason: str = "", retry_after: int | None = None) -> None:
+        """Refuse an offered call with a final response (4xx-6xx; `retry_after` seconds go in a
+        Retry-After header); CallEnded follows (by local)."""
         if not 300 <= code <= 699:
             raise SipError(f"reject code {code} is not a final error response (300-699)")
         view = self._view(call_id, "in")
         if view.answered:
             raise SipError(f"call {call_id!r} is answered: hang it up instead")
-        self._submit("hangup", call_id, code, reason)
+        self._submit("hangup", call_id, code, reason, retry_after)
 
     def hangup(self, call_id: str, code: int = 200) -> None:
         """End a call: BYE once answered; CANCEL for an outbound call not yet answered;
@@ -171,6 +175,12 @@ class SipBridge:
     def leg_id(self, call_id: str) -> str:
         """The engine leg of a call (exists once the call is answered)."""
         return f"sip-{call_id}"
+
+    def stats(self) -> dict[str, int]:
+        """What became of incoming INVITEs so far: `offered` to the owner, `answered`, `refused-<code>`
+        (and `refused-503-rate` / `refused-503-pending` by the guard) here, `pjsua-<code>` by pjsua
+        itself (486: every call slot taken). Advisory figures, read from another thread."""
+        return dict(self._require_started().counts)
 
     def frame_cost_us(self) -> tuple[float, float, int]:
         """Mean µs spent in onFrameReceived and onFrameRequested per frame, and frames counted,

@@ -55,6 +55,11 @@ class Settings:
     # Where the media worker listens for SIP (UDP and TCP); port 0: no SIP.
     sip_host: str = "127.0.0.1"
     sip_port: int = 5060
+    # Incoming INVITEs per source address (a second on average, and at once), and calls offered to the
+    # hub but not decided yet, beyond which the worker answers 503 with Retry-After (bridge/guard.py).
+    sip_invite_rate: float = 50.0
+    sip_invite_burst: int = 100
+    sip_max_pending: int = 64
 
 
 def _int(env: dict[str, str], name: str, default: int, lo: int, hi: int) -> int:
@@ -144,6 +149,9 @@ def load_settings(
         media_capacity=_int(env, "UNIDESK_MEDIA_CAPACITY", 200, 1, 100_000),
         sip_host=env.get("UNIDESK_SIP_HOST") or "127.0.0.1",
         sip_port=_int(env, "UNIDESK_SIP_PORT", 5060, 0, 65535),
+        sip_invite_rate=_float(env, "UNIDESK_SIP_INVITE_RATE", 50.0, 0.1, 100_000.0),
+        sip_invite_burst=_int(env, "UNIDESK_SIP_INVITE_BURST", 100, 1, 100_000),
+        sip_max_pending=_int(env, "UNIDESK_SIP_MAX_PENDING", 64, 1, 100_000),
         host=host,
         port=port,
         database_url=database_url,

@@ -64,6 +64,7 @@ class Worker:
         self._hold_player: Source | None = None
         self._ringback = ringback()
         self.sip: Any = None
+        self._sip_report: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ connection
 
@@ -71,11 +72,12 @@ class Worker:
         """Listen for SIP calls (UNIDESK_SIP_HOST/PORT; port 0: no SIP)."""
         if not self.settings.sip_port:
             return
+        from bridge.guard import InviteGuard
         from bridge.ua import SipBridge, SipError
 
-        bridge = SipBridge(
-            self.engine, host=self.settings.sip_host, port=self.settings.sip_port, on_event=self._sip_event
-        )
+        st = self.settings
+        guard = InviteGuard(rate=st.sip_invite_rate, burst=st.sip_invite_burst, max_pending=st.sip_max_pending)
+        bridge = SipBridge(self.engine, host=st.sip_host, port=st.sip_port, on_event=self._sip_event, guard=guard)
         try:
             await bridge.start()
         except SipError as exc:
@@ -83,7 +85,18 @@ class Worker:
             log.error("SIP is off: %s", exc)
             return
         self.sip = bridge
+        self._sip_report = asyncio.create_task(self._report_sip())
         log.info("SIP on %s:%s", self.settings.sip_host, self.settings.sip_port)
+
+    async def _report_sip(self, every: float = 5.0) -> None:
+        """Log what became of incoming INVITEs (bridge stats) when it changed, every `every` seconds."""
+        last: dict[str, int] = {}
+        while True:
+            await asyncio.sleep(every)
+            now = self.sip.stats() if self.sip is not None else {}
+            if now != last:
+                log.info("SIP INVITEs so far: %s", msgspec.json.encode(now).decode())
+                last = now
 
     def _sip_event(self, ev: object) -> None:
         from bridge.ua import CallEnded, CallProgress, DtmfReceived, IncomingCall
@@ -94,7 +107,7 @@ class Worker:
             case IncomingCall() if self._ws is None:
                 # No hub to route it: the caller is told at once rather than left ringing.
                 assert self.sip is not None
-                self.sip.reject(ev.call_id, 503, "Service Unavailable")
+                self.sip.reject(ev.call_id, 503, "Service Unavailable", retry_after=5)
             case IncomingCall():
                 self._send({"type": "sip-incoming", "call_id": ev.call_id, "to_user": ev.to_user[:256],
                             "caller": ev.caller[:256], "caller_name": (ev.caller_name or "")[:256] or None,
@@ -124,6 +137,9 @@ class Worker:
             welcome = msgspec.json.decode(await ws.recv())
             if welcome.get("type") != "welcome":
                 raise websockets.exceptions.InvalidHandshake(f"hub refused the worker: {welcome}")
+            stream_seq = welcome.get("seq")
+            if self.last_seq is not None and stream_seq is not None and self.last_seq > stream_seq:
+                self._start_afresh(stream_seq)
             await ws.send(
                 msgspec.json.encode(
                     {"type": "worker-hello", "name": self.name, "capacity": self.capacity,
@@ -140,6 +156,23 @@ class Worker:
                 sender.cancel()
                 pinger.cancel()
                 self._ws = None
+
+    def _start_afresh(self, stream_seq: int) -> None:
+        """The hub's command stream is behind what this worker applied: the hub lost its live state
+        (an embedded hub restarted). Nobody there knows the SIP calls this worker carries, so nobody
+        could end them or connect them: each gets a BYE (or a refusal) now, instead of a caller left
+        talking to an agent whose desktop no longer shows the call. Commands count from the hub's
+        stream again. Softphone sessions stay (their pages offer again when they reconnect)."""
+        log.warning("the hub lost its live state (its stream is at %s, this worker applied %s): "
+                    "starting afresh, ending %d SIP calls", stream_seq, self.last_seq,
+                    len(self.sip.calls()) if self.sip is not None else 0)
+        self.last_seq = stream_seq
+        if self.sip is not None:
+            for call_id in self.sip.calls():
+                self.sip.hangup(call_id, 503)
+        # Reports about those calls meant nothing to the new hub either.
+        while not self._outbox.empty():
+            self._outbox.get_nowait()
 
     async def _sender(self, ws: Any) -> None:
         while True:
@@ -328,7 +361,10 @@ class Worker:
     async def close(self) -> None:
         for sid in list(self._checks):
             self._stop_check(sid)
+        if self._sip_report is not None:
+            self._sip_report.cancel()
         if self.sip is not None:
+            log.info("SIP INVITEs so far: %s", msgspec.json.encode(self.sip.stats()).decode())
             await self.sip.stop()
         await self.engine.close_all()
 

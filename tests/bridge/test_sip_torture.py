@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from bridge.agent import MIN_REFUSAL_AGE
 from bridge.events import CallEnded, IncomingCall
 
 from .peers import free_udp_port, run_sipp
@@ -105,19 +106,30 @@ async def _udp_round(rig, sock: socket.socket, name: str) -> str | None:
     sock.sendto(message(name, me, rig.target), ("127.0.0.1", rig.port))
     sock.sendto(_sentinel(name, me, rig.target), ("127.0.0.1", rig.port))
     final: str | None = None
-    sentinel = False
+    sentinel: float | None = None
     deadline = time.monotonic() + 10
-    while not sentinel or (final is None and len([e for e in rig.events.seen if isinstance(e, IncomingCall)]) > offered):
-        # An offered call's answer comes after the sentinel's (the owner decides on the loop).
-        left = deadline - time.monotonic()
-        assert left > 0, f"{name}: no answer to the sentinel (or to an offered call) in time"
+
+    def waiting() -> bool:
+        if sentinel is None:
+            return True
+        if final is not None:
+            return False
+        # An offered call's answer comes after the sentinel's (the owner decides on the loop); the
+        # bridge's own refusals are held back MIN_REFUSAL_AGE.
+        if len([e for e in rig.events.seen if isinstance(e, IncomingCall)]) > offered:
+            return True
+        return time.monotonic() < sentinel + MIN_REFUSAL_AGE + 0.5
+
+    while waiting():
+        left = min(deadline, (sentinel or deadline) + MIN_REFUSAL_AGE + 0.5) - time.monotonic()
+        assert time.monotonic() < deadline, f"{name}: no answer to the sentinel (or to an offered call) in time"
         try:
-            data = await asyncio.wait_for(loop.sock_recv(sock, 65535), left)
+            data = await asyncio.wait_for(loop.sock_recv(sock, 65535), max(left, 0.01))
         except asyncio.TimeoutError:
             continue
         for call_id, status in _responses(data):
             if call_id == f"after-{name}":
-                sentinel = True
+                sentinel = time.monotonic()
             elif call_id == name and not status.startswith("1") and final is None:
                 final = status
     return final
@@ -263,3 +275,19 @@ async def test_a_burst_of_torture_messages_leaves_every_call_to_its_owner(make_r
     assert sorted(e.code for e in ended) == [404] * len(offered)
     # Stopping frees every pjsua2 object without tripping an assertion (the fixture stops it too).
     await rig.bridge.stop()
+
+
+async def test_stopping_with_a_call_offered_reports_it_and_frees_pjsua(make_rig) -> None:  # noqa: F811
+    """A worker shutting down while a call is offered (or its refusal held back): the call is refused and
+    reported, and pjsua is freed without an assertion (one Call object outlived libDestroy once)."""
+    rig = await make_rig()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    me = f"127.0.0.1:{sock.getsockname()[1]}"
+    sock.sendto(message("wsinv", me, rig.target), ("127.0.0.1", rig.port))
+    sock.sendto(message("clerr", me, rig.target), ("127.0.0.1", rig.port))
+    offer = await rig.events.expect(IncomingCall)
+    await rig.bridge.stop()
+    ended = await rig.events.expect(CallEnded, offer.call_id)
+    assert ended.by == "local" and ended.code >= 400
+    sock.close()
