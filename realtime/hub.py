@@ -595,15 +595,15 @@ class Hub:
         stream = stream_worker(name)
         conn.principal, conn.stream, conn.worker, conn.pending = p, stream, name, []
         self.by_stream.setdefault(stream, set()).add(conn)
+        last = await self.live.seq(stream)
         self._send_now(
             conn,
             P.Welcome(
                 ref=frame.id, user=P.UserInfo(id=0, username=p.username, display_name=name, roles=[WORKER_ROLE]),
                 tenant=P.TenantInfo(id=0, slug="", name=""), heartbeat_seconds=self.settings.heartbeat_seconds,
-                server_time=time.time(), stream=stream,
+                server_time=time.time(), stream=stream, seq=last,
             ),
         )
-        last = await self.live.seq(stream)
         if frame.last_seq is not None:
             frames = await self.live.replay(stream, frame.last_seq)
             for f in frames or []:
