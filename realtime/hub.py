@@ -213,6 +213,10 @@ class Hub:
                 except Exception:  # the store is away: the sessions are cleaned up when the worker says hello again
                     log.exception("could not clean up after media worker %s", conn.worker)
 
+    def local_workers(self) -> set[str]:
+        """The media workers connected to this hub now (this hub runs their callers' menu timers)."""
+        return {c.worker for c in self.connections if c.worker is not None and not c.closing}
+
     def _forget(self, conn: Connection) -> None:
         self.connections.discard(conn)
         if conn.stream is not None:

@@ -51,7 +51,11 @@ _cmds_dec = msgspec.json.Decoder(P.MediaCommands)
 class Worker:
     def __init__(self, settings: Settings, hub_url: str, name: str, capacity: int) -> None:
         self.settings = settings
-        self.url = hub_url.rstrip("/").replace("http://", "ws://").replace("https://", "wss://") + "/ws"
+        # Several hubs (comma-separated): the worker tries the next one whenever a connection fails.
+        self.urls = [u.strip().rstrip("/").replace("http://", "ws://").replace("https://", "wss://") + "/ws"
+                     for u in hub_url.split(",") if u.strip()]
+        assert self.urls, "at least one hub URL"
+        self.url = self.urls[0]
         self.name = name
         self.capacity = capacity
         self.tokens = TokenService(settings.secret, settings.access_ttl, settings.refresh_ttl)
@@ -125,7 +129,9 @@ class Worker:
                 await self._session()
                 delay = 0.2
             except (OSError, websockets.exceptions.WebSocketException) as exc:
-                log.warning("hub connection lost (%s); reconnecting in %.1fs", exc, delay)
+                # The next hub, if several are given (a hub that stopped; another serves its workers).
+                self.url = self.urls[(self.urls.index(self.url) + 1) % len(self.urls)]
+                log.warning("hub connection lost (%s); reconnecting to %s in %.1fs", exc, self.url, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
@@ -389,7 +395,8 @@ def hold_melody() -> SampleSource:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="unidesk media-worker", description="Carry softphone audio for a hub.")
-    parser.add_argument("--hub", default=None, help="hub URL (default http://UNIDESK_HOST:UNIDESK_PORT)")
+    parser.add_argument("--hub", default=None,
+                        help="hub URL, or several separated by commas, tried in turn (default http://UNIDESK_HOST:UNIDESK_PORT)")
     parser.add_argument("--name", default=None, help="worker name, unique per hub (default: host name and pid)")
     parser.add_argument("--capacity", type=int, default=None, help="sessions taken (default UNIDESK_MEDIA_CAPACITY)")
     parser.add_argument("--parent", type=int, default=None, help="exit when the process with this pid ends")
