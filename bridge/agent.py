@@ -121,6 +121,7 @@ class UserAgent:
         self.stopped: concurrent.futures.Future[None] = concurrent.futures.Future()
         self.calls: dict[str, _Call] = {}
         self._graveyard: list[_Call] = []
+        self._dead_ports: list[tuple[FramePort | None, pj.AudioMedia | None]] = []
         self._running = True
         self._seq = 0
         self.ep: pj.Endpoint | None = None
@@ -252,6 +253,7 @@ class UserAgent:
         # Calls, ports and the account first: libDestroy asserts on live pjsua2 objects.
         self.calls.clear()
         self._graveyard.clear()
+        self._dead_ports.clear()
         if self.account is not None:
             try:
                 self.account.shutdown()
@@ -460,6 +462,10 @@ class UserAgent:
             # pjsua frees the call's slot right after, and a Call object deleted later would hang up
             # whatever call took the slot meanwhile (its destructor hangs up by slot number), then
             # abort the process when freed at shutdown. A burst of INVITEs showed both.
+            # Its audio port is freed a turn later, once pjsua has taken the call's media off the
+            # conference bridge: freed now, the media clock could still call into it, half torn
+            # down (AttributeError, then a segfault).
+            self._dead_ports.append((call.port, call.media))
             call.media = None
             call.port = None
         else:
@@ -468,6 +474,8 @@ class UserAgent:
         self.emit(CallEnded(call.call_id, int(code), reason, "local" if local else "remote"))
 
     def _bury(self) -> None:
+        if self._dead_ports:
+            self._dead_ports.clear()
         if self._graveyard:
             dead, self._graveyard = self._graveyard, []
             for call in dead:
