@@ -27,13 +27,22 @@ import pjsua2 as pj
 from webrtc.mixer import LegPort
 
 from .events import CallEnded, CallProgress, DtmfReceived, IncomingCall, Registered, Registration, SipError
+from .guard import InviteGuard
 from .pjmodule import RegisterModule, digest_works, pj_digest
 from .ports import FramePort
 from .registrar import Registrar, Reply, SipUser
-from .sipmsg import content_length_mismatch, header, split_name_addr, uri_user, via_transport
+from .sipmsg import content_length_mismatch, header, repeated_headers, split_name_addr, uri_user, via_transport
 from .trunk import RETRY_SECONDS, Trunk, registration_state, trunk_uri
 
 log = logging.getLogger(__name__)
+
+# An incoming call is refused no sooner than this after it arrived. pjsua gives every INVITE that
+# gets a call slot an RTP and an RTCP socket before anyone sees it, and a closed socket's slot in
+# the select() ioqueue (64 in the PyPI wheel) returns only 500 ms later: refusing at once let a
+# flood cycle the call slots so fast that the ioqueue ran out and pjlib aborted the process
+# (tests/integration/test_sip_flood.py). Held this long, slots turn over at most
+# max_calls / MIN_REFUSAL_AGE times a second (4 / 0.25 s: 16 calls, 32 sockets in the 500 ms).
+MIN_REFUSAL_AGE = 0.25
 
 # G.711 only: phone calls stay untranscoded end to end (ARCHITECTURE).
 CODEC_PRIORITY = {"PCMU/8000/1": 255, "PCMA/8000/1": 254}
@@ -57,11 +66,22 @@ class AgentConfig:
     tls_key: str | None = None
     # Serve REGISTER for desk phones (bridge/registrar.py).
     registrar: bool = True
+    guard: InviteGuard = field(default_factory=InviteGuard)
 
 
 class _Log(pj.LogWriter):
     def write(self, entry: pj.LogEntry) -> None:  # any pjsip thread
         log.debug("pjsip: %s", entry.msg.rstrip())
+
+
+class _Endpoint(pj.Endpoint):
+    def __init__(self, agent: UserAgent) -> None:
+        super().__init__()
+        self.agent = agent
+
+    def onRejectedIncomingCall(self, prm: pj.OnRejectedIncomingCallParam) -> None:
+        # pjsua refused an INVITE itself (every call slot taken: 486), before any Account saw it.
+        self.agent.count(f"pjsua-{prm.statusCode}")
 
 
 class _Account(pj.Account):
@@ -100,6 +120,10 @@ class _Call(pj.Call):
         self.deadline: float | None = None
         self.ringing_sent = False
         self.ended = False
+        self.created = time.monotonic()
+        self.answered = False
+        # A refusal held back until the call is MIN_REFUSAL_AGE old: (when, code, reason, retry_after).
+        self.refusal: tuple[float, int, str, int | None] | None = None
 
     def onCallState(self, prm: pj.OnCallStateParam) -> None:
         self.agent.call_state(self)
@@ -122,6 +146,7 @@ class UserAgent:
         self.stopped: concurrent.futures.Future[None] = concurrent.futures.Future()
         self.calls: dict[str, _Call] = {}
         self._graveyard: list[_Call] = []
+        self._dead_ports: list[tuple[FramePort | None, pj.AudioMedia | None]] = []
         self._running = True
         self._seq = 0
         self.ep: pj.Endpoint | None = None
@@ -134,6 +159,11 @@ class UserAgent:
         self.desk_phones = False
         # Audio callback cost of ended calls (timed ports only): rx_ns, rx_frames, tx_ns, tx_frames.
         self._ended_cost = [0, 0, 0, 0]
+        # What became of incoming INVITEs: offered, answered, refused here (by code and why), by pjsua.
+        self.counts: dict[str, int] = {}
+
+    def count(self, what: str) -> None:
+        self.counts[what] = self.counts.get(what, 0) + 1
 
     # ------------------------------------------------------------ thread body
 
@@ -182,7 +212,7 @@ class UserAgent:
 
     def _create(self) -> None:
         c = self.config
-        self.ep = pj.Endpoint()
+        self.ep = _Endpoint(self)
         self.ep.libCreate()
         cfg = pj.EpConfig()
         cfg.uaConfig.threadCnt = 0
@@ -341,14 +371,16 @@ class UserAgent:
     def _shutdown(self) -> None:
         ep = self.ep
         if ep is not None and self.account is not None:
-            for call in list(self.calls.values()):
-                self._hangup_now(call, 0, "")
+            # By id, never a loop variable: a Call object still referenced from this frame would be
+            # freed after libDestroy, and pjsua asserts (aborting the process) on its slot then.
+            for call_id in list(self.calls):
+                self._hangup_now(self.calls[call_id], 0, "")
             # Let BYE/CANCEL go out and the DISCONNECTED callbacks run (bounded).
             until = time.monotonic() + 2.0
             while self.calls and time.monotonic() < until:
                 ep.libHandleEvents(10)
-            for call in list(self.calls.values()):
-                self._finish(call, 503, "Service Unavailable", local=True)
+            for call_id in list(self.calls):
+                self._finish(self.calls[call_id], 503, "Service Unavailable", local=True)
         self._bury()
         self._destroy()
 
@@ -358,6 +390,7 @@ class UserAgent:
         self._graveyard.clear()
         for key in list(self.trunks):
             self._drop_trunk(key, report=False)
+        self._dead_ports.clear()
         if self.account is not None:
             try:
                 self.account.shutdown()
@@ -385,8 +418,25 @@ class UserAgent:
         if transport == "udp" and content_length_mismatch(message):
             # Never offered to the owner; the loop ignores the CallEnded of an unknown call.
             log.info("INVITE from %s: body shorter than Content-Length, 400", prm.rdata.srcAddress)
+            self.count("refused-400")
             self._hangup_now(call, 400, "Content-Length Mismatch")
             return
+        repeated = repeated_headers(message)
+        if repeated:
+            # pjsip keeps the first of each; a request with two To or two Call-IDs is malformed (400).
+            log.info("INVITE from %s: repeated %s, 400", prm.rdata.srcAddress, ", ".join(repeated))
+            self.count("refused-400")
+            self._hangup_now(call, 400, "Multiple Values In Single-Value Header")
+            return
+        guard = self.config.guard
+        pending = sum(1 for c in self.calls.values() if c.deadline is not None) - 1
+        why = guard.check(prm.rdata.srcAddress, pending, time.monotonic())
+        if why is not None:
+            # Overloaded (bridge/guard.py): 503 with Retry-After, and the owner never hears of it.
+            self.count(f"refused-503-{why}")
+            self._hangup_now(call, 503, "Service Unavailable", retry_after=guard.retry_after)
+            return
+        self.count("offered")
         name, from_uri = split_name_addr(ci.remoteUri)
         _, to_uri = split_name_addr(ci.localUri)
         self.emit(
@@ -406,7 +456,11 @@ class UserAgent:
     def _expire(self) -> None:
         now = time.monotonic()
         for call in list(self.calls.values()):
-            if call.deadline is not None and now >= call.deadline:
+            if call.refusal is not None and now >= call.refusal[0]:
+                _, code, reason, retry_after = call.refusal
+                call.refusal = None
+                self._hangup_now(call, code, reason, retry_after)
+            elif call.deadline is not None and now >= call.deadline:
                 call.deadline = None
                 log.info("call %s: not answered within %.0f s, rejecting with 503", call.call_id, self.config.answer_timeout)
                 self._hangup_now(call, 503, "Service Unavailable")
@@ -421,6 +475,8 @@ class UserAgent:
         call.leg = leg
         if call.port is not None:
             call.port.leg = leg
+        call.answered = True
+        self.count("answered")
         prm = pj.CallOpParam(True)
         prm.statusCode = 200
         call.answer(prm)
@@ -434,10 +490,10 @@ class UserAgent:
         prm.statusCode = 180
         call.answer(prm)
 
-    def hangup(self, call_id: str, code: int, reason: str) -> None:
+    def hangup(self, call_id: str, code: int, reason: str, retry_after: int | None = None) -> None:
         call = self._get(call_id)
         if call is not None:
-            self._hangup_now(call, code, reason)
+            self._hangup_now(call, code, reason, retry_after)
 
     def attach(self, call_id: str, leg: LegPort) -> None:
         call = self._get(call_id)
@@ -532,13 +588,24 @@ class UserAgent:
             return None
         return call
 
-    def _hangup_now(self, call: _Call, code: int, reason: str) -> None:
+    def _hangup_now(self, call: _Call, code: int, reason: str, retry_after: int | None = None) -> None:
         call.local_end = True
         call.deadline = None
+        if not call.outbound and not call.answered and self._running:
+            hold = call.created + MIN_REFUSAL_AGE
+            if time.monotonic() < hold:
+                if call.refusal is None:
+                    call.refusal = (hold, code, reason, retry_after)  # sent by _expire
+                return
         prm = pj.CallOpParam(True)
         prm.statusCode = code
         if reason:
             prm.reason = reason
+        if retry_after is not None:
+            header = pj.SipHeader()
+            header.hName = "Retry-After"
+            header.hValue = str(retry_after)
+            prm.txOption.headers.append(header)
         try:
             call.hangup(prm)
         except pj.Error as exc:
@@ -550,7 +617,7 @@ class UserAgent:
         ci = call.getInfo()
         state = ci.state
         if state == pj.PJSIP_INV_STATE_DISCONNECTED:
-            self._finish(call, ci.lastStatusCode, ci.lastReason, local=call.local_end)
+            self._finish(call, ci.lastStatusCode, ci.lastReason, local=call.local_end, in_callback=True)
         elif call.outbound and state == pj.PJSIP_INV_STATE_EARLY and not call.ringing_sent:
             call.ringing_sent = True
             self.emit(CallProgress(call.call_id, "ringing"))
@@ -571,7 +638,7 @@ class UserAgent:
                 call.port.startTransmit(media)
             return
 
-    def _finish(self, call: _Call, code: int, reason: str, *, local: bool) -> None:
+    def _finish(self, call: _Call, code: int, reason: str, *, local: bool, in_callback: bool = False) -> None:
         if call.ended:
             return
         call.ended = True
@@ -584,11 +651,25 @@ class UserAgent:
             cost[1] += port.rx_frames
             cost[2] += port.tx_ns
             cost[3] += port.tx_frames
-        # Deleted on a later turn: never from inside the call's own callback.
-        self._graveyard.append(call)
+        if in_callback:
+            # Freed as the DISCONNECTED callback returns (pjsua2's own samples `delete this` there):
+            # pjsua frees the call's slot right after, and a Call object deleted later would hang up
+            # whatever call took the slot meanwhile (its destructor hangs up by slot number), then
+            # abort the process when freed at shutdown. A burst of INVITEs showed both.
+            # Its audio port is freed a turn later, once pjsua has taken the call's media off the
+            # conference bridge: freed now, the media clock could still call into it, half torn
+            # down (AttributeError, then a segfault).
+            self._dead_ports.append((call.port, call.media))
+            call.media = None
+            call.port = None
+        else:
+            # Not from a pjsua callback (shutdown, a dial that never started): freed on the next turn.
+            self._graveyard.append(call)
         self.emit(CallEnded(call.call_id, int(code), reason, "local" if local else "remote"))
 
     def _bury(self) -> None:
+        if self._dead_ports:
+            self._dead_ports.clear()
         if self._graveyard:
             dead, self._graveyard = self._graveyard, []
             for call in dead:

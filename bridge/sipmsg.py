@@ -73,3 +73,25 @@ def content_length_mismatch(message: str) -> bool:
     if not value.isdigit():
         return False
     return int(value) > len(body.encode("utf-8", "surrogateescape"))
+
+
+# RFC 3261 §7.3.1: these take one value; two of them make the request malformed (RFC 4475 §3.1.2.6).
+# Full name → compact form.
+_SINGLE = {"call-id": "i", "cseq": "", "from": "f", "to": "t", "max-forwards": "", "content-length": "l",
+           "content-type": "c"}
+
+
+def repeated_headers(message: str) -> list[str]:
+    """Names of single-value headers that occur more than once in a message's head (compact forms
+    count as their full name); `[]` for a well-formed message."""
+    head = message.partition("\r\n\r\n")[0]
+    compact = {c: name for name, c in _SINGLE.items() if c}
+    seen: dict[str, int] = {}
+    for line in head.split("\r\n")[1:]:
+        if not line or line[0] in " \t":
+            continue  # a folded continuation line
+        name = line.split(":", 1)[0].strip().lower()
+        name = compact.get(name, name)
+        if name in _SINGLE:
+            seen[name] = seen.get(name, 0) + 1
+    return [name for name, n in seen.items() if n > 1]

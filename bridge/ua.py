@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Callable, Literal
 from .agent import AgentConfig, UserAgent
 from .events import CallEnded, CallProgress, DtmfReceived, IncomingCall, Registered, Registration, SipError
 from .registrar import SipUser
+from .guard import InviteGuard
 from .sipmsg import check_digits
 from .trunk import Trunk
 
@@ -72,6 +73,7 @@ class SipBridge:
         tls_cert: str | None = None,
         tls_key: str | None = None,
         registrar: bool = True,
+        guard: InviteGuard | None = None,
     ) -> None:
         assert transports, "at least one transport"
         assert max_calls >= 1, f"max_calls {max_calls}"
@@ -91,6 +93,7 @@ class SipBridge:
             tls_cert=tls_cert,
             tls_key=tls_key,
             registrar=registrar,
+            guard=guard or InviteGuard(),
         )
         self._calls: dict[str, _View] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -145,14 +148,15 @@ class SipBridge:
         if not view.answered:
             self._submit("ring", call_id)
 
-    def reject(self, call_id: str, code: int, reason: str = "") -> None:
-        """Refuse an offered call with a final response (4xx-6xx); CallEnded follows (by local)."""
+    def reject(self, call_id: str, code: int, reason: str = "", retry_after: int | None = None) -> None:
+        """Refuse an offered call with a final response (4xx-6xx; `retry_after` seconds go in a
+        Retry-After header); CallEnded follows (by local)."""
         if not 300 <= code <= 699:
             raise SipError(f"reject code {code} is not a final error response (300-699)")
         view = self._view(call_id, "in")
         if view.answered:
             raise SipError(f"call {call_id!r} is answered: hang it up instead")
-        self._submit("hangup", call_id, code, reason)
+        self._submit("hangup", call_id, code, reason, retry_after)
 
     def hangup(self, call_id: str, code: int = 200) -> None:
         """End a call: BYE once answered; CANCEL for an outbound call not yet answered;
@@ -216,6 +220,12 @@ class SipBridge:
         if view is not None and view.leg_id:
             return view.leg_id
         return f"sip-{call_id}"
+
+    def stats(self) -> dict[str, int]:
+        """What became of incoming INVITEs so far: `offered` to the owner, `answered`, `refused-<code>`
+        (and `refused-503-rate` / `refused-503-pending` by the guard) here, `pjsua-<code>` by pjsua
+        itself (486: every call slot taken). Advisory figures, read from another thread."""
+        return dict(self._require_started().counts)
 
     def frame_cost_us(self) -> tuple[float, float, int]:
         """Mean µs spent in onFrameReceived and onFrameRequested per frame, and frames counted,

@@ -138,6 +138,8 @@ def build_app(settings: Settings) -> Starlette:
             asyncio.create_task(_deadline_loop(ctx), name="deadlines"),
             asyncio.create_task(ctx.retention.run(), name="recordings-retention"),
         ]
+        if ctx.hub.sip is not None:
+            tasks.append(asyncio.create_task(ctx.hub.sip.menus.clock(ctx.hub.local_workers), name="menus"))
         log.info("hub ready", extra={"ud_bus": "redis" if settings.redis_url else "memory"})
         try:
             yield

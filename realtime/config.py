@@ -63,6 +63,11 @@ class Settings:
     sip_tls_port: int = 0
     sip_tls_cert: str | None = None
     sip_tls_key: str | None = None
+    # Incoming INVITEs per source address (a second on average, and at once), and calls offered to the
+    # hub but not decided yet, beyond which the worker answers 503 with Retry-After (bridge/guard.py).
+    sip_invite_rate: float = 50.0
+    sip_invite_burst: int = 100
+    sip_max_pending: int = 64
 
 
 def _int(env: dict[str, str], name: str, default: int, lo: int, hi: int) -> int:
@@ -169,6 +174,9 @@ def load_settings(
         sip_port=sip_port,
         recordings_dir=env.get("UNIDESK_RECORDINGS_DIR") or "recordings",
         retention_sweep_seconds=_float(env, "UNIDESK_RETENTION_SWEEP_SECONDS", 3600.0, 0.1, 7 * 86400.0),
+        sip_invite_rate=_float(env, "UNIDESK_SIP_INVITE_RATE", 50.0, 0.1, 100_000.0),
+        sip_invite_burst=_int(env, "UNIDESK_SIP_INVITE_BURST", 100, 1, 100_000),
+        sip_max_pending=_int(env, "UNIDESK_SIP_MAX_PENDING", 64, 1, 100_000),
         host=host,
         port=port,
         database_url=database_url,

@@ -238,6 +238,10 @@ class Hub:
                 except Exception:  # the store is away: the sessions are cleaned up when the worker says hello again
                     log.exception("could not clean up after media worker %s", conn.worker)
 
+    def local_workers(self) -> set[str]:
+        """The media workers connected to this hub now (this hub runs their callers' menu timers)."""
+        return {c.worker for c in self.connections if c.worker is not None and not c.closing}
+
     def _forget(self, conn: Connection) -> None:
         self.connections.discard(conn)
         if conn.wallboard is not None and self.wallboards is not None:
@@ -736,15 +740,15 @@ class Hub:
         stream = stream_worker(name)
         conn.principal, conn.stream, conn.worker, conn.pending = p, stream, name, []
         self.by_stream.setdefault(stream, set()).add(conn)
+        last = await self.live.seq(stream)
         self._send_now(
             conn,
             P.Welcome(
                 ref=frame.id, user=P.UserInfo(id=0, username=p.username, display_name=name, roles=[WORKER_ROLE]),
                 tenant=P.TenantInfo(id=0, slug="", name=""), heartbeat_seconds=self.settings.heartbeat_seconds,
-                server_time=time.time(), stream=stream,
+                server_time=time.time(), stream=stream, seq=last,
             ),
         )
-        last = await self.live.seq(stream)
         if frame.last_seq is not None:
             frames = await self.live.replay(stream, frame.last_seq)
             for f in frames or []:

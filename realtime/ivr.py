@@ -251,6 +251,21 @@ class MenuCall:
     def done(self) -> bool:
         return self.state == DONE
 
+    # ------------------------------------------------------------ keeping it elsewhere
+
+    def saved(self) -> dict[str, Any]:
+        """The caller's place in the menu as plain data (for a shared store); `restored` reads it back.
+        Take `commands_out()` first: pending commands are not part of it."""
+        assert not self._out, "commands_out() before saved()"
+        return {"state": self.state, "attempts": self.attempts, "digits": self.digits, "token": self._token,
+                "deadline": self._deadline}
+
+    @classmethod
+    def restored(cls, menu: Menu, saved: dict[str, Any]) -> MenuCall:
+        """The caller of `saved()` again, in `menu`, ready for its next input."""
+        return cls(menu, state=saved["state"], attempts=saved["attempts"], digits=saved["digits"],
+                   _token=saved["token"], _deadline=saved["deadline"])
+
     # ------------------------------------------------------------ inside
 
     def _retry(self) -> bool:

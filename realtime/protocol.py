@@ -503,6 +503,9 @@ class Welcome(ServerMessage, tag="welcome"):
     # For the softphone's RTCPeerConnection: TURN with short-lived credentials when one is configured,
     # otherwise empty (nothing reaches out to a public STUN server).
     ice_servers: list[IceServer] = []
+    # For a media worker: the last `seq` of its command stream. A worker whose `last_seq` is beyond it
+    # talks to a hub that lost its live state (an embedded hub restarted): it starts afresh.
+    seq: int | None = None
     ref: RequestId | None = None
 
 

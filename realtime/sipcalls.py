@@ -12,18 +12,18 @@ who ended it and the SIP cause.
 The route also has opening hours (outside them the caller hears the closed
 prompt, then the call ends) and may lead to a menu instead of a queue: the
 caller hears its prompt and picks a queue with a digit (realtime/ivr.py
-decides; a task of the hub that took the call plays the prompts and feeds it
-the digits). A waiting caller hears its place in the queue over the music
-every `announce_interval` seconds of the queue.
+decides; realtime/menus.py keeps the caller's place in the live store, so
+whichever hub the worker reports to leads it on). A waiting caller hears its
+place in the queue over the music every `announce_interval` seconds of the queue.
 
 Live state (shared by all hubs):
 - map `sip-calls`: "<worker>|<call id>" → {worker, tenant, contact} (each worker numbers its own calls);
-- map `sip-contacts:<tenant>`: contact id → {worker, call id}.
+- map `sip-contacts:<tenant>`: contact id → {worker, call id};
+- map `sip-menus` (realtime/menus.py): callers in a menu or hearing the closed prompt.
 """
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import logging
 import time
@@ -38,9 +38,10 @@ from realtime import ivr
 from realtime import protocol as P
 from realtime.contacts import Abandon, Arrive, ContactCenter, ContactError, End, contacts_map
 from realtime.live import LiveStore, stream_agent
+from realtime.menus import Menus
 from realtime.phone import PhoneService, session_id
 from store.repos import TenantRepo, sip_route
-from webrtc.prompts import UnknownPrompt, prompt_path, sequence_seconds
+from webrtc.prompts import UnknownPrompt, prompt_path
 
 log = logging.getLogger("unidesk.sip")
 
@@ -87,8 +88,8 @@ class SipCalls:
         self.sessionmaker = sessionmaker
         self.phone = phone
         self.contacts = contacts
-        # Calls in a menu or hearing the closed message, handled by this hub: SIP call id → run.
-        self._local: dict[str, _Local] = {}
+        # Callers in a menu or hearing the closed message (kept in the live store, led by any hub).
+        self.menus = Menus(live, self._cmd, self._chosen)
         # Told when a conferenced caller comes off hold or finishes (realtime/transfers.py).
         self.on_conference: Callable[[SipCall, int], Awaitable[None]] | None = None
         self.on_conference_over: Callable[[SipCall], Awaitable[None]] | None = None
@@ -113,10 +114,13 @@ class SipCalls:
                 worker, P.MediaCommand(op="sip-reject", session_id=m.call_id, code=exc.code, reason=exc.reason)
             )
             return
-        if not isinstance(queue, str):
-            # Closed now, or a menu first: answered, then led by a task of this hub's.
+        if isinstance(queue, _Closed):
             await self._cmd(worker, P.MediaCommand(op="sip-answer", session_id=m.call_id))
-            self._start_local(worker, m, tenant_id, queue)
+            await self.menus.start_closed(worker, m, tenant_id, queue.prompt)
+            return
+        if isinstance(queue, ivr.Menu):
+            await self._cmd(worker, P.MediaCommand(op="sip-answer", session_id=m.call_id))
+            await self.menus.start_menu(worker, m, tenant_id, queue)
             return
         await self._enqueue(worker, m, tenant_id, queue, answer=True)
 
@@ -172,13 +176,13 @@ class SipCalls:
             raise _Refused(480, "Temporarily Unavailable")
         return route.tenant_id, queue
 
+    async def _chosen(self, worker: str, m: P.SipIncoming, tenant_id: int, queue: str, digits: str) -> None:
+        """A caller chose a queue in a menu (or was sent to its default)."""
+        await self._enqueue(worker, m, tenant_id, queue, answer=False, menu=digits or None)
+
     async def ended(self, worker: str, m: P.SipEnded) -> None:
-        local = self._local.get(_key(worker, m.call_id))
-        if local is not None:
-            local.gone = m
-            if not local.queued:
-                local.cancel()
-                return  # in the menu, or hearing that we are closed: no contact yet
+        if await self.menus.ended(worker, m.call_id):
+            return  # in the menu, or hearing that we are closed: no contact yet
         call = await self._call(worker, m.call_id)
         if call is None or call.worker != worker:
             return  # refused before it became a contact, or not this worker's
@@ -199,8 +203,7 @@ class SipCalls:
     async def worker_gone(self, worker: str) -> None:
         """The worker died: its callers are gone. Waiting ones are recorded as failed, connected
         ones end for their agents (wrap-up) with `ended_by: media-lost`."""
-        for local in [x for x in self._local.values() if x.worker == worker and not x.queued]:
-            local.cancel()
+        await self.menus.forget_worker(worker)
         for raw in (await self.live.map_all(SIP_CALLS)).values():
             call = _dec.decode(raw)
             if call.worker != worker:
@@ -222,10 +225,8 @@ class SipCalls:
                 log.info("SIP call %s lost with its worker; its contact: %s", call.call_id, exc)
 
     async def dtmf(self, worker: str, m: P.SipDtmf) -> None:
-        local = self._local.get(_key(worker, m.call_id))
-        if local is not None and not local.queued:
-            local.digits.put_nowait(m.digits)  # a choice in the menu
-            return
+        if await self.menus.digits(worker, m):
+            return  # a choice in the menu
         call = await self._call(worker, m.call_id)
         if call is None or call.worker != worker:
             return
@@ -290,75 +291,6 @@ class SipCalls:
             return
         names = ivr.announcement(position, expected_wait)
         await self._cmd(call.worker, P.MediaCommand(op="prompt", session_id=leg_of(call.call_id), prompts=names))
-
-    # ------------------------------------------------------------ menus and closed hours (this hub)
-
-    def _start_local(self, worker: str, m: P.SipIncoming, tenant_id: int, target: ivr.Menu | _Closed) -> None:
-        local = _Local(worker)
-        if isinstance(target, _Closed):
-            coro = self._say_closed(local, m, target.prompt)
-        else:
-            coro = self._menu(local, m, tenant_id, target)
-        local.task = asyncio.create_task(coro, name=f"sip-local-{m.call_id}")
-        key = _key(worker, m.call_id)
-        self._local[key] = local
-
-        def done(task: asyncio.Task[None], call_id: str = m.call_id) -> None:
-            if self._local.get(key) is local:
-                del self._local[key]
-            if not task.cancelled() and task.exception() is not None:
-                log.error("SIP call %s: its menu failed", call_id, exc_info=task.exception())
-
-        local.task.add_done_callback(done)
-
-    async def _say_closed(self, local: _Local, m: P.SipIncoming, prompt: str) -> None:
-        log.info("SIP call %s to %r outside opening hours", m.call_id, m.to_user)
-        await self._cmd(local.worker, P.MediaCommand(op="prompt", session_id=leg_of(m.call_id), prompts=[prompt]))
-        # The worker plays it in real time; the caller's jitter buffer gets a moment to drain.
-        await asyncio.sleep(_seconds(prompt) + PROMPT_TAIL)
-        await self._cmd(local.worker, P.MediaCommand(op="sip-hangup", session_id=m.call_id, code=200, reason="closed"))
-
-    async def _menu(self, local: _Local, m: P.SipIncoming, tenant_id: int, menu: ivr.Menu) -> None:
-        """One caller in a menu: prompts played, digits fed to the core, until it picks a queue or ends."""
-        core = ivr.MenuCall(menu)
-        leg = leg_of(m.call_id)
-        playing: tuple[int, float] | None = None  # token of the prompt playing, and when it will have played
-        core.start(time.time())
-        while True:
-            for cmd in core.commands_out():
-                match cmd:
-                    case ivr.PlayPrompt(name=name, token=token):
-                        await self._cmd(local.worker, P.MediaCommand(op="prompt", session_id=leg, prompts=[name]))
-                        playing = (token, time.time() + _seconds(name) + PROMPT_TAIL)
-                    case ivr.ChooseQueue(queue=queue, digit=digit):
-                        log.info("SIP call %s chose %s (digits %r)", m.call_id, queue, core.digits)
-                        local.queued = True
-                        await self._cmd(local.worker, P.MediaCommand(op="prompt", session_id=leg))
-                        await self._enqueue(local.worker, m, tenant_id, queue, answer=False, menu=core.digits)
-                        if local.gone is not None:  # hung up while being queued
-                            self._local.pop(_key(local.worker, m.call_id), None)
-                            await self.ended(local.worker, local.gone)
-                        return
-                    case ivr.Hangup(reason=reason):
-                        log.info("SIP call %s left the menu: %s (digits %r)", m.call_id, reason, core.digits)
-                        await self._cmd(
-                            local.worker, P.MediaCommand(op="sip-hangup", session_id=m.call_id, code=200, reason=reason)
-                        )
-                        return
-            due = [d for d in (core.next_deadline(), playing[1] if playing else None) if d is not None]
-            try:
-                digits = await asyncio.wait_for(
-                    local.digits.get(), max(0.0, min(due) - time.time()) if due else None
-                )
-            except asyncio.TimeoutError:
-                digits = ""
-            now = time.time()
-            for d in digits:
-                core.digit(d, now)
-            if playing is not None and now >= playing[1]:
-                core.prompt_done(playing[0], now)
-                playing = None
-            core.handle_timeout(now)
 
     # ------------------------------------------------------------ from the agent
 
@@ -497,37 +429,8 @@ class SipCalls:
         return await self._view(call)
 
 
-# Played prompts are given this long beyond their length before what follows (the caller's jitter buffer).
-PROMPT_TAIL = 0.3
-
-
-def _seconds(prompt: str) -> float:
-    try:
-        return sequence_seconds([prompt])
-    except UnknownPrompt:
-        log.error("no prompt %r: nothing is played", prompt)
-        return 0.0
-
-
 class _Closed(msgspec.Struct, frozen=True):
     prompt: str
-
-
-class _Local:
-    """A SIP call this hub leads before (or instead of) queueing it."""
-
-    def __init__(self, worker: str) -> None:
-        self.worker = worker
-        self.digits: asyncio.Queue[str] = asyncio.Queue()
-        self.task: asyncio.Task[None] | None = None
-        # Handed to the ACD (the contact's own handling takes over).
-        self.queued = False
-        # The caller hung up.
-        self.gone: P.SipEnded | None = None
-
-    def cancel(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
 
 
 class _Refused(Exception):

@@ -266,8 +266,11 @@ class HubProcess(_Process):
 class WorkerProcess(_Process):
     """A media worker (`unidesk media-worker`) serving a hub; ready once the hub lists it."""
 
-    def __init__(self, hub: HubProcess, log_path: Path, name: str | None = None, **env: str) -> None:
+    def __init__(self, hub: HubProcess, log_path: Path, name: str | None = None,
+                 others: tuple[HubProcess, ...] = (), **env: str) -> None:
         self.hub = hub
+        # Hubs the worker turns to when its connection fails (it tries them in turn, `hub` first).
+        self.others = others
         self.name = name or f"w{free_port()}"
         self.log_path = log_path
         # Each worker listens for SIP on a port of its own (the default 5060 may be taken).
@@ -278,7 +281,8 @@ class WorkerProcess(_Process):
     def start(self) -> WorkerProcess:
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "realtime.cli", "media-worker", "--hub", self.hub.url, "--name", self.name],
+            [sys.executable, "-m", "realtime.cli", "media-worker", "--hub",
+             ",".join(h.url for h in (self.hub, *self.others)), "--name", self.name],
             env=self.env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 30

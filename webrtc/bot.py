@@ -142,6 +142,26 @@ class BotAgent:
         self.snapshot = await self.expect(lambda m: m["type"] == "snapshot", 10)
         return welcome
 
+    async def reconnect(self, hub_url: str | None = None, timeout: float = 30.0) -> dict[str, Any]:
+        """A new connection to the hub (it restarted, or another hub): log in again, follow the own
+        stream again. The softphone's peer connection, to the media worker, stays as it is."""
+        for t in (self._reader, self._pinger):
+            if t is not None:
+                t.cancel()
+        if self.ws is not None:
+            with contextlib.suppress(Exception):
+                await self.ws.close()
+        if hub_url is not None:
+            self.url = hub_url.rstrip("/")
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return await self.login()
+            except (OSError, httpx.HTTPError, websockets.exceptions.WebSocketException):
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)  # the hub is starting: try again (bounded)
+
     async def _read(self) -> None:
         async for raw in self.ws:
             msg = json.loads(raw)

@@ -56,7 +56,11 @@ _cmds_dec = msgspec.json.Decoder(P.MediaCommands)
 class Worker:
     def __init__(self, settings: Settings, hub_url: str, name: str, capacity: int) -> None:
         self.settings = settings
-        self.url = hub_url.rstrip("/").replace("http://", "ws://").replace("https://", "wss://") + "/ws"
+        # Several hubs (comma-separated): the worker tries the next one whenever a connection fails.
+        self.urls = [u.strip().rstrip("/").replace("http://", "ws://").replace("https://", "wss://") + "/ws"
+                     for u in hub_url.split(",") if u.strip()]
+        assert self.urls, "at least one hub URL"
+        self.url = self.urls[0]
         self.name = name
         self.capacity = capacity
         self.tokens = TokenService(settings.secret, settings.access_ttl, settings.refresh_ttl)
@@ -75,6 +79,7 @@ class Worker:
         self.recordings = RecordingWriter(self.engine.mixer.taps, settings.recordings_dir, self._recorded)
         # Desk-phone calls placed for the hub: call id -> the engine leg they become (the agent's session id).
         self._desk_legs: dict[str, str] = {}
+        self._sip_report: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ connection
 
@@ -82,12 +87,14 @@ class Worker:
         """Listen for SIP calls (UNIDESK_SIP_HOST/PORT; port 0: no SIP)."""
         if not self.settings.sip_port:
             return
+        from bridge.guard import InviteGuard
         from bridge.ua import SipBridge, SipError
 
         st = self.settings
+        guard = InviteGuard(rate=st.sip_invite_rate, burst=st.sip_invite_burst, max_pending=st.sip_max_pending)
         bridge = SipBridge(
             self.engine, host=st.sip_host, port=st.sip_port, on_event=self._sip_event,
-            tls_port=st.sip_tls_port, tls_cert=st.sip_tls_cert, tls_key=st.sip_tls_key,
+            tls_port=st.sip_tls_port, tls_cert=st.sip_tls_cert, tls_key=st.sip_tls_key, guard=guard,
         )
         try:
             await bridge.start()
@@ -96,8 +103,19 @@ class Worker:
             log.error("SIP is off: %s", exc)
             return
         self.sip = bridge
+        self._sip_report = asyncio.create_task(self._report_sip())
         tls = f", TLS on port {st.sip_tls_port}" if st.sip_tls_port else ""
         log.info("SIP on %s:%s%s", st.sip_host, st.sip_port, tls)
+
+    async def _report_sip(self, every: float = 5.0) -> None:
+        """Log what became of incoming INVITEs (bridge stats) when it changed, every `every` seconds."""
+        last: dict[str, int] = {}
+        while True:
+            await asyncio.sleep(every)
+            now = self.sip.stats() if self.sip is not None else {}
+            if now != last:
+                log.info("SIP INVITEs so far: %s", msgspec.json.encode(now).decode())
+                last = now
 
     def _sip_event(self, ev: object) -> None:
         from bridge.ua import CallEnded, CallProgress, DtmfReceived, IncomingCall, Registered, Registration
@@ -111,7 +129,7 @@ class Worker:
             case IncomingCall() if self._ws is None:
                 # No hub to route it: the caller is told at once rather than left ringing.
                 assert self.sip is not None
-                self.sip.reject(ev.call_id, 503, "Service Unavailable")
+                self.sip.reject(ev.call_id, 503, "Service Unavailable", retry_after=5)
             case IncomingCall():
                 self._send({"type": "sip-incoming", "call_id": ev.call_id, "to_user": ev.to_user[:256],
                             "caller": ev.caller[:256], "caller_name": (ev.caller_name or "")[:256] or None,
@@ -136,7 +154,9 @@ class Worker:
                 await self._session()
                 delay = 0.2
             except (OSError, websockets.exceptions.WebSocketException) as exc:
-                log.warning("hub connection lost (%s); reconnecting in %.1fs", exc, delay)
+                # The next hub, if several are given (a hub that stopped; another serves its workers).
+                self.url = self.urls[(self.urls.index(self.url) + 1) % len(self.urls)]
+                log.warning("hub connection lost (%s); reconnecting to %s in %.1fs", exc, self.url, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
@@ -148,6 +168,9 @@ class Worker:
             welcome = msgspec.json.decode(await ws.recv())
             if welcome.get("type") != "welcome":
                 raise websockets.exceptions.InvalidHandshake(f"hub refused the worker: {welcome}")
+            stream_seq = welcome.get("seq")
+            if self.last_seq is not None and stream_seq is not None and self.last_seq > stream_seq:
+                self._start_afresh(stream_seq)
             await ws.send(
                 msgspec.json.encode(
                     {"type": "worker-hello", "name": self.name, "capacity": self.capacity,
@@ -166,6 +189,23 @@ class Worker:
                 pinger.cancel()
                 reporter.cancel()
                 self._ws = None
+
+    def _start_afresh(self, stream_seq: int) -> None:
+        """The hub's command stream is behind what this worker applied: the hub lost its live state
+        (an embedded hub restarted). Nobody there knows the SIP calls this worker carries, so nobody
+        could end them or connect them: each gets a BYE (or a refusal) now, instead of a caller left
+        talking to an agent whose desktop no longer shows the call. Commands count from the hub's
+        stream again. Softphone sessions stay (their pages offer again when they reconnect)."""
+        log.warning("the hub lost its live state (its stream is at %s, this worker applied %s): "
+                    "starting afresh, ending %d SIP calls", stream_seq, self.last_seq,
+                    len(self.sip.calls()) if self.sip is not None else 0)
+        self.last_seq = stream_seq
+        if self.sip is not None:
+            for call_id in self.sip.calls():
+                self.sip.hangup(call_id, 503)
+        # Reports about those calls meant nothing to the new hub either.
+        while not self._outbox.empty():
+            self._outbox.get_nowait()
 
     async def _sender(self, ws: Any) -> None:
         while True:
@@ -429,7 +469,10 @@ class Worker:
             self._stop_check(sid)
         # Files in progress are finished before the process ends (their reports go out if the hub is there).
         await asyncio.to_thread(self.recordings.close)
+        if self._sip_report is not None:
+            self._sip_report.cancel()
         if self.sip is not None:
+            log.info("SIP INVITEs so far: %s", msgspec.json.encode(self.sip.stats()).decode())
             await self.sip.stop()
         await self.engine.close_all()
 
@@ -454,7 +497,8 @@ def hold_melody() -> SampleSource:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="unidesk media-worker", description="Carry softphone audio for a hub.")
-    parser.add_argument("--hub", default=None, help="hub URL (default http://UNIDESK_HOST:UNIDESK_PORT)")
+    parser.add_argument("--hub", default=None,
+                        help="hub URL, or several separated by commas, tried in turn (default http://UNIDESK_HOST:UNIDESK_PORT)")
     parser.add_argument("--name", default=None, help="worker name, unique per hub (default: host name and pid)")
     parser.add_argument("--capacity", type=int, default=None, help="sessions taken (default UNIDESK_MEDIA_CAPACITY)")
     parser.add_argument("--parent", type=int, default=None, help="exit when the process with this pid ends")

@@ -41,3 +41,14 @@ def test_check_digits() -> None:
         check_digits("1x")
     with pytest.raises(ValueError):
         check_digits("")
+
+
+def test_repeated_headers() -> None:
+    from bridge.sipmsg import repeated_headers
+
+    ok = "INVITE sip:a@h SIP/2.0\r\nTo: <sip:a@h>\r\nFrom: <sip:b@h>;tag=1\r\nVia: x\r\nVia: y\r\n\r\nTo: in the body\r\n"
+    assert repeated_headers(ok) == []
+    two = "INVITE sip:a@h SIP/2.0\r\nTo: <sip:a@h>\r\nt: <sip:c@h>\r\nCall-ID: 1\r\ni: 2\r\nf: x\r\n\r\n"
+    assert sorted(repeated_headers(two)) == ["call-id", "to"]
+    folded = "OPTIONS sip:a@h SIP/2.0\r\nTo:\r\n <sip:a@h>\r\nContent-Length: 0\r\n\r\n"
+    assert repeated_headers(folded) == []

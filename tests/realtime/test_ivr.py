@@ -186,3 +186,23 @@ def test_announcements_name_existing_prompts():
 def test_prompt_names_are_plain_words_of_existing_files(name):
     with pytest.raises(UnknownPrompt):
         prompt_path(name)
+
+
+def test_a_menu_call_saved_and_restored_goes_on_where_it_was() -> None:
+    from realtime.ivr import ChooseQueue, Menu, MenuCall, PlayPrompt
+
+    menu = Menu.from_json({"prompt": "welcome-menu", "choices": {"1": "support", "2": "sales"}, "retries": 1})
+    a = MenuCall(menu)
+    a.start(0.0)
+    (play,) = a.commands_out()
+    a.digit("9", 1.0)  # invalid: "invalid" plays, one retry used
+    (invalid,) = a.commands_out()
+    assert isinstance(invalid, PlayPrompt) and invalid.name == "invalid"
+    b = MenuCall.restored(menu, a.saved())
+    # The old prompt's report is stale in the copy too; the invalid prompt's is not.
+    b.prompt_done(play.token, 2.0)
+    assert b.commands_out() == []
+    b.prompt_done(invalid.token, 2.5)
+    assert [c.name for c in b.commands_out()] == ["welcome-menu"]
+    b.digit("2", 3.0)
+    assert b.commands_out() == [ChooseQueue("sales", "2")] and b.digits == "92"
