@@ -34,6 +34,8 @@ from realtime.sipcalls import SipCalls
 from realtime.transfers import Transfers
 from realtime.monitors import Monitors
 from realtime.chat import Chat
+from realtime.support import Support
+from realtime import support as support_api
 from realtime.alerts import Alerts, LiveCalls
 from realtime.trunks import TrunkService
 from store.db import make_engine, make_sessionmaker
@@ -60,6 +62,7 @@ class Context:
     phone: PhoneService
     retention: RetentionJob
     trunks: TrunkService
+    support: Support
 
     async def db_ok(self) -> bool:
         try:
@@ -96,12 +99,13 @@ def build_context(settings: Settings) -> Context:
     alerts = Alerts(live, sessionmaker, contacts, agents, live_calls)
     recordings = Recordings(live, sessionmaker, phone, sip, settings.recordings_dir)
     trunks = TrunkService(live, sessionmaker, phone)
+    support = Support(live, sessionmaker, directory, tokens, settings.support_link_ttl)
     hub = Hub(settings, live, agents, tokens, metrics, contacts, phone, sip, transfers, monitors, live_calls, alerts,
-              wallboards.WallboardFeeds(sessionmaker, contacts), recordings, trunks, chat)
+              wallboards.WallboardFeeds(sessionmaker, contacts), recordings, trunks, chat, support)
     retention = RetentionJob(live, sessionmaker, settings.recordings_dir, settings.retention_sweep_seconds, contacts.hub_id)
     return Context(
         settings, engine, sessionmaker, live, directory, history, agents, tokens, throttle, metrics, hub, contacts, phone,
-        retention, trunks,
+        retention, trunks, support,
     )
 
 
@@ -156,6 +160,7 @@ def build_app(settings: Settings) -> Starlette:
         *reports.routes,
         *wallboards.routes,
         *recordings_api.routes,
+        *support_api.routes,
         WebSocketRoute("/ws", ctx.hub.endpoint),
         Route("/", _page("index.html")),
         Route("/agent", _page("agent.html")),
@@ -164,6 +169,7 @@ def build_app(settings: Settings) -> Starlette:
         Route("/wallboards", _page("wallboards.html")),
         Route("/wallboard", _page("wallboard.html")),
         Route("/recordings", _page("recordings.html")),
+        Route("/support/{id}", _page("support.html")),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={api.ApiError: api_error})
