@@ -94,7 +94,8 @@ class SupportRoom:
         """The bound guest asks to come in (after testing camera and microphone): to the lobby, or
         straight back into a live room after a reload (the host must then offer again)."""
         self.bind_guest(key, now)
-        self.guest_name = name.strip()[:80] or "Guest"
+        # A reload joins again without asking for the name: the first one given stays.
+        self.guest_name = name.strip()[:80] or self.guest_name or "Guest"
         self.guest_ua = user_agent[:300]
         if self.phase is Phase.LIVE:
             self.guest_epoch += 1

@@ -35,8 +35,8 @@ def test_the_link_is_single_use_but_a_reload_of_the_same_browser_comes_back():
     with pytest.raises(RoomError) as e:
         r.bind_guest("k2", 1003)
     assert e.value.code == "unauthorized" and "already used" in str(e.value)
-    r.join("k1", "Erika", "", 1004)  # a reload: back into the live room, the host offers anew
-    assert r.phase is Phase.LIVE and r.guest_epoch == 2
+    r.join("k1", "", "", 1004)  # a reload: back into the live room, the host offers anew
+    assert r.phase is Phase.LIVE and r.guest_epoch == 2 and r.guest_name == "Erika"
 
 
 def test_a_guest_may_not_moderate_and_the_room_keeps_going():
