@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import math
 import logging
 import time
 import uuid
@@ -743,7 +745,9 @@ class Hub:
             conn.out.put_nowait((_CLOSE, CLOSE_UNAUTHORIZED, str(exc)[:120]))
             return
         stream = stream_guest(p.tenant_id, room.id)
-        conn.principal, conn.stream, conn.guest_key = p, stream, frame.guest_key
+        # The token's expiry limits coming in (and back after a dropped connection), not a call in progress.
+        conn.principal = dataclasses.replace(p, expires_at=math.inf)
+        conn.stream, conn.guest_key = stream, frame.guest_key
         self.by_stream.setdefault(stream, set()).add(conn)
         self._send(conn, P.Welcome(
             ref=frame.id, user=P.UserInfo(id=0, username="guest", display_name=room.guest_name or "Guest", roles=["guest"]),

@@ -3,6 +3,9 @@ agent and customer, refusals that leave the room going, the record in the store.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import secrets
 import time
 
@@ -11,8 +14,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from realtime.auth import TokenService
-from tests.conftest import SECRET
-from tests.helpers import Ws, bearer, connect_as, login
+from tests.conftest import SECRET, drop_backend, prepared_backend
+from tests.helpers import Ws, bearer, connect_as, force, login
 
 
 def open_session(hub, tokens, **body) -> dict:
@@ -167,5 +170,62 @@ def test_bad_links_are_refused_clearly_and_a_denied_guest_ends_the_session(hub):
     assert g.expect(changed("ended"))["session"]["end_reason"] == "denied"
     rec = httpx.get(f"{hub.url}/api/support-sessions/{s['id']}", headers=bearer(tokens)).json()
     assert rec["end_reason"] == "denied" and rec["admitted_at"] is None and rec["duration"] is None
+    g.close()
+    agent.close()
+
+
+def test_a_session_opened_during_a_call_is_linked_to_it_and_the_guest_gets_turn_credentials(start_hub, tmp_path):
+    b = prepared_backend(tmp_path)
+    try:
+        h = start_hub(b, UNIDESK_TURN_URLS="turn:turn.example.net:3478", UNIDESK_TURN_SECRET="coturn-secret")
+        for i in range(1, 6):
+            force(h, f"agent{i}", "logged-out")
+        assert force(h, "agent4", "available").status_code == 200
+        agent, tokens = connect_as(h, "agent4")
+        r = httpx.post(f"{h.url}/api/contacts", json={"queue": "support", "caller": "+4930123456"},
+                       headers=bearer(login(h.url, "admin")))
+        assert r.status_code == 201, r.text
+        cid = r.json()["contact_id"]
+        agent.expect(lambda m: m["type"] == "contact-offered" and m["contact"]["id"] == cid, 10)
+        assert agent.request({"type": "accept-offer", "contact_id": cid})["type"] == "ack"
+        agent.expect(lambda m: m["type"] == "contact-changed" and m["contact"]["status"] == "connected")
+
+        s = open_session(h, tokens, contact_id=cid)
+        assert s["contact_id"] == cid
+        assert agent.expect(changed("waiting"))["session"]["contact_id"] == cid
+        g, welcome = guest(h, s["token"], secrets.token_hex(16))
+        (turn,) = welcome["ice_servers"]
+        assert turn["urls"] == ["turn:turn.example.net:3478"] and turn["username"].endswith(f":demo:guest-{s['id']}")
+        expiry = int(turn["username"].split(":", 1)[0])
+        assert time.time() < expiry <= time.time() + 3700
+        digest = hmac.new(b"coturn-secret", turn["username"].encode(), hashlib.sha1).digest()
+        assert turn["credential"] == base64.b64encode(digest).decode()
+        assert g.request({"type": "support-end", "session_id": s["id"]})["type"] == "ack"
+        assert agent.expect(changed("ended"))["session"]["end_reason"] == "guest-left"
+        rec = httpx.get(f"{h.url}/api/support-sessions/{s['id']}", headers=bearer(tokens)).json()
+        assert rec["contact_id"] == cid and rec["end_reason"] == "guest-left" and rec["admitted_at"] is None, rec
+        g.close()
+        agent.close()
+    finally:
+        drop_backend(b)
+
+
+@pytest.mark.redis_only
+def test_agent_and_customer_on_two_hubs(hub, start_hub):
+    other = start_hub()
+    agent, tokens = connect_as(hub, "agent5")
+    s = open_session(hub, tokens)
+    g, welcome = guest(other, s["token"], secrets.token_hex(16))
+    assert welcome["type"] == "welcome", welcome
+    assert g.request({"type": "support-join", "session_id": s["id"], "name": "Max"})["type"] == "ack"
+    agent.expect(changed("lobby"), 10)
+    assert agent.request({"type": "support-admit", "session_id": s["id"]})["type"] == "ack"
+    g.expect(changed("live"), 10)
+    assert agent.request({"type": "support-signal", "session_id": s["id"], "sdp_type": "offer", "sdp": "v=0 x"})["type"] == "ack"
+    assert g.expect(lambda m: m["type"] == "support-relay" and m["kind"] == "signal", 10)["sdp"] == "v=0 x"
+    assert g.request({"type": "support-signal", "session_id": s["id"], "sdp_type": "answer", "sdp": "v=0 y"})["type"] == "ack"
+    assert agent.expect(lambda m: m["type"] == "support-relay" and m["kind"] == "signal", 10)["sdp"] == "v=0 y"
+    assert agent.request({"type": "support-end", "session_id": s["id"]})["type"] == "ack"
+    g.expect(changed("ended"), 10)
     g.close()
     agent.close()
