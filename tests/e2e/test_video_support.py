@@ -1,7 +1,7 @@
 """1:1 video support in Chromium: the agent opens a session on the desktop, the customer opens the
 link in another browser (each with its own fake camera and a microphone playing its own tone), tests
 the devices, waits in the lobby, is admitted; each side decodes the other's video frames and hears
-the other's tone; the customer's screen share arrives; chat; a reload comes back; the link is
+the other's tone; the customer's screen share arrives; chat; a reload of either page comes back; the link is
 refused elsewhere; the agent ends it for both and the store keeps the record."""
 
 from __future__ import annotations
@@ -146,6 +146,14 @@ def test_customer_and_agent_see_and_hear_each_other_share_a_screen_and_end(hub, 
         expect(g.locator("#vs-call")).to_be_visible(timeout=10_000)
         frames_flowing(g)
         hears(a, GUEST_HZ)
+
+        # A reload of the agent's desktop too: its snapshot lists the live session and it offers again.
+        a.reload()
+        expect(a.locator("#conn")).to_have_text("Connected", timeout=10_000)
+        expect(a.locator("#vs-status")).to_have_attribute("data-phase", "live")
+        frames_flowing(a)
+        frames_flowing(g)
+        hears(g, AGENT_HZ)
 
         # The agent ends it for both; the store has the record.
         a.click("#vs-end")
