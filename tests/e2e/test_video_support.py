@@ -6,11 +6,14 @@ refused elsewhere; the agent ends it for both and the store keeps the record."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import httpx
 from playwright.sync_api import Page, expect
 
+from realtime.auth import TokenService
+from tests.conftest import SECRET
 from tests.e2e.test_desktop_and_board import log_in
 from tests.e2e.test_softphone import heard
 from tests.helpers import bearer, cached_login
@@ -82,6 +85,8 @@ def test_customer_and_agent_see_and_hear_each_other_share_a_screen_and_end(hub, 
         expect(a.locator("#conn")).to_have_text("Connected")
         a.click("#vs-start")
         expect(a.locator("#vs-status")).to_have_attribute("data-phase", "waiting")
+        # The session's event may come over the websocket before the link's HTTP answer: wait for the link.
+        expect(a.locator("#vs-link")).to_have_value(re.compile(r"/support/"))
         link = a.locator("#vs-link").input_value()
         session_id = a.locator("#video-support").get_attribute("data-session-id")
         assert link.startswith(f"{hub.url}/support/{session_id}#t="), link
@@ -136,6 +141,11 @@ def test_customer_and_agent_see_and_hear_each_other_share_a_screen_and_end(hub, 
         o.goto(f"{hub.url}/support/{session_id}#t=garbage")
         expect(o.locator("#g-problem-title")).to_have_text("This link is not valid")
         expect(o.locator("#g-problem")).to_have_attribute("data-reason", "malformed token")
+        o.goto("about:blank")
+        tenant_id = httpx.get(f"{hub.url}/api/me", headers=bearer(cached_login(hub.url, "agent2"))).json()["tenant"]["id"]
+        expired = TokenService(SECRET, 900, 900).issue_guest(tenant_id, "demo", session_id, time.time() - 5, time.time() - 60)
+        o.goto(f"{hub.url}/support/{session_id}#t={expired}")
+        expect(o.locator("#g-problem-title")).to_have_text("This link has expired")
         o.goto("about:blank")
         o.goto(f"{hub.url}/support/{session_id}")
         expect(o.locator("#g-problem-title")).to_have_text("This link is not complete")

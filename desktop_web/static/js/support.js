@@ -45,6 +45,8 @@ export function videoSupport(hub, contactId) {
     show($("#vs-call"), phase === "live");
     $("#vs-start").disabled = phase === "waiting" || phase === "lobby" || phase === "live";
     if (session) root.dataset.sessionId = session.id;
+    // The link is only in the creating answer; kept in the tab so a reload of the desktop still shows it.
+    if (session && phase !== "live" && phase !== "ended") $("#vs-link").value = sessionStorage.getItem(`ud.support-link.${session.id}`) || "";
   }
 
   async function apply(s, fresh = false) {
@@ -87,6 +89,7 @@ export function videoSupport(hub, contactId) {
     try {
       const id = contactId();
       const made = await api("/api/support-sessions", { method: "POST", body: id ? { contact_id: id } : {} });
+      sessionStorage.setItem(`ud.support-link.${made.id}`, made.link);
       $("#vs-link").value = made.link;
       resetCallView(root);
       if (!session || session.id !== made.id) {
