@@ -35,6 +35,8 @@ from realtime.sipcalls import SipCalls
 from realtime.transfers import Transfers
 from realtime.monitors import Monitors
 from realtime.chat import Chat
+from realtime.support import Support
+from realtime import support as support_api
 from realtime.alerts import Alerts, LiveCalls
 from realtime.trunks import TrunkService
 from store.db import make_engine, make_sessionmaker
@@ -62,6 +64,7 @@ class Context:
     retention: RetentionJob
     trunks: TrunkService
     desk: DeskPhones | None = None
+    support: Support | None = None
 
     async def db_ok(self) -> bool:
         try:
@@ -99,12 +102,13 @@ def build_context(settings: Settings) -> Context:
     recordings = Recordings(live, sessionmaker, phone, sip, settings.recordings_dir)
     trunks = TrunkService(live, sessionmaker, phone)
     desk = DeskPhones(live, sessionmaker, phone, contacts)
+    support = Support(live, sessionmaker, directory, tokens, settings.support_link_ttl)
     hub = Hub(settings, live, agents, tokens, metrics, contacts, phone, sip, transfers, monitors, live_calls, alerts,
-              wallboards.WallboardFeeds(sessionmaker, contacts), recordings, trunks, chat, desk)
+              wallboards.WallboardFeeds(sessionmaker, contacts), recordings, trunks, chat, desk, support)
     retention = RetentionJob(live, sessionmaker, settings.recordings_dir, settings.retention_sweep_seconds, contacts.hub_id)
     return Context(
         settings, engine, sessionmaker, live, directory, history, agents, tokens, throttle, metrics, hub, contacts, phone,
-        retention, trunks, desk,
+        retention, trunks, desk, support,
     )
 
 
@@ -161,6 +165,7 @@ def build_app(settings: Settings) -> Starlette:
         *reports.routes,
         *wallboards.routes,
         *recordings_api.routes,
+        *support_api.routes,
         WebSocketRoute("/ws", ctx.hub.endpoint),
         Route("/", _page("index.html")),
         Route("/agent", _page("agent.html")),
@@ -169,6 +174,7 @@ def build_app(settings: Settings) -> Starlette:
         Route("/wallboards", _page("wallboards.html")),
         Route("/wallboard", _page("wallboard.html")),
         Route("/recordings", _page("recordings.html")),
+        Route("/support/{id}", _page("support.html")),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={api.ApiError: api_error})

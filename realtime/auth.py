@@ -85,6 +85,17 @@ class TokenService:
         }
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
+    def issue_guest(self, tenant_id: int, tenant_slug: str, room_id: str, expires_at: float,
+                    now: float | None = None) -> str:
+        """A customer's token for one support session: no user (`sub` 0) and no roles; `usr` is the
+        room's id. It is checked against the room on every use (single use, ended rooms)."""
+        now = time.time() if now is None else now
+        claims: dict[str, Any] = {
+            "iss": ISSUER, "sub": "0", "tid": tenant_id, "ten": tenant_slug, "usr": room_id,
+            "roles": [], "typ": "guest", "iat": int(now), "exp": int(expires_at), "jti": uuid.uuid4().hex,
+        }
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+
     def pair(self, p: Principal) -> dict[str, Any]:
         return {
             "access_token": self.issue(p, "access", self.access_ttl),

@@ -68,6 +68,8 @@ class Settings:
     sip_invite_rate: float = 50.0
     sip_invite_burst: int = 100
     sip_max_pending: int = 64
+    # Seconds a customer's support-session link stays valid (until the customer first comes in).
+    support_link_ttl: int = 7200
 
 
 def _int(env: dict[str, str], name: str, default: int, lo: int, hi: int) -> int:
@@ -163,6 +165,7 @@ def load_settings(
                 raise ConfigError(f"{name}={path!r} is not a file")
     return Settings(
         sip_tls_port=tls_port,
+        support_link_ttl=_int(env, "UNIDESK_SUPPORT_LINK_TTL", 7200, 60, 7 * 86400),
         sip_tls_cert=tls_cert,
         sip_tls_key=tls_key,
         turn_urls=turn_urls,

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import math
 import logging
 import time
 import uuid
@@ -38,6 +40,7 @@ from realtime.wallboards import DENIED, WallboardFeeds
 from realtime.recordings import Recordings
 from realtime.trunks import TrunkService
 from realtime.chat import Chat, ChatError
+from realtime.support import GUEST_FRAMES, Support, SupportError, stream_guest, view as support_view
 
 log = logging.getLogger("unidesk.hub")
 
@@ -72,6 +75,7 @@ class Connection:
         "worker",
         "conn_id",
         "wallboard",
+        "guest_key",
     )
 
     def __init__(self, ws: WebSocket) -> None:
@@ -91,6 +95,8 @@ class Connection:
         self.conn_id = uuid.uuid4().hex
         # A wallboard screen's wallboard id and queues (realtime/wallboards.py).
         self.wallboard: tuple[int, frozenset[str]] | None = None
+        # A customer's browser secret, on a support-session guest's connection (realtime/support.py).
+        self.guest_key: str | None = None
 
     def push(self, frame: str) -> None:
         if self.closing:
@@ -133,6 +139,7 @@ class Hub:
         trunks: TrunkService | None = None,
         chat: Chat | None = None,
         desk: DeskPhones | None = None,
+        support: Support | None = None,
     ) -> None:
         self.settings = settings
         self.desk = desk
@@ -147,6 +154,7 @@ class Hub:
         self.recordings = recordings
         self.trunks = trunks
         self.chat = chat
+        self.support = support
         self._timers: set[asyncio.Task[None]] = set()
         self.live = live
         self.agents = agents
@@ -306,6 +314,9 @@ class Hub:
         if p.kind == "wallboard" and not isinstance(frame, P.Ping):
             self._error(conn, P.FORBIDDEN, DENIED, frame.id)
             return
+        if p.kind == "guest" and not isinstance(frame, GUEST_FRAMES):
+            self._error(conn, P.FORBIDDEN, f"a support link may only send the session's frames, not {kind}", frame.id)
+            return
         try:
             match frame:
                 case P.Ping():
@@ -371,6 +382,9 @@ class Hub:
                     await self._phone(conn, p, frame)
                 case P.ChatSend() | P.HandRaise():
                     await self._chat(conn, p, frame)
+                case P.SupportJoin() | P.SupportAdmit() | P.SupportSignal() | P.SupportChat() | P.SupportScreen() \
+                        | P.SupportEnd():
+                    await self._support(conn, p, frame)
                 case P.AlertAck(alert_id=alert_id):
                     self._need(p, *SUPERVISORS)
                     assert self.alerts is not None, "the hub was built without alerts"
@@ -434,6 +448,17 @@ class Hub:
                 else:
                     await chat.lower(p.tenant_id, p.user_id, p.username)
         except ChatError as exc:
+            self._error(conn, exc.code, str(exc), frame.id)
+            return
+        self._send(conn, P.Ack(ref=frame.id))
+
+    async def _support(self, conn: Connection, p: Principal, frame: P.ClientMessage) -> None:
+        assert self.support is not None, "the hub was built without support sessions"
+        if p.kind != "guest":
+            self._need(p, "agent")
+        try:
+            await self.support.handle(p, conn.guest_key, frame)
+        except SupportError as exc:
             self._error(conn, exc.code, str(exc), frame.id)
             return
         self._send(conn, P.Ack(ref=frame.id))
@@ -604,7 +629,7 @@ class Hub:
 
     async def _auth(self, conn: Connection, frame: P.Auth) -> None:
         try:
-            p = self.tokens.verify(frame.token, ("access", "worker", "wallboard"))
+            p = self.tokens.verify(frame.token, ("access", "worker", "wallboard", "guest"))
         except TokenError as exc:
             conn.bad_auth += 1
             self._error(conn, P.UNAUTHORIZED, str(exc), frame.id)
@@ -614,7 +639,8 @@ class Hub:
         if conn.principal is not None:
             # A fresh token for the same identity extends the connection's life.
             old = conn.principal
-            if (old.tenant_id, old.user_id, old.kind == "wallboard") != (p.tenant_id, p.user_id, p.kind == "wallboard"):
+            if (old.tenant_id, old.user_id, old.username, old.kind in ("wallboard", "guest")) \
+                    != (p.tenant_id, p.user_id, p.username, p.kind in ("wallboard", "guest")):
                 self._error(conn, P.FORBIDDEN, "a connection cannot change user", frame.id)
                 return
             conn.principal = p
@@ -622,6 +648,9 @@ class Hub:
             return
         if p.kind == "worker":
             await self._auth_worker(conn, frame, p)
+            return
+        if p.kind == "guest":
+            await self._auth_guest(conn, frame, p)
             return
         if p.kind == "wallboard":
             assert self.wallboards is not None, "the hub was built without wallboards"
@@ -679,6 +708,7 @@ class Hub:
             alerts: list[P.AlertView] = []
             hands: list[P.HandView] = []
             chat: list[P.ChatMessage] = []
+            support: list[P.SupportView] = []
             if self.chat is not None:
                 if supervisor:
                     hands = await self.chat.hands(p.tenant_id)
@@ -699,6 +729,8 @@ class Hub:
                     contacts = await self.contacts.contacts_of(p.tenant_id, p.user_id)
                 if self.phone is not None:
                     calls = await self.phone.calls_of(p.tenant_id, p.user_id)
+                if self.support is not None:
+                    support = await self.support.rooms_of(p.tenant_id, p.user_id)
             else:
                 agents = []
             self._send_now(
@@ -717,6 +749,7 @@ class Hub:
                     alerts=alerts,
                     hands=hands,
                     chat=chat,
+                    support=support,
                 ),
             )
             if self.desk is not None and not supervisor and d.is_agent(p.user_id):
@@ -729,6 +762,31 @@ class Hub:
         for text in pending or []:
             if frame_seq(text) > last:
                 conn.push(text)
+
+    async def _auth_guest(self, conn: Connection, frame: P.Auth, p: Principal) -> None:
+        """A customer's browser with a support link: bound to the room at first use, then on the room's stream."""
+        assert self.support is not None, "the hub was built without support sessions"
+        try:
+            room, tenant = await self.support.open_guest(p, frame.guest_key)
+        except SupportError as exc:
+            self._error(conn, exc.code, str(exc), frame.id)
+            # Closed after the error is sent (the page shows the message), unlike `close()`, which drops what is queued.
+            conn.closing = True
+            conn.out.put_nowait((_CLOSE, CLOSE_UNAUTHORIZED, str(exc)[:120]))
+            return
+        stream = stream_guest(p.tenant_id, room.id)
+        # The token's expiry limits coming in (and back after a dropped connection), not a call in progress.
+        conn.principal = dataclasses.replace(p, expires_at=math.inf)
+        conn.stream, conn.guest_key = stream, frame.guest_key
+        self.by_stream.setdefault(stream, set()).add(conn)
+        self._send(conn, P.Welcome(
+            ref=frame.id, user=P.UserInfo(id=0, username="guest", display_name=room.guest_name or "Guest", roles=["guest"]),
+            tenant=tenant, heartbeat_seconds=self.settings.heartbeat_seconds, server_time=time.time(), stream=stream,
+            ice_servers=ice_servers(self.settings.turn_urls, self.settings.turn_secret, self.settings.turn_ttl,
+                                    f"{tenant.slug}:guest-{room.id}", time.time()),
+        ))
+        self._send(conn, P.SupportChanged(session=support_view(room)))
+        await self.support.guest_agent(p, conn.ws.headers.get("user-agent", ""))
 
     async def _auth_worker(self, conn: Connection, frame: P.Auth, p: Principal) -> None:
         """A media worker follows its own stream of commands, resuming from `last_seq`."""

@@ -41,6 +41,9 @@ class Auth(ClientMessage, tag="auth"):
     # A supervisor's connection follows the board; "own": the supervisor's own stream instead (their
     # softphone and the calls they monitor).
     stream: Literal["default", "own"] = "default"
+    # A customer's support-session link (a "guest" token): the browser's own secret, which binds the
+    # single-use link to this browser at first use (a reload sends the same one).
+    guest_key: Annotated[str, msgspec.Meta(min_length=16, max_length=128)] | None = None
 
 
 class Ping(ClientMessage, tag="ping"):
@@ -373,11 +376,57 @@ class SipRegistered(ClientMessage, tag="sip-registered"):
     remote: SipText = ""
 
 
+# Support sessions (1:1 video with a customer; realtime/support.py). `session_id` names the room; the
+# guest's token is scoped to one room, so a guest may name only that one.
+SupportId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
+class SupportJoin(ClientMessage, tag="support-join"):
+    """The guest, done testing camera and microphone, asks to come in (the lobby)."""
+
+    session_id: SupportId
+    name: Annotated[str, msgspec.Meta(max_length=80)] = ""
+
+
+class SupportAdmit(ClientMessage, tag="support-admit"):
+    """The agent lets the waiting guest in (`admit` true) or turns them away (false: the room ends)."""
+
+    session_id: SupportId
+    admit: bool = True
+
+
+class SupportSignal(ClientMessage, tag="support-signal"):
+    """SDP for the other side's RTCPeerConnection (ICE gathered, no trickle); relayed as is."""
+
+    session_id: SupportId
+    sdp_type: Literal["offer", "answer"]
+    sdp: Sdp
+
+
+class SupportChat(ClientMessage, tag="support-chat"):
+    session_id: SupportId
+    text: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+
+
+class SupportScreen(ClientMessage, tag="support-screen"):
+    """The sender's video now shows its screen (`on`) or its camera again."""
+
+    session_id: SupportId
+    on: bool
+
+
+class SupportEnd(ClientMessage, tag="support-end"):
+    """Either side ends the session, for both."""
+
+    session_id: SupportId
+
+
 ClientFrame = Union[
     Auth, Ping, SetState, ExtendWrapUp, ForceState, AcceptOffer, RejectOffer, EndContact, CompleteWrapUp,
     PhoneOffer, PhoneClose, PhoneTest, CallDial, CallAnswer, CallHangup, CallHold, CallMute, CallDtmf, CallTransfer,
     CallConference, Monitor, MonitorStop, AlertAck, ChatSend, HandRaise, WorkerHello, MediaAnswer, MediaFailed, MediaClosed, MediaCheck, SipIncoming, SipEnded, SipDtmf, SipProgress,
     CallAnalytics, RecordingDone, SipRegistration, SipRegistered,
+    SupportJoin, SupportAdmit, SupportSignal, SupportChat, SupportScreen, SupportEnd,
 ]
 
 
@@ -563,6 +612,8 @@ class Snapshot(ServerMessage, tag="snapshot"):
     # Hands raised (a board's snapshot), and the latest chat messages to or from this user.
     hands: list[HandView] = []
     chat: list[ChatMessage] = []
+    # An agent's support sessions not ended.
+    support: list[SupportView] = []
 
 
 class AgentStateChanged(ServerMessage, tag="agent-state"):
@@ -838,6 +889,45 @@ class MediaCommands(ServerMessage, tag="media-commands"):
     seq: int = 0
 
 
+class SupportView(msgspec.Struct, omit_defaults=True, kw_only=True):
+    id: str
+    # waiting (no guest yet), lobby, live, ended
+    phase: str
+    contact_id: str | None = None
+    created_at: float
+    expires_at: float
+    guest_name: str = ""
+    admitted_at: float | None = None
+    ended_at: float | None = None
+    end_reason: str | None = None
+    # Bumped each time the guest (re)joins a live session: the agent offers a fresh connection.
+    guest_epoch: int = 0
+
+
+class SupportChanged(ServerMessage, tag="support-changed"):
+    """A support session changed (to its agent's stream and to its guest)."""
+
+    session: SupportView
+    seq: int = 0
+
+
+class SupportRelayed(ServerMessage, tag="support-relay"):
+    """A frame from the other side of a support session: `kind` signal (`sdp_type`, `sdp`), chat
+    (`text`, `sent_at`) or screen (`on`)."""
+
+    session_id: str
+    kind: Literal["signal", "chat", "screen"]
+    # host (the agent) or guest
+    sender: Literal["host", "guest"]
+    sender_name: str = ""
+    sdp_type: str | None = None
+    sdp: str | None = None
+    text: str | None = None
+    sent_at: float | None = None
+    on: bool | None = None
+    seq: int = 0
+
+
 class Ack(ServerMessage, tag="ack"):
     ref: RequestId | None = None
     # The call a `call-dial` started.
@@ -860,7 +950,7 @@ class Error(ServerMessage, tag="error"):
 ServerFrame = Union[
     Welcome, Snapshot, AgentStateChanged, ContactOffered, ContactChanged, QueueStatsChanged, WallboardView, PhoneAnswer,
     PhoneState, PhoneCheck, CallChanged, CallDigits, MonitorChanged, LiveCallsChanged, AlertChanged, ChatReceived,
-    HandChanged, MediaCommands,
+    HandChanged, MediaCommands, SupportChanged, SupportRelayed,
     Ack, Pong, Error, DeskPhone
 ]
 
@@ -878,6 +968,7 @@ NO_MEDIA_WORKER = "no-media-worker"  # no media worker is connected (or all are 
 NO_PHONE = "no-phone"  # the agent (or the one called) has no softphone session
 BUSY = "busy"  # the one called is on another call
 BAD_SDP = "bad-sdp"
+SUPPORT_ENDED = "support-ended"  # the support session is over (its link no longer works)
 
 client_decoder = msgspec.json.Decoder(ClientFrame)
 server_decoder = msgspec.json.Decoder(ServerFrame)

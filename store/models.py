@@ -345,3 +345,26 @@ class ChatRecord(Base):
     queue: Mapped[str | None] = mapped_column(String(64))
     text: Mapped[str] = mapped_column(Text)
     sent_at: Mapped[float] = mapped_column(Float)
+
+
+class SupportSessionRecord(Base):
+    """A 1:1 video support session between an agent and a customer who came through a link
+    (realtime/support.py): who, when, how long, and the contact (call) it belongs to."""
+
+    __tablename__ = "support_sessions"
+    __table_args__ = (Index("ix_support_sessions_tenant_created", "tenant_id", "created_at"),)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # The contact in progress when the agent opened it (its caller is the customer's record).
+    contact_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+    admitted_at: Mapped[float | None] = mapped_column(Float)
+    ended_at: Mapped[float | None] = mapped_column(Float)
+    # Seconds from admission to the end.
+    duration: Mapped[float | None] = mapped_column(Float)
+    guest_name: Mapped[str | None] = mapped_column(String(80))
+    guest_ua: Mapped[str | None] = mapped_column(String(300))
+    # host-ended, guest-left, denied, expired
+    end_reason: Mapped[str | None] = mapped_column(String(32))

@@ -5,6 +5,7 @@ import { $, el, on, show, toast, session, toLogin, formatDuration, STATE_LABELS 
 import { HubSocket } from "./ws.js";
 import { Softphone, KEYS } from "./phone.js";
 import { agentChat } from "./chat.js";
+import { videoSupport } from "./support.js";
 
 if (!session.access) toLogin();
 
@@ -22,6 +23,8 @@ let ringTone = null;
 // The call behind the connected contact when it came over SIP (`media`): mute, the digits sent
 // and the caller's digits, and since when it is connected. Forgotten when the contact ends.
 const contactCalls = new Map();
+// A support session opened during a contact is linked to it.
+videoSupport(hub, () => (contact && contact.status !== "wrap-up" ? contact.id : null));
 
 const CONTACT_STATUS = {
   ringing: "Incoming contact",

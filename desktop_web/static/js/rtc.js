@@ -26,7 +26,7 @@ export function addMicrophone(pc, stream) {
   return transceiver;
 }
 
-function gatheringComplete(pc, timeoutMs) {
+export function gatheringComplete(pc, timeoutMs = GATHER_TIMEOUT_MS) {
   if (pc.iceGatheringState === "complete") return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
