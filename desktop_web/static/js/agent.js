@@ -5,12 +5,14 @@ import { $, el, on, show, toast, session, toLogin, formatDuration, STATE_LABELS 
 import { HubSocket } from "./ws.js";
 import { Softphone, KEYS } from "./phone.js";
 import { agentChat } from "./chat.js";
+import { CustomerPanel } from "./customer.js";
 
 if (!session.access) toLogin();
 
 const hub = new HubSocket();
 const phone = new Softphone(hub);
 agentChat(hub);
+const customer = new CustomerPanel();
 let iceServers = [];
 let me = null;
 let agent = null;
@@ -95,6 +97,7 @@ function renderContact() {
   show(box, Boolean(live));
   ring(Boolean(live && contact.status === "ringing"));
   renderContactCall(live ? call : null);
+  customer.render(live ? contact : null);
   if (!live) return;
   box.dataset.status = contact.status;
   box.dataset.contactId = contact.id;
