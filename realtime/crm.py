@@ -250,8 +250,8 @@ class CrmService:
         self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=10_000)
         self._runner: asyncio.Task[None] | None = None
         self._limit = asyncio.Semaphore(20)
-        # (contact id, event) already handed to the webhooks, oldest first.
-        self._sent: dict[tuple[str, str], None] = {}
+        # (contact id, event, agent id) already handed to the webhooks, oldest first.
+        self._sent: dict[tuple[str, str, int | None], None] = {}
         live.subscribe(self._on_event)
 
     def start(self) -> None:
@@ -327,9 +327,10 @@ class CrmService:
             try:
                 msg = dec.decode(frame)
                 event = _event_of(msg)
-                if event is None or (msg.contact.id, event) in self._sent:
+                key = (msg.contact.id, event, msg.contact.agent_id)
+                if event is None or key in self._sent:
                     continue  # a resume after hold is "connected" again: answered once only
-                self._sent[(msg.contact.id, event)] = None
+                self._sent[key] = None
                 if len(self._sent) > 10_000:
                     self._sent.pop(next(iter(self._sent)))
                 tenant_id = int(stream.split(":")[1])

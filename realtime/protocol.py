@@ -449,7 +449,7 @@ class ContactView(msgspec.Struct, omit_defaults=True, kw_only=True):
     priority: int = 0
     # Epoch seconds when the contact arrived.
     arrived_at: float
-    # Free fields shown with the offer (the caller's record until the CRM lookup exists).
+    # Free fields shown with the offer (given with the contact: an IVR choice, an order number).
     data: dict[str, str] = {}
     # waiting, ringing, connected, wrap-up, ended
     status: str = "waiting"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import phonenumbers
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.models import CallRecord, Customer, CustomerAddress, CustomerChange, CustomerNumber, Queue, User
@@ -93,16 +93,21 @@ class CustomerRepo:
         """The customers with these ids (in this order), their numbers and latest contacts."""
         if not ids:
             return []
-        rows = {c.id: c for c in (await self.session.execute(
-            select(Customer).where(Customer.tenant_id == self.tenant_id, Customer.id.in_(ids))
-        )).scalars().all()}
-        numbers = await self._numbers(list(rows))
-        out = []
-        for cid in ids:
-            if cid in rows:
-                out.append(Match(rows[cid], [n.number for n in numbers.get(cid, [])],
-                                 await self.history(cid, limit=contacts)))
-        return out
+        q = (
+            select(Customer, CustomerNumber.number)
+            .outerjoin(CustomerNumber, and_(CustomerNumber.customer_id == Customer.id,
+                                            CustomerNumber.tenant_id == self.tenant_id))
+            .where(Customer.tenant_id == self.tenant_id, Customer.id.in_(ids))
+            .order_by(CustomerNumber.id)
+        )
+        rows: dict[int, Customer] = {}
+        numbers: dict[int, list[str]] = {}
+        for c, number in (await self.session.execute(q)).all():
+            rows[c.id] = c
+            if number is not None:
+                numbers.setdefault(c.id, []).append(number)
+        return [Match(rows[cid], numbers.get(cid, []), await self.history(cid, limit=contacts))
+                for cid in ids if cid in rows]
 
     # -- reading
     async def get(self, customer_id: int) -> Customer | None:
