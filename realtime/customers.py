@@ -1,9 +1,10 @@
 """Customers: the screen pop on arrival and the REST routes agents and supervisors use.
 
 The pop runs in `ContactCenter.submit` (the submitter's task, never the routing task): the caller's
-number is normalised with the tenant's region and looked up in the store, and the tenant's CRM
-lookup is asked at the same time; both are bounded (`POP_TIMEOUT`), and whatever is not back by
-then is left out of the pop rather than holding up the contact.
+number is normalised with the tenant's region and looked up in the store, then the tenant's CRM
+lookup is asked (its templates see the matched customer); together they are bounded
+(`POP_TIMEOUT`), and whatever is not back by then is left out of the pop rather than holding up
+the contact.
 """
 
 from __future__ import annotations
@@ -115,10 +116,9 @@ class CustomerService:
     async def pop(self, msg: Arrive) -> Arrive:
         """The arrival with its screen pop: matching customers (one: linked) and the CRM's fields."""
         started = time.perf_counter()
-        store = asyncio.create_task(asyncio.wait_for(self.find(msg.tenant_id, msg.caller), STORE_TIMEOUT))
         customers: list[P.CustomerBrief] = []
         try:
-            customers = await store
+            customers = await asyncio.wait_for(self.find(msg.tenant_id, msg.caller), STORE_TIMEOUT)
         except Exception as exc:  # a slow or failing store: the contact pops without its customer
             log.warning("customer lookup for a contact failed: %s", exc or type(exc).__name__)
         crm: dict[str, str] = {}
@@ -196,7 +196,7 @@ async def search_customers(request: Request) -> Response:
     async with ctx.sessionmaker() as s:
         repo = CustomerRepo(s, p.tenant_id)
         rows = await repo.search(q, number, limit)
-        numbers = await repo._numbers([c.id for c in rows])
+        numbers = await repo.numbers_of([c.id for c in rows])
     return JSONResponse([
         {"id": c.id, "name": display_name(c), "company": c.company,
          "numbers": [n.number for n in numbers.get(c.id, [])]} for c in rows

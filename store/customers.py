@@ -114,7 +114,7 @@ class CustomerRepo:
         q = select(Customer).where(Customer.tenant_id == self.tenant_id, Customer.id == customer_id)
         return (await self.session.execute(q)).scalar_one_or_none()
 
-    async def _numbers(self, ids: list[int]) -> dict[int, list[CustomerNumber]]:
+    async def numbers_of(self, ids: list[int]) -> dict[int, list[CustomerNumber]]:
         if not ids:
             return {}
         q = select(CustomerNumber).where(
@@ -126,7 +126,7 @@ class CustomerRepo:
         return out
 
     async def numbers(self, customer_id: int) -> list[CustomerNumber]:
-        return (await self._numbers([customer_id])).get(customer_id, [])
+        return (await self.numbers_of([customer_id])).get(customer_id, [])
 
     async def addresses(self, customer_id: int) -> Sequence[CustomerAddress]:
         q = select(CustomerAddress).where(
@@ -204,9 +204,10 @@ class CustomerRepo:
         assert c.tenant_id == self.tenant_id, "a customer of another tenant"
         now = time.time() if now is None else now
         log: list[tuple[str, Any, Any]] = []
-        for key in SCALARS:
-            if key in changes and (changes[key] or ("" if key.endswith("name") else None)) != getattr(c, key):
-                new = changes[key] or ("" if key.endswith("name") else None)
+        for key in (k for k in SCALARS if k in changes):
+            # Names are never null (empty instead); company and e-mail are null when empty.
+            new = changes[key] or ("" if key.endswith("name") else None)
+            if new != getattr(c, key):
                 log.append((key, getattr(c, key), new))
                 setattr(c, key, new)
         if "fields" in changes:
