@@ -228,7 +228,10 @@ class FakeCrm:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
                 fake.requests.append({"method": self.command, "path": self.path, "body": body,
                                       "headers": {k.lower(): v for k, v in self.headers.items()}})
-                if self.path.startswith("/lookup"):
+                if self.path.startswith("/slow"):
+                    time.sleep(4)  # a CRM that answers too late (the server's own delay, not a test wait)
+                    self._json(200, {"customer": {"tier": "late"}})
+                elif self.path.startswith("/lookup"):
                     self._json(200, {"customer": {"tier": "gold", "orders": [{"id": "A-1"}, {"id": "A-9"}]}})
                 elif self.path.startswith("/hook"):
                     if fake.hook_failures > 0:
@@ -330,20 +333,24 @@ def test_lookup_is_mapped_into_the_pop_and_webhooks_are_retried_and_logged(crm_h
         put_connector(h, {})
 
 
-def test_a_slow_or_failing_crm_does_not_hold_up_the_contact(crm_hub):
+def test_a_slow_or_failing_crm_does_not_hold_up_the_contact(crm_hub, fake_crm):
     h = crm_hub
     dead = f"http://127.0.0.1:{free_port()}"
-    assert put_connector(h, {"lookup": {"url": dead + "/lookup", "timeout_seconds": 0.5,
-                                        "mapping": {"Tier": "response.tier"}}}).status_code == 200
     only_available(h, "agent5")
     ws, _ = connect_as(h, "agent5")
     try:
-        started = time.monotonic()
-        cid = create_contact(h, "sales", "+49 30 1110002")
-        offer = offered(ws)["contact"]
-        assert "crm" not in offer and time.monotonic() - started < 3
-        assert ws.request({"type": "reject-offer", "contact_id": cid})["type"] == "ack"
-        httpx.post(f"{h.url}/api/contacts/{cid}/abandon", headers=auth(h, "admin"))
+        # Nobody listening, then a CRM slower than the pop's 1 s bound (its own timeout is 5 s).
+        for url, timeout in ((dead + "/lookup", 0.5), (fake_crm.url + "/slow", 5.0)):
+            assert put_connector(h, {"lookup": {"url": url, "timeout_seconds": timeout,
+                                                "mapping": {"Tier": "response.customer.tier"}}}).status_code == 200
+            started = time.monotonic()
+            cid = create_contact(h, "sales", "+49 30 1110002")
+            offer = offered(ws)["contact"]
+            assert "crm" not in offer and time.monotonic() - started < 3.5, (url, offer)
+            assert ws.request({"type": "reject-offer", "contact_id": cid})["type"] == "ack"
+            httpx.post(f"{h.url}/api/contacts/{cid}/abandon", headers=auth(h, "admin"))
+            ws.agent_event("agent5", "available")
+        assert [q["path"] for q in fake_crm.requests] == ["/slow"]
     finally:
         ws.close()
         put_connector(h, {})
