@@ -18,12 +18,14 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from realtime import api, recordings_api, reports, wallboards
+from realtime import api, customers as customers_api, recordings_api, reports, wallboards
 from realtime.agents import AgentService
 from realtime.auth import LoginThrottle, RedisLoginThrottle, TokenService
 from realtime.config import Settings
 from realtime.contacts import Busy, ContactCenter
 from realtime.deskphones import DeskPhones
+from realtime.crm import CrmService
+from realtime.customers import CustomerService
 from realtime.directory import Directory
 from realtime.history import HistoryWriter
 from realtime.hub import Hub
@@ -63,6 +65,8 @@ class Context:
     phone: PhoneService
     retention: RetentionJob
     trunks: TrunkService
+    customers: CustomerService
+    crm: CrmService
     desk: DeskPhones | None = None
     support: Support | None = None
 
@@ -90,6 +94,9 @@ def build_context(settings: Settings) -> Context:
     else:
         throttle = LoginThrottle()
     contacts = ContactCenter(live, sessionmaker, directory, agents)
+    crm = CrmService(live, sessionmaker, lambda: contacts.leading, lambda t: customers.tenant(t))
+    customers = CustomerService(sessionmaker, crm)
+    contacts.screen_pop = customers.pop
     phone = PhoneService(
         live, sessionmaker, directory, on_busy=lambda t, a, on: contacts.submit(Busy(tenant_id=t, agent_id=a, on=on))
     )
@@ -108,7 +115,7 @@ def build_context(settings: Settings) -> Context:
     retention = RetentionJob(live, sessionmaker, settings.recordings_dir, settings.retention_sweep_seconds, contacts.hub_id)
     return Context(
         settings, engine, sessionmaker, live, directory, history, agents, tokens, throttle, metrics, hub, contacts, phone,
-        retention, trunks, desk, support,
+        retention, trunks, customers, crm, desk, support,
     )
 
 
@@ -136,6 +143,7 @@ def build_app(settings: Settings) -> Starlette:
         await ctx.live.start()
         ctx.history.start()
         await ctx.contacts.start()
+        ctx.crm.start()
         ctx.hub.alerts.start()
         tasks = [
             asyncio.create_task(ctx.hub.reaper(), name="reaper"),
@@ -153,6 +161,7 @@ def build_app(settings: Settings) -> Starlette:
             await asyncio.gather(*tasks, return_exceptions=True)
             await ctx.hub.alerts.close()
             await ctx.contacts.close()
+            await ctx.crm.close()
             await ctx.history.close()
             await ctx.live.close()
             await ctx.engine.dispose()
@@ -162,6 +171,7 @@ def build_app(settings: Settings) -> Starlette:
 
     routes = [
         *api.routes,
+        *customers_api.routes,
         *reports.routes,
         *wallboards.routes,
         *recordings_api.routes,

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import msgspec
@@ -68,6 +69,10 @@ class Arrive(_In, tag="arrive"):
     preferred_seconds: float = 30.0
     # The preferred agent takes it at once when offered (an attended transfer: they agreed on the phone).
     answer_now: bool = False
+    # The screen pop (realtime/customers.py), looked up before the contact reaches the router; None: not yet.
+    customers: list[P.CustomerBrief] | None = None
+    customer_id: int | None = None
+    crm: dict[str, str] = {}
 
 
 class Abandon(_In, tag="abandon"):
@@ -215,6 +220,8 @@ class ContactCenter:
         self._tasks: list[asyncio.Task[None]] = []
         self._next_stats = 0.0
         self._observers: list[ContactObserver] = []
+        # Fills an arriving contact's screen pop (customers matching the caller, CRM fields).
+        self.screen_pop: Callable[[Arrive], Awaitable[Arrive]] | None = None
         live.subscribe(self._on_event)
 
     # ------------------------------------------------------------ lifecycle
@@ -279,6 +286,9 @@ class ContactCenter:
     async def submit(self, msg: Input) -> Any:
         """Hand an input to the router. Returns its result when this hub routes,
         None when it was forwarded; raises ContactError when it was refused."""
+        if isinstance(msg, Arrive) and msg.customers is None and self.screen_pop is not None:
+            # In the submitter's task, bounded: the routing task never waits for a lookup.
+            msg = await self.screen_pop(msg)
         if not self.leading:
             await self.live.inbox_push(LEASE, _enc.encode(msg))
             return None
@@ -406,6 +416,7 @@ class ContactCenter:
         view = P.ContactView(
             id=msg.contact_id, queue=msg.queue, caller=msg.caller, caller_name=msg.caller_name,
             priority=msg.priority, arrived_at=now, data=msg.data, media=msg.media,
+            customers=msg.customers or [], customer_id=msg.customer_id, crm=msg.crm,
         )
         try:
             t.engine.contact_arrived(
@@ -426,6 +437,7 @@ class ContactCenter:
             queue_id = next((q.id for q in await TenantRepo(s, t.tenant_id).queues() if q.name == msg.queue), None)
             await TenantRepo(s, t.tenant_id).add_call_record(
                 msg.contact_id, now, queue_id=queue_id, caller=msg.caller, direction="inbound",
+                customer_id=msg.customer_id,
             )
         await self._save(t, view)
         return msg.contact_id

@@ -478,6 +478,28 @@ class QueueInfo(msgspec.Struct, kw_only=True):
     label: str
 
 
+class PastContact(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """One of a customer's latest contacts, shown with the screen pop."""
+
+    contact_id: str
+    at: float
+    queue: str | None = None
+    outcome: str | None = None
+    wrapup_code: str | None = None
+    notes: str | None = None
+
+
+class CustomerBrief(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """A customer whose number matched the caller's (docs/customers.md)."""
+
+    id: int
+    name: str
+    company: str | None = None
+    # E.164 numbers.
+    numbers: list[str] = []
+    last_contacts: list[PastContact] = []
+
+
 class ContactView(msgspec.Struct, omit_defaults=True, kw_only=True):
     id: str
     queue: str
@@ -487,7 +509,7 @@ class ContactView(msgspec.Struct, omit_defaults=True, kw_only=True):
     priority: int = 0
     # Epoch seconds when the contact arrived.
     arrived_at: float
-    # Free fields shown with the offer (the caller's record until the CRM lookup exists).
+    # Free fields shown with the offer (given with the contact: an IVR choice, an order number).
     data: dict[str, str] = {}
     # waiting, ringing, connected, wrap-up, ended
     status: str = "waiting"
@@ -496,6 +518,11 @@ class ContactView(msgspec.Struct, omit_defaults=True, kw_only=True):
     held: bool = False
     # Whether audio reaches the agent's softphone (a call over SIP), rather than a contact without media.
     media: bool = False
+    # The screen pop: customers whose number is the caller's (none: unknown caller; several: the agent
+    # chooses), the one the contact is linked to (a single match), and the CRM lookup's mapped fields.
+    customers: list[CustomerBrief] = []
+    customer_id: int | None = None
+    crm: dict[str, str] = {}
 
 
 class QueueStatsView(msgspec.Struct, omit_defaults=True, kw_only=True):

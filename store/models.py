@@ -172,6 +172,8 @@ class CallRecord(Base):
     notes: Mapped[str | None] = mapped_column(Text)
     # Durations, offers, legs and anything later features add.
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The customer this contact was with (the screen pop's single match, or the agent's choice).
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"), index=True)
 
 
 class SipRoute(Base):
@@ -368,3 +370,99 @@ class SupportSessionRecord(Base):
     guest_ua: Mapped[str | None] = mapped_column(String(300))
     # host-ended, guest-left, denied, expired
     end_reason: Mapped[str | None] = mapped_column(String(32))
+
+
+class Customer(Base):
+    """A tenant's customer: names, free fields; numbers, addresses and changes in their own tables."""
+
+    __tablename__ = "customers"
+    __table_args__ = (Index("ix_customers_tenant_last_name", "tenant_id", "last_name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    first_name: Mapped[str] = mapped_column(String(100), default="")
+    last_name: Mapped[str] = mapped_column(String(100), default="")
+    company: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(254))
+    # Free fields: {name: text}.
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class CustomerNumber(Base):
+    """A customer's phone number in E.164 (normalised with the tenant's default region): what the screen
+    pop looks callers up by. Several customers may share a number (a household, a switchboard)."""
+
+    __tablename__ = "customer_numbers"
+    __table_args__ = (Index("ix_customer_numbers_tenant_number", "tenant_id", "number"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    number: Mapped[str] = mapped_column(String(32))
+    # mobile, home, work, ...
+    label: Mapped[str] = mapped_column(String(32), default="")
+
+
+class CustomerAddress(Base):
+    __tablename__ = "customer_addresses"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(String(32), default="")
+    street: Mapped[str] = mapped_column(String(200), default="")
+    postcode: Mapped[str] = mapped_column(String(20), default="")
+    city: Mapped[str] = mapped_column(String(100), default="")
+    # ISO 3166-1 alpha-2.
+    country: Mapped[str] = mapped_column(String(2), default="")
+
+
+class CustomerChange(Base):
+    """One field of a customer changed: who, when, the old and the new value (as text)."""
+
+    __tablename__ = "customer_changes"
+    __table_args__ = (Index("ix_customer_changes_tenant_customer_at", "tenant_id", "customer_id", "at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    at: Mapped[float] = mapped_column(Float)
+    # first_name, numbers, fields.<name>, ... ("created" when the record was made).
+    field: Mapped[str] = mapped_column(String(100))
+    old: Mapped[str | None] = mapped_column(Text)
+    new: Mapped[str | None] = mapped_column(Text)
+
+
+class CrmConnector(Base):
+    """A tenant's connection to an external CRM: the lookup on offer and the outgoing webhooks
+    (realtime/crm.py validates both). Header values marked secret are never shown back in full."""
+
+    __tablename__ = "crm_connectors"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), unique=True)
+    lookup: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    webhooks: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    updated_at: Mapped[float] = mapped_column(Float)
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class WebhookDelivery(Base):
+    """One event sent to one webhook: its state, attempts so far and each attempt's result."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_tenant_created", "tenant_id", "created_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    # offered, answered, wrapped-up
+    event: Mapped[str] = mapped_column(String(32))
+    contact_id: Mapped[str | None] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(String(2000))
+    # pending, delivered, failed
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The last attempt's HTTP status (None: no answer) and error.
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(500))
+    # Every attempt: [{"at", "status_code", "error"}].
+    log: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)

@@ -41,6 +41,8 @@ async def seed_demo(session: AsyncSession, hash_password: Callable[[str], str], 
         return False
     now = time.time()
     tenant = await create_tenant(session, slug, name, now)
+    # Callers' national numbers are read as German ones (customer numbers, the screen pop).
+    tenant.settings = {"customers.region": "DE"}
     repo = TenantRepo(session, tenant.id)
     pw = hash_password(DEMO_PASSWORD)
     users = {u: await repo.add_user(u, dn, pw, roles, now) for u, dn, roles in DEMO_USERS}

@@ -6,12 +6,14 @@ import { HubSocket } from "./ws.js";
 import { Softphone, KEYS } from "./phone.js";
 import { agentChat } from "./chat.js";
 import { videoSupport } from "./support.js";
+import { CustomerPanel } from "./customer.js";
 
 if (!session.access) toLogin();
 
 const hub = new HubSocket();
 const phone = new Softphone(hub);
 agentChat(hub);
+const customer = new CustomerPanel();
 let iceServers = [];
 let me = null;
 let agent = null;
@@ -98,6 +100,7 @@ function renderContact() {
   show(box, Boolean(live));
   ring(Boolean(live && contact.status === "ringing"));
   renderContactCall(live ? call : null);
+  customer.render(live ? contact : null);
   if (!live) return;
   box.dataset.status = contact.status;
   box.dataset.contactId = contact.id;
