@@ -133,3 +133,40 @@ def test_the_board_shows_live_call_figures_and_acknowledges_a_silence_alert(
         bot.run(b.request({"type": "set-state", "state": "logged-out"}))
         bot.close()
         board.close()
+
+
+def test_the_agent_sees_a_listening_supervisor_when_the_tenant_says_so(
+    hub, backend, media_worker, launch_browser, tone_wav, tmp_path
+):
+    from tests.conftest import set_tenant_settings
+    from tests.e2e.test_sip_in_browser import go_available
+
+    only_logged_out(hub)
+    set_tenant_settings(backend, "demo", monitoring={"notify_agent": True})
+    d = Desktop(launch_browser(mic=tone_wav(AGENT_HZ)), hub, "agent1")
+    phone = Baresip(tmp_path / "phone", CALLER_HZ)
+    sup = BotThread(hub, "supervisor", float(SUPERVISOR_HZ))
+    sup.bot.own_stream = True
+    s = sup.bot
+    try:
+        go_available(d)
+        page = d.page
+        phone.call(f"sip:support@127.0.0.1:{media_worker.sip_port}", 40)
+        expect(page.locator("#contact-fields dd[data-field=Caller]")).to_have_text("caller", timeout=15_000)
+        page.click("#accept")
+        expect(page.locator("#state-label")).to_have_text("On call")
+        cid = page.locator("#contact").get_attribute("data-contact-id")
+        sup.run(s.login())
+        sup.run(s.connect_phone())
+        assert sup.run(s.request({"type": "monitor", "call_id": cid, "mode": "listen"}))["type"] == "ack"
+        expect(page.locator("#monitor-badge")).to_have_text("supervisor is listening to this call", timeout=10_000)
+        assert sup.run(s.request({"type": "monitor-stop", "call_id": cid}))["type"] == "ack"
+        expect(page.locator("#monitor-badge")).to_be_hidden()
+        page.click("#end-contact")
+        assert ended(phone), phone.output()[-2000:]
+        assert d.errors == []
+    finally:
+        set_tenant_settings(backend, "demo", monitoring={})
+        phone.stop()
+        sup.close()
+        d.close()

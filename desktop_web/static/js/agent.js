@@ -308,6 +308,16 @@ async function consultRequest(type) {
 $("#contact-complete").addEventListener("click", () => consultRequest("call-transfer"));
 $("#contact-conference").addEventListener("click", () => consultRequest("call-conference"));
 hub.addEventListener("call-changed", () => renderContact());
+// A supervisor monitoring this agent's call (only when the tenant lets agents see it).
+const MONITOR_MODES = { listen: "is listening to", whisper: "is whispering on", barge: "has joined" };
+hub.addEventListener("monitor-changed", (e) => {
+  const m = e.detail;
+  const text = m.mode ? `${m.supervisor} ${MONITOR_MODES[m.mode]} this call` : "";
+  const badge = $("#monitor-badge");
+  badge.textContent = text;
+  badge.hidden = !text;
+  if (text) toast(text, "info");
+});
 $("#contact-keypad").replaceChildren(...KEYS.map((k) => el("button", { type: "button", dataset: { digit: k } }, k)));
 on($("#contact-keypad"), "click", "button[data-digit]", async (_, b) => {
   const digit = b.dataset.digit;
