@@ -11,6 +11,7 @@ Only the audio callbacks of `FramePort` run elsewhere (PJSIP's media clock).
 from __future__ import annotations
 
 import concurrent.futures
+import gc
 import logging
 import os
 import queue
@@ -391,6 +392,9 @@ class UserAgent:
         for key in list(self.trunks):
             self._drop_trunk(key, report=False)
         self._dead_ports.clear()
+        # pjsua2 objects caught in reference cycles go now, while their Endpoint lives: freed later by the
+        # collector, a port would be taken off the next Endpoint's conference bridge (slot numbers repeat).
+        gc.collect()
         if self.account is not None:
             try:
                 self.account.shutdown()
