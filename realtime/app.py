@@ -18,7 +18,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from realtime import api, recordings_api, reports, wallboards
+from realtime import api, knowledge_api, recordings_api, reports, wallboards
 from realtime.agents import AgentService
 from realtime.auth import LoginThrottle, RedisLoginThrottle, TokenService
 from realtime.config import Settings
@@ -34,6 +34,7 @@ from realtime.sipcalls import SipCalls
 from realtime.transfers import Transfers
 from realtime.monitors import Monitors
 from realtime.chat import Chat
+from realtime.knowledge import Knowledge
 from realtime.alerts import Alerts, LiveCalls
 from realtime.trunks import TrunkService
 from store.db import make_engine, make_sessionmaker
@@ -60,6 +61,7 @@ class Context:
     phone: PhoneService
     retention: RetentionJob
     trunks: TrunkService
+    knowledge: Knowledge
 
     async def db_ok(self) -> bool:
         try:
@@ -91,17 +93,18 @@ def build_context(settings: Settings) -> Context:
     sip = SipCalls(live, sessionmaker, phone, contacts)
     transfers = Transfers(live, sessionmaker, phone, sip, contacts)
     chat = Chat(live, sessionmaker, directory, agents)
+    knowledge = Knowledge(live, sessionmaker, directory)
     monitors = Monitors(live, sessionmaker, phone, sip, chat)
     live_calls = LiveCalls(live, sessionmaker, phone, sip)
     alerts = Alerts(live, sessionmaker, contacts, agents, live_calls)
     recordings = Recordings(live, sessionmaker, phone, sip, settings.recordings_dir)
     trunks = TrunkService(live, sessionmaker, phone)
     hub = Hub(settings, live, agents, tokens, metrics, contacts, phone, sip, transfers, monitors, live_calls, alerts,
-              wallboards.WallboardFeeds(sessionmaker, contacts), recordings, trunks, chat)
+              wallboards.WallboardFeeds(sessionmaker, contacts), recordings, trunks, chat, knowledge)
     retention = RetentionJob(live, sessionmaker, settings.recordings_dir, settings.retention_sweep_seconds, contacts.hub_id)
     return Context(
         settings, engine, sessionmaker, live, directory, history, agents, tokens, throttle, metrics, hub, contacts, phone,
-        retention, trunks,
+        retention, trunks, knowledge,
     )
 
 
@@ -156,6 +159,7 @@ def build_app(settings: Settings) -> Starlette:
         *reports.routes,
         *wallboards.routes,
         *recordings_api.routes,
+        *knowledge_api.routes,
         WebSocketRoute("/ws", ctx.hub.endpoint),
         Route("/", _page("index.html")),
         Route("/agent", _page("agent.html")),

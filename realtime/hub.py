@@ -37,6 +37,7 @@ from realtime.wallboards import DENIED, WallboardFeeds
 from realtime.recordings import Recordings
 from realtime.trunks import TrunkService
 from realtime.chat import Chat, ChatError
+from realtime.knowledge import Knowledge
 
 log = logging.getLogger("unidesk.hub")
 
@@ -131,6 +132,7 @@ class Hub:
         recordings: Recordings | None = None,
         trunks: TrunkService | None = None,
         chat: Chat | None = None,
+        knowledge: Knowledge | None = None,
     ) -> None:
         self.settings = settings
         self.contacts = contacts
@@ -144,6 +146,7 @@ class Hub:
         self.recordings = recordings
         self.trunks = trunks
         self.chat = chat
+        self.knowledge = knowledge
         self._timers: set[asyncio.Task[None]] = set()
         self.live = live
         self.agents = agents
@@ -673,6 +676,12 @@ class Hub:
                     calls = await self.phone.calls_of(p.tenant_id, p.user_id)
             else:
                 agents = []
+            instructions: list[P.InstructionView] = []
+            if self.knowledge is not None:
+                if supervisor:
+                    instructions = await self.knowledge.for_board(p.tenant_id)
+                elif d.is_agent(p.user_id):
+                    instructions = [v for v, _ in await self.knowledge.for_agent(p.tenant_id, p.user_id)]
             self._send_now(
                 conn,
                 P.Snapshot(
@@ -689,6 +698,7 @@ class Hub:
                     alerts=alerts,
                     hands=hands,
                     chat=chat,
+                    instructions=instructions,
                 ),
             )
         else:

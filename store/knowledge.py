@@ -1,0 +1,212 @@
+"""The knowledge base's queries: snippets, articles (with full-text search), work instructions and
+their acknowledgements. Like `TenantRepo`, `KnowledgeRepo` is bound to one tenant and never commits.
+
+Search uses the index migration 0104 built for the dialect: PostgreSQL's `plainto_tsquery` over
+the stored tsvector (GIN), ranked by `ts_rank_cd` (title weighs more than body); SQLite's FTS5 `MATCH`
+ranked by `bm25` with the same weighting. One function, `search`, picks the query.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import case, delete, func, or_, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store.models import Article, ArticleScope, InstructionAck, Snippet, WorkInstruction
+
+MAX_TERMS = 16
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    article: Article
+    # Higher is better, comparable within one search only.
+    rank: float
+
+
+def search_terms(q: str) -> list[str]:
+    """The words of a query (letters and digits), at most MAX_TERMS; raise ValueError when there are none."""
+    terms = _WORD.findall(q)[:MAX_TERMS]
+    if not terms:
+        raise ValueError("q: the query has no words to search for")
+    return terms
+
+
+# Articles for every queue (no queue scope) or for the given one.
+_QUEUE_FILTER = """
+  AND (NOT EXISTS (SELECT 1 FROM kb_article_scopes s WHERE s.article_id = a.id AND s.kind = 'queue')
+       OR EXISTS (SELECT 1 FROM kb_article_scopes s WHERE s.article_id = a.id AND s.kind = 'queue'
+                  AND s.value = :queue))"""
+
+_PG_SEARCH = """
+SELECT a.id, ts_rank_cd(a.search_vector, q) AS rank
+FROM kb_articles a, plainto_tsquery('english', :q) q
+WHERE a.tenant_id = :tenant AND a.search_vector @@ q{queue}
+ORDER BY rank DESC, a.id DESC LIMIT :limit"""
+
+_SQLITE_SEARCH = """
+SELECT a.id, -bm25(kb_articles_fts, 10.0, 1.0) AS rank
+FROM kb_articles_fts JOIN kb_articles a ON a.id = kb_articles_fts.rowid
+WHERE kb_articles_fts MATCH :q AND a.tenant_id = :tenant{queue}
+ORDER BY rank DESC, a.id DESC LIMIT :limit"""
+
+
+class KnowledgeRepo:
+    def __init__(self, session: AsyncSession, tenant_id: int) -> None:
+        assert tenant_id > 0, "a tenant id is positive"
+        self.session = session
+        self.tenant_id = tenant_id
+
+    # -- snippets
+    async def snippets(self, queue_ids: Iterable[int] | None = None) -> Sequence[Snippet]:
+        """Every snippet, or (queue_ids given) the tenant-wide ones and those of these queues."""
+        q = select(Snippet).where(Snippet.tenant_id == self.tenant_id)
+        if queue_ids is not None:
+            q = q.where(or_(Snippet.queue_id.is_(None), Snippet.queue_id.in_(list(queue_ids))))
+        return (await self.session.execute(q.order_by(Snippet.shortcut))).scalars().all()
+
+    async def snippet(self, snippet_id: int) -> Snippet | None:
+        q = select(Snippet).where(Snippet.tenant_id == self.tenant_id, Snippet.id == snippet_id)
+        return (await self.session.execute(q)).scalar_one_or_none()
+
+    async def snippet_by_shortcut(self, shortcut: str) -> Snippet | None:
+        q = select(Snippet).where(Snippet.tenant_id == self.tenant_id, Snippet.shortcut == shortcut)
+        return (await self.session.execute(q)).scalar_one_or_none()
+
+    async def add_snippet(self, **fields: object) -> Snippet:
+        row = Snippet(tenant_id=self.tenant_id, **fields)
+        self.session.add(row)
+        await self.session.flush()
+        return row
+
+    # -- articles
+    async def article(self, article_id: int) -> Article | None:
+        q = select(Article).where(Article.tenant_id == self.tenant_id, Article.id == article_id)
+        return (await self.session.execute(q)).scalar_one_or_none()
+
+    async def articles(self, limit: int = 100) -> Sequence[Article]:
+        q = (select(Article).where(Article.tenant_id == self.tenant_id)
+             .order_by(Article.updated_at.desc(), Article.id.desc()).limit(limit))
+        return (await self.session.execute(q)).scalars().all()
+
+    async def save_article(self, row: Article | None, **fields: object) -> Article:
+        """Insert (row None) or update an article, and its queue and wrap-up scopes."""
+        if row is None:
+            row = Article(tenant_id=self.tenant_id, **fields)
+            self.session.add(row)
+        else:
+            for k, v in fields.items():
+                setattr(row, k, v)
+        await self.session.flush()
+        await self.session.execute(delete(ArticleScope).where(ArticleScope.article_id == row.id))
+        scopes = [("queue", v) for v in row.queues] + [("wrapup", v) for v in row.wrapup_codes]
+        self.session.add_all(
+            ArticleScope(tenant_id=self.tenant_id, article_id=row.id, kind=k, value=v) for k, v in set(scopes)
+        )
+        await self.session.flush()
+        return row
+
+    async def add_articles(self, rows: Iterable[dict[str, object]]) -> None:
+        """Many articles at once (seeding, benchmarks): fields without tenant_id; scopes included."""
+        for fields in rows:
+            await self.save_article(None, **fields)
+
+    async def delete(self, row: Article | Snippet) -> None:
+        await self.session.delete(row)
+        await self.session.flush()
+
+    async def search(self, q: str, queue: str | None = None, limit: int = 20) -> list[Hit]:
+        """Articles matching every word of `q`, best first; only those for `queue` (or all queues) when given."""
+        terms = search_terms(q)
+        pg = self.session.get_bind().dialect.name == "postgresql"
+        sql = (_PG_SEARCH if pg else _SQLITE_SEARCH).format(queue=_QUEUE_FILTER if queue else "")
+        # Both engines get the words only, so the query means the same on both (every word, stemmed)
+        # and neither query syntax ever sees the user's text: FTS5 each word quoted, PostgreSQL
+        # plainto_tsquery (which ANDs them).
+        params: dict[str, object] = {
+            "q": " ".join(terms) if pg else " ".join(f'"{t}"' for t in terms), "tenant": self.tenant_id,
+            "limit": limit,
+        }
+        if queue:
+            params["queue"] = queue
+        ranked = (await self.session.execute(text(sql), params)).all()
+        if not ranked:
+            return []
+        by_id = {a.id: a for a in (await self.session.execute(
+            select(Article).where(Article.tenant_id == self.tenant_id, Article.id.in_([r[0] for r in ranked]))
+        )).scalars()}
+        return [Hit(by_id[i], float(rank)) for i, rank in ranked if i in by_id]
+
+    async def suggest(self, queue: str | None, wrapup_codes: Sequence[str], limit: int = 10) -> list[Hit]:
+        """Articles related to the queue or the wrap-up codes; a wrap-up code counts twice a queue."""
+        conds = []
+        if queue:
+            conds.append((ArticleScope.kind == "queue") & (ArticleScope.value == queue))
+        if wrapup_codes:
+            conds.append((ArticleScope.kind == "wrapup") & ArticleScope.value.in_(list(wrapup_codes)))
+        if not conds:
+            return []
+        score = func.sum(case((ArticleScope.kind == "wrapup", 2), else_=1)).label("score")
+        q = (
+            select(Article, score)
+            .join(ArticleScope, ArticleScope.article_id == Article.id)
+            .where(Article.tenant_id == self.tenant_id, ArticleScope.tenant_id == self.tenant_id, or_(*conds))
+            .group_by(Article.id)
+            .order_by(score.desc(), Article.updated_at.desc(), Article.id.desc())
+            .limit(limit)
+        )
+        return [Hit(a, float(s)) for a, s in (await self.session.execute(q)).all()]
+
+    # -- work instructions
+    async def add_instruction(self, **fields: object) -> WorkInstruction:
+        row = WorkInstruction(tenant_id=self.tenant_id, **fields)
+        self.session.add(row)
+        await self.session.flush()
+        return row
+
+    async def instruction(self, instruction_id: int) -> WorkInstruction | None:
+        q = select(WorkInstruction).where(
+            WorkInstruction.tenant_id == self.tenant_id, WorkInstruction.id == instruction_id
+        )
+        return (await self.session.execute(q)).scalar_one_or_none()
+
+    async def instructions(self, now: float, include_expired: bool = False, limit: int = 100) -> Sequence[WorkInstruction]:
+        """Newest first; by default only those not expired at `now`."""
+        q = select(WorkInstruction).where(WorkInstruction.tenant_id == self.tenant_id)
+        if not include_expired:
+            q = q.where(or_(WorkInstruction.expires_at.is_(None), WorkInstruction.expires_at > now))
+        q = q.order_by(WorkInstruction.published_at.desc(), WorkInstruction.id.desc()).limit(limit)
+        return (await self.session.execute(q)).scalars().all()
+
+    async def acks(self, instruction_ids: Iterable[int]) -> dict[int, dict[int, float]]:
+        """instruction id → agent id → when acknowledged."""
+        ids = list(instruction_ids)
+        if not ids:
+            return {}
+        q = select(InstructionAck.instruction_id, InstructionAck.user_id, InstructionAck.at).where(
+            InstructionAck.tenant_id == self.tenant_id, InstructionAck.instruction_id.in_(ids)
+        )
+        out: dict[int, dict[int, float]] = {i: {} for i in ids}
+        for iid, uid, at in (await self.session.execute(q)).all():
+            out[iid][uid] = at
+        return out
+
+    async def ack(self, instruction_id: int, user_id: int, now: float) -> tuple[float, bool]:
+        """Record the agent's acknowledgement; returns when, and whether it is new (a repeat keeps the first)."""
+        q = select(InstructionAck).where(
+            InstructionAck.tenant_id == self.tenant_id,
+            InstructionAck.instruction_id == instruction_id,
+            InstructionAck.user_id == user_id,
+        )
+        existing = (await self.session.execute(q)).scalar_one_or_none()
+        if existing is not None:
+            return existing.at, False
+        self.session.add(InstructionAck(tenant_id=self.tenant_id, instruction_id=instruction_id, user_id=user_id, at=now))
+        await self.session.flush()
+        return now, True
+
+
