@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from store.models import Article, ArticleScope, InstructionAck, Snippet, WorkInstruction
 
 MAX_TERMS = 16
-_WORD = re.compile(r"\w+", re.UNICODE)
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,17 +42,22 @@ _QUEUE_FILTER = """
        OR EXISTS (SELECT 1 FROM kb_article_scopes s WHERE s.article_id = a.id AND s.kind = 'queue'
                   AND s.value = :queue))"""
 
-_PG_SEARCH = """
-SELECT a.id, ts_rank_cd(a.search_vector, q) AS rank
-FROM kb_articles a, plainto_tsquery('english', :q) q
-WHERE a.tenant_id = :tenant AND a.search_vector @@ q{queue}
-ORDER BY rank DESC, a.id DESC LIMIT :limit"""
+# Ranking costs per matching article (bm25 or ts_rank_cd reads each one's index entry), and a word
+# found in most articles matches tens of thousands. Up to CANDIDATES matches every match is ranked;
+# beyond, only the articles with every word in the title are ranked (they rank first anyway), and the
+# newest of the others follow. load/bench_kb.py shows the cost this bounds.
+CANDIDATES = 2000
 
-_SQLITE_SEARCH = """
-SELECT a.id, -bm25(kb_articles_fts, 10.0, 1.0) AS rank
-FROM kb_articles_fts JOIN kb_articles a ON a.id = kb_articles_fts.rowid
-WHERE kb_articles_fts MATCH :q AND a.tenant_id = :tenant{queue}
-ORDER BY rank DESC, a.id DESC LIMIT :limit"""
+# {match}: the text-search condition; {queue}: _QUEUE_FILTER or nothing.
+_PG_FROM = "FROM kb_articles a WHERE a.tenant_id = :tenant AND a.search_vector @@ {match}{queue}"
+_PG_WORDS = "plainto_tsquery('english', :q)"
+_PG_TITLE = "to_tsquery('english', :qt)"
+_PG_RANK = "ts_rank_cd(a.search_vector, {match})"
+_SQLITE_FROM = (
+    "FROM kb_articles_fts JOIN kb_articles a ON a.id = kb_articles_fts.rowid"
+    " WHERE kb_articles_fts MATCH {match} AND a.tenant_id = :tenant{queue}"
+)
+_SQLITE_RANK = "-bm25(kb_articles_fts, 10.0, 1.0)"
 
 
 class KnowledgeRepo:
@@ -123,23 +128,46 @@ class KnowledgeRepo:
         """Articles matching every word of `q`, best first; only those for `queue` (or all queues) when given."""
         terms = search_terms(q)
         pg = self.session.get_bind().dialect.name == "postgresql"
-        sql = (_PG_SEARCH if pg else _SQLITE_SEARCH).format(queue=_QUEUE_FILTER if queue else "")
+        qf = _QUEUE_FILTER if queue else ""
         # Both engines get the words only, so the query means the same on both (every word, stemmed)
         # and neither query syntax ever sees the user's text: FTS5 each word quoted, PostgreSQL
-        # plainto_tsquery (which ANDs them).
-        params: dict[str, object] = {
-            "q": " ".join(terms) if pg else " ".join(f'"{t}"' for t in terms), "tenant": self.tenant_id,
-            "limit": limit,
-        }
+        # plainto_tsquery (which ANDs them) and, for the title, `word:A & ...` of letters and digits.
+        if pg:
+            words, title = " ".join(terms), " & ".join(f"{t}:A" for t in terms)
+        else:
+            words = " ".join(f'"{t}"' for t in terms)
+            title = f"title : ({words})"
+        params: dict[str, object] = {"q": words, "qt": title, "tenant": self.tenant_id, "limit": limit}
         if queue:
             params["queue"] = queue
-        ranked = (await self.session.execute(text(sql), params)).all()
+
+        def frm(match: str) -> str:
+            if pg:
+                return _PG_FROM.format(match=_PG_WORDS if match == ":q" else _PG_TITLE, queue=qf)
+            return _SQLITE_FROM.format(match=match, queue=qf)
+
+        def rank(match: str) -> str:
+            return _PG_RANK.format(match=_PG_WORDS if match == ":q" else _PG_TITLE) if pg else _SQLITE_RANK
+
+        run = self.session.execute
+        many = (await run(text(f"SELECT count(*) FROM (SELECT a.id {frm(':q')} LIMIT :cap) m"),
+                          {**params, "cap": CANDIDATES + 1})).scalar_one() > CANDIDATES
+        best = ":qt" if many else ":q"
+        ranked = list((await run(text(
+            f"SELECT a.id, {rank(best)} AS rank {frm(best)} ORDER BY rank DESC, a.id DESC LIMIT :limit"
+        ), params)).all())
+        if many and len(ranked) < limit:
+            newest = await run(text(
+                f"SELECT a.id, 0.0 {frm(':q')} ORDER BY a.updated_at DESC, a.id DESC LIMIT :limit"
+            ), params)
+            seen = {r[0] for r in ranked}
+            ranked += [r for r in newest.all() if r[0] not in seen][: limit - len(ranked)]
         if not ranked:
             return []
         by_id = {a.id: a for a in (await self.session.execute(
             select(Article).where(Article.tenant_id == self.tenant_id, Article.id.in_([r[0] for r in ranked]))
         )).scalars()}
-        return [Hit(by_id[i], float(rank)) for i, rank in ranked if i in by_id]
+        return [Hit(by_id[i], float(r)) for i, r in ranked if i in by_id]
 
     async def suggest(self, queue: str | None, wrapup_codes: Sequence[str], limit: int = 10) -> list[Hit]:
         """Articles related to the queue or the wrap-up codes; a wrap-up code counts twice a queue."""

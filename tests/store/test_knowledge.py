@@ -30,7 +30,7 @@ def article(title: str, body: str, queues=(), codes=()) -> dict:
                 updated_at=time.time(), updated_by=None)
 
 
-async def test_search_ranks_filters_by_queue_and_stays_in_its_tenant(db):
+async def test_search_ranks_filters_by_queue_and_stays_in_its_tenant(db, monkeypatch):
     check(db)  # the full-text structures do not disturb the models' comparison
     engine = make_engine(db)
     sm = make_sessionmaker(engine)
@@ -64,6 +64,14 @@ async def test_search_ranks_filters_by_queue_and_stays_in_its_tenant(db):
         assert all(h.article.tenant_id == a.id for h in await ra.search("refund"))
         assert [h.article.title for h in await KnowledgeRepo(s, b.id).search("refund")] == ["Refund at B"]
         assert await KnowledgeRepo(s, b.id).search("shipping") == []
+        # A word in more articles than are ranked: those with it in the title first, then the newest others.
+        import store.knowledge
+
+        monkeypatch.setattr(store.knowledge, "CANDIDATES", 1)
+        assert [h.article.title for h in await ra.search("refund")] == ["Refund policy", "Shipping times"]
+        assert [h.article.title for h in await ra.search("refund", limit=1)] == ["Refund policy"]
+        assert [h.article.title for h in await ra.search("refund", queue="sales")] == ["Shipping times"]
+        monkeypatch.undo()
         # Suggestions by queue and wrap-up code (a code counts more).
         sug = await ra.suggest("support", ["escalated"])
         assert [h.article.title for h in sug] == ["Router reset", "Refund policy"]
