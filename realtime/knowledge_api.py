@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import msgspec
@@ -82,7 +83,7 @@ async def _queue_ids(request: Request, tenant_id: int) -> dict[str, int]:
         return {q.name: q.id for q in await TenantRepo(s, tenant_id).queues()}
 
 
-async def _check_names(request: Request, tenant_id: int, queues: list[str], codes: list[str] = ()) -> None:  # type: ignore[assignment]
+async def _check_names(request: Request, tenant_id: int, queues: Sequence[str], codes: Sequence[str] = ()) -> None:
     known = await _queue_ids(request, tenant_id)
     for q in queues:
         if q not in known:

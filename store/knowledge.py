@@ -2,7 +2,8 @@
 their acknowledgements. Like `TenantRepo`, `KnowledgeRepo` is bound to one tenant and never commits.
 
 Search uses the index migration 0104 built for the dialect: PostgreSQL's `plainto_tsquery` over
-the stored tsvector (GIN), ranked by `ts_rank_cd` (title weighs more than body); SQLite's FTS5 `MATCH`
+the stored tsvector (GIN; the title's own tsvector has a GIN index too), ranked by `ts_rank_cd`
+(title weighs more than body); SQLite's FTS5 `MATCH`
 ranked by `bm25` with the same weighting. One function, `search`, picks the query.
 """
 
@@ -49,10 +50,11 @@ _QUEUE_FILTER = """
 CANDIDATES = 2000
 
 # {match}: the text-search condition; {queue}: _QUEUE_FILTER or nothing.
-_PG_FROM = "FROM kb_articles a WHERE a.tenant_id = :tenant AND a.search_vector @@ {match}{queue}"
-_PG_WORDS = "plainto_tsquery('english', :q)"
-_PG_TITLE = "to_tsquery('english', :qt)"
-_PG_RANK = "ts_rank_cd(a.search_vector, {match})"
+_PG_FROM = "FROM kb_articles a WHERE a.tenant_id = :tenant AND {match}{queue}"
+# Every word anywhere, or every word in the title (its own GIN index: no row is read to tell).
+_PG_WORDS = "a.search_vector @@ plainto_tsquery('english', :q)"
+_PG_TITLE = "to_tsvector('english', a.title) @@ plainto_tsquery('english', :q)"
+_PG_RANK = "ts_rank_cd(a.search_vector, plainto_tsquery('english', :q))"
 _SQLITE_FROM = (
     "FROM kb_articles_fts JOIN kb_articles a ON a.id = kb_articles_fts.rowid"
     " WHERE kb_articles_fts MATCH {match} AND a.tenant_id = :tenant{queue}"
@@ -131,9 +133,9 @@ class KnowledgeRepo:
         qf = _QUEUE_FILTER if queue else ""
         # Both engines get the words only, so the query means the same on both (every word, stemmed)
         # and neither query syntax ever sees the user's text: FTS5 each word quoted, PostgreSQL
-        # plainto_tsquery (which ANDs them) and, for the title, `word:A & ...` of letters and digits.
+        # plainto_tsquery (which ANDs them).
         if pg:
-            words, title = " ".join(terms), " & ".join(f"{t}:A" for t in terms)
+            words = title = " ".join(terms)
         else:
             words = " ".join(f'"{t}"' for t in terms)
             title = f"title : ({words})"
@@ -147,7 +149,7 @@ class KnowledgeRepo:
             return _SQLITE_FROM.format(match=match, queue=qf)
 
         def rank(match: str) -> str:
-            return _PG_RANK.format(match=_PG_WORDS if match == ":q" else _PG_TITLE) if pg else _SQLITE_RANK
+            return _PG_RANK if pg else _SQLITE_RANK
 
         run = self.session.execute
         many = (await run(text(f"SELECT count(*) FROM (SELECT a.id {frm(':q')} LIMIT :cap) m"),

@@ -1,7 +1,7 @@
 """snippets, knowledge-base articles with a full-text index, work instructions and their acknowledgements
 
 The full-text index depends on the dialect: on PostgreSQL a stored tsvector column (title weighted A,
-body B) with a GIN index; on SQLite an FTS5 table over title and body kept in step by triggers. Neither
+body B) with a GIN index, and a GIN index of the title's tsvector alone; on SQLite an FTS5 table over title and body kept in step by triggers. Neither
 is in the models: store/knowledge.py queries them, and env.py leaves them out of the comparison.
 
 Revision ID: 0104
@@ -132,6 +132,9 @@ def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute(f"ALTER TABLE kb_articles ADD COLUMN search_vector tsvector GENERATED ALWAYS AS ({PG_VECTOR}) STORED")
         op.execute("CREATE INDEX ix_kb_articles_search ON kb_articles USING gin (search_vector)")
+        # Titles alone: the GIN index above cannot tell a title word from a body word without reading
+        # each row, and a common word's search ranks its title matches only (store/knowledge.py).
+        op.execute("CREATE INDEX ix_kb_articles_search_title ON kb_articles USING gin (to_tsvector('english', title))")
     else:
         for sql in SQLITE_FTS:
             op.execute(sql)
@@ -139,6 +142,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP INDEX IF EXISTS ix_kb_articles_search_title")
         op.execute("DROP INDEX IF EXISTS ix_kb_articles_search")
     else:
         for name in ("kb_articles_fts_ai", "kb_articles_fts_ad", "kb_articles_fts_au"):
