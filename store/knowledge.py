@@ -45,8 +45,8 @@ _QUEUE_FILTER = """
 
 # Ranking costs per matching article (bm25 or ts_rank_cd reads each one's index entry), and a word
 # found in most articles matches tens of thousands. Up to CANDIDATES matches every match is ranked;
-# beyond, only the articles with every word in the title are ranked (they rank first anyway), and the
-# newest of the others follow. load/bench_kb.py shows the cost this bounds.
+# beyond, only the articles with every word in the title are ranked (they rank first anyway; at most
+# CANDIDATES of them), and the newest of the others follow. load/bench_kb.py shows the cost this bounds.
 CANDIDATES = 2000
 
 # {match}: the text-search condition; {queue}: _QUEUE_FILTER or nothing.
@@ -155,9 +155,13 @@ class KnowledgeRepo:
         many = (await run(text(f"SELECT count(*) FROM (SELECT a.id {frm(':q')} LIMIT :cap) m"),
                           {**params, "cap": CANDIDATES + 1})).scalar_one() > CANDIDATES
         best = ":qt" if many else ":q"
-        ranked = list((await run(text(
-            f"SELECT a.id, {rank(best)} AS rank {frm(best)} ORDER BY rank DESC, a.id DESC LIMIT :limit"
-        ), params)).all())
+        if many:  # a word in thousands of titles too: rank CANDIDATES of them, not all
+            cols = "a.id, a.search_vector" if pg else f"a.id, {rank(best)} AS rank"
+            sql = f"SELECT a.id, {rank(best) if pg else 'a.rank'} AS rank FROM (SELECT {cols} {frm(best)} LIMIT :cap) a"
+        else:
+            sql = f"SELECT a.id, {rank(best)} AS rank {frm(best)}"
+        ranked = list((await run(text(f"{sql} ORDER BY rank DESC, a.id DESC LIMIT :limit"),
+                                 {**params, "cap": CANDIDATES})).all())
         if many and len(ranked) < limit:
             newest = await run(text(
                 f"SELECT a.id, 0.0 {frm(':q')} ORDER BY a.updated_at DESC, a.id DESC LIMIT :limit"
