@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import msgspec
 from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from realtime.api import ApiError, principal
