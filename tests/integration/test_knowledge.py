@@ -7,6 +7,7 @@ import time
 import uuid
 
 import httpx
+import pytest
 
 from tests.helpers import bearer, cached_login
 from webrtc.audio import ToneSource
@@ -209,3 +210,24 @@ async def test_an_instruction_reaches_two_agents_at_once_and_the_board_sees_the_
     finally:
         for b in (agent1, agent2, agent3, board):
             await b.close()
+
+
+@pytest.mark.redis_only
+async def test_an_instruction_published_on_one_hub_reaches_an_agent_on_another(hub, start_hub):
+    other = start_hub()
+    agent = BotAgent(other.url, "demo", "agent5", "demo", ToneSource(500.0))
+    board = bot(hub, "supervisor")
+    try:
+        await asyncio.gather(agent.login(), board.login())
+        async with httpx.AsyncClient() as http:
+            r = await http.post(f"{hub.url}/api/instructions", headers=auth(hub, "supervisor"),
+                                json={"text": "two hubs", "queues": ["sales"]})
+            iid = r.json()["id"]
+            await agent.expect(lambda m: m["type"] == "instruction" and m["instruction"]["id"] == iid, 5)
+            r = await http.post(f"{other.url}/api/instructions/{iid}/ack", headers=auth(other, "agent5"))
+            assert r.status_code == 200, r.text
+        ack = await board.expect(lambda m: m["type"] == "instruction-ack" and m["instruction_id"] == iid, 5)
+        assert ack["agent_id"] == agent.snapshot["agents"][0]["id"]
+    finally:
+        await agent.close()
+        await board.close()
