@@ -18,7 +18,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from realtime import api, customers as customers_api, recordings_api, reports, wallboards
+from realtime import api, customers as customers_api, knowledge_api, recordings_api, reports, wallboards
 from realtime.agents import AgentService
 from realtime.auth import LoginThrottle, RedisLoginThrottle, TokenService
 from realtime.config import Settings
@@ -39,6 +39,7 @@ from realtime.monitors import Monitors
 from realtime.chat import Chat
 from realtime.support import Support
 from realtime import support as support_api
+from realtime.knowledge import Knowledge
 from realtime.alerts import Alerts, LiveCalls
 from realtime.trunks import TrunkService
 from store.db import make_engine, make_sessionmaker
@@ -67,6 +68,7 @@ class Context:
     trunks: TrunkService
     customers: CustomerService
     crm: CrmService
+    knowledge: Knowledge
     desk: DeskPhones | None = None
     support: Support | None = None
 
@@ -103,6 +105,7 @@ def build_context(settings: Settings) -> Context:
     sip = SipCalls(live, sessionmaker, phone, contacts)
     transfers = Transfers(live, sessionmaker, phone, sip, contacts)
     chat = Chat(live, sessionmaker, directory, agents)
+    knowledge = Knowledge(live, sessionmaker, directory)
     monitors = Monitors(live, sessionmaker, phone, sip, chat)
     live_calls = LiveCalls(live, sessionmaker, phone, sip)
     alerts = Alerts(live, sessionmaker, contacts, agents, live_calls)
@@ -111,11 +114,11 @@ def build_context(settings: Settings) -> Context:
     desk = DeskPhones(live, sessionmaker, phone, contacts)
     support = Support(live, sessionmaker, directory, tokens, settings.support_link_ttl)
     hub = Hub(settings, live, agents, tokens, metrics, contacts, phone, sip, transfers, monitors, live_calls, alerts,
-              wallboards.WallboardFeeds(sessionmaker, contacts), recordings, trunks, chat, desk, support)
+              wallboards.WallboardFeeds(sessionmaker, contacts), recordings, trunks, chat, desk, support, knowledge)
     retention = RetentionJob(live, sessionmaker, settings.recordings_dir, settings.retention_sweep_seconds, contacts.hub_id)
     return Context(
         settings, engine, sessionmaker, live, directory, history, agents, tokens, throttle, metrics, hub, contacts, phone,
-        retention, trunks, customers, crm, desk, support,
+        retention, trunks, customers, crm, knowledge, desk, support,
     )
 
 
@@ -176,6 +179,7 @@ def build_app(settings: Settings) -> Starlette:
         *wallboards.routes,
         *recordings_api.routes,
         *support_api.routes,
+        *knowledge_api.routes,
         WebSocketRoute("/ws", ctx.hub.endpoint),
         Route("/", _page("index.html")),
         Route("/agent", _page("agent.html")),

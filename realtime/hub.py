@@ -41,6 +41,7 @@ from realtime.recordings import Recordings
 from realtime.trunks import TrunkService
 from realtime.chat import Chat, ChatError
 from realtime.support import GUEST_FRAMES, Support, SupportError, stream_guest, view as support_view
+from realtime.knowledge import Knowledge
 
 log = logging.getLogger("unidesk.hub")
 
@@ -140,6 +141,7 @@ class Hub:
         chat: Chat | None = None,
         desk: DeskPhones | None = None,
         support: Support | None = None,
+        knowledge: Knowledge | None = None,
     ) -> None:
         self.settings = settings
         self.desk = desk
@@ -155,6 +157,7 @@ class Hub:
         self.trunks = trunks
         self.chat = chat
         self.support = support
+        self.knowledge = knowledge
         self._timers: set[asyncio.Task[None]] = set()
         self.live = live
         self.agents = agents
@@ -733,6 +736,12 @@ class Hub:
                     support = await self.support.rooms_of(p.tenant_id, p.user_id)
             else:
                 agents = []
+            instructions: list[P.InstructionView] = []
+            if self.knowledge is not None:
+                if supervisor:
+                    instructions = await self.knowledge.for_board(p.tenant_id)
+                elif d.is_agent(p.user_id):
+                    instructions = [v for v, _ in await self.knowledge.for_agent(p.tenant_id, p.user_id)]
             self._send_now(
                 conn,
                 P.Snapshot(
@@ -750,6 +759,7 @@ class Hub:
                     hands=hands,
                     chat=chat,
                     support=support,
+                    instructions=instructions,
                 ),
             )
             if self.desk is not None and not supervisor and d.is_agent(p.user_id):

@@ -641,6 +641,9 @@ class Snapshot(ServerMessage, tag="snapshot"):
     chat: list[ChatMessage] = []
     # An agent's support sessions not ended.
     support: list[SupportView] = []
+    # Work instructions not expired: an agent's those it has not acknowledged; a board's all, with who
+    # has acknowledged.
+    instructions: list[InstructionView] = []
 
 
 class AgentStateChanged(ServerMessage, tag="agent-state"):
@@ -796,6 +799,52 @@ class HandChanged(ServerMessage, tag="hand"):
     hand: HandView
     raised: bool
     lowered_by: str | None = None
+    seq: int = 0
+
+
+class InstructionAckView(msgspec.Struct, kw_only=True):
+    agent_id: int
+    at: float
+
+
+class InstructionView(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """A supervisor's work instruction to the agents of some queues."""
+
+    id: int
+    text: str
+    queues: list[str]
+    # Display name of the supervisor who published it.
+    published_by: str
+    published_at: float
+    expires_at: float | None = None
+    # Boards only: the agents it was addressed to, and those who acknowledged it (when).
+    agents: list[int] = []
+    acks: list[InstructionAckView] = []
+
+
+class InstructionPublished(ServerMessage, tag="instruction"):
+    """A work instruction was published: to the streams of the agents it addresses and to the boards."""
+
+    instruction: InstructionView
+    seq: int = 0
+
+
+class InstructionAcked(ServerMessage, tag="instruction-ack"):
+    """An agent acknowledged a work instruction: to the boards and to the agent's own stream."""
+
+    instruction_id: int
+    agent_id: int
+    at: float
+    seq: int = 0
+
+
+class ContentChanged(ServerMessage, tag="content-changed"):
+    """A snippet or knowledge-base article was created, changed or deleted by an admin or supervisor:
+    desktops fetch it again (`GET /api/snippets`, `GET /api/kb/articles/{id}`) without a reload."""
+
+    kind: Literal["snippet", "article"]
+    id: int
+    action: Literal["created", "updated", "deleted"]
     seq: int = 0
 
 
@@ -977,7 +1026,7 @@ class Error(ServerMessage, tag="error"):
 ServerFrame = Union[
     Welcome, Snapshot, AgentStateChanged, ContactOffered, ContactChanged, QueueStatsChanged, WallboardView, PhoneAnswer,
     PhoneState, PhoneCheck, CallChanged, CallDigits, MonitorChanged, LiveCallsChanged, AlertChanged, ChatReceived,
-    HandChanged, MediaCommands, SupportChanged, SupportRelayed,
+    HandChanged, MediaCommands, SupportChanged, SupportRelayed, InstructionPublished, InstructionAcked, ContentChanged,
     Ack, Pong, Error, DeskPhone
 ]
 

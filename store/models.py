@@ -441,6 +441,21 @@ class CrmConnector(Base):
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), unique=True)
     lookup: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     webhooks: Mapped[list[Any]] = mapped_column(JSON, default=list)
+
+
+class Snippet(Base):
+    """A text snippet agents insert into chats and notes, for one queue or (queue_id None) the whole tenant.
+    `text` may hold placeholders such as {{customer.name}} (realtime/kbtext.py lists them)."""
+
+    __tablename__ = "snippets"
+    __table_args__ = (UniqueConstraint("tenant_id", "shortcut"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    queue_id: Mapped[int | None] = mapped_column(ForeignKey("queues.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    # What an agent types to find it, e.g. "refund".
+    shortcut: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[float] = mapped_column(Float)
     updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
@@ -466,3 +481,62 @@ class WebhookDelivery(Base):
     log: Mapped[list[Any]] = mapped_column(JSON, default=list)
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
+
+
+class Article(Base):
+    """A knowledge-base article; its body is Markdown, shown as sanitized HTML. The full-text index is
+    made per dialect by migration 0104 (tsvector + GIN on PostgreSQL, FTS5 on SQLite), not by the model."""
+
+    __tablename__ = "kb_articles"
+    __table_args__ = (Index("ix_kb_articles_tenant_updated", "tenant_id", "updated_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    title: Mapped[str] = mapped_column(String(300))
+    body_md: Mapped[str] = mapped_column(Text)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Queue names the article is for (empty: every queue) and wrap-up codes it relates to.
+    queues: Mapped[list[str]] = mapped_column(JSON, default=list)
+    wrapup_codes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    updated_at: Mapped[float] = mapped_column(Float)
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class ArticleScope(Base):
+    """One queue or wrap-up code of an article, as rows, so search filters and suggestions are indexed
+    queries (kept by store/knowledge.py with the article's JSON lists)."""
+
+    __tablename__ = "kb_article_scopes"
+    __table_args__ = (Index("ix_kb_article_scopes_tenant_kind_value", "tenant_id", "kind", "value"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    article_id: Mapped[int] = mapped_column(ForeignKey("kb_articles.id", ondelete="CASCADE"), index=True)
+    # "queue" or "wrapup".
+    kind: Mapped[str] = mapped_column(String(16))
+    value: Mapped[str] = mapped_column(String(64))
+
+
+class WorkInstruction(Base):
+    """A supervisor's instruction to the agents of some queues ("outage in region north: use snippet X");
+    each addressed agent acknowledges it."""
+
+    __tablename__ = "work_instructions"
+    __table_args__ = (Index("ix_work_instructions_tenant_published", "tenant_id", "published_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    queues: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # The agents it was addressed to when published (members of the queues then).
+    agent_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    text: Mapped[str] = mapped_column(Text)
+    published_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    published_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float | None] = mapped_column(Float)
+
+
+class InstructionAck(Base):
+    __tablename__ = "instruction_acks"
+    __table_args__ = (UniqueConstraint("instruction_id", "user_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    instruction_id: Mapped[int] = mapped_column(ForeignKey("work_instructions.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    at: Mapped[float] = mapped_column(Float)

@@ -1,5 +1,5 @@
 // The agent desktop: state switcher, time in state, queues, the contact panel (with call
-// controls for a caller over SIP), the softphone.
+// controls for a caller over SIP), the softphone, work instructions, knowledge and snippets.
 
 import { $, el, on, show, toast, session, toLogin, formatDuration, STATE_LABELS } from "./util.js";
 import { HubSocket } from "./ws.js";
@@ -7,6 +7,7 @@ import { Softphone, KEYS } from "./phone.js";
 import { agentChat } from "./chat.js";
 import { videoSupport } from "./support.js";
 import { CustomerPanel } from "./customer.js";
+import { agentKnowledge } from "./knowledge.js";
 
 if (!session.access) toLogin();
 
@@ -355,4 +356,6 @@ hub.addEventListener("agent-state", (e) => {
   }
 });
 
+// After the desktop's own listeners, so `contact` is current when knowledge reacts to a frame.
+agentKnowledge(hub, () => contact);
 hub.start();

@@ -4,6 +4,7 @@ import { $, el, on, toast, session, toLogin, formatDuration, STATE_LABELS } from
 import { HubSocket } from "./ws.js";
 import { MonitorPhone, MODES } from "./monitor.js";
 import { boardChat } from "./chat.js";
+import { boardInstructions } from "./instructions.js";
 
 if (!session.access) toLogin();
 
@@ -245,5 +246,6 @@ boardChat(hub, monitor.hub, agents, async (contactId) => {
   try { await monitor.watch(contactId, "whisper"); } catch (err) { toast(err.message); }
   render();
 });
+boardInstructions(hub, agents);
 monitor.hub.start(); // the supervisor's own stream: messages now, the softphone when monitoring
 hub.start();
