@@ -90,6 +90,7 @@ class Webinar:
     questions: list[Question] = field(default_factory=list)
     visits: list[Visit] = field(default_factory=list)
     _out: list[Command] = field(default_factory=list)
+    _ended_visits: list[Visit] = field(default_factory=list)
 
     # ------------------------------------------------------------ joining
 
@@ -127,6 +128,7 @@ class Webinar:
         for v in reversed(self.visits):
             if v.member == member and v.left_at is None:
                 v.left_at = now
+                self._ended_visits.append(v)
                 return
 
     # ------------------------------------------------------------ what members may do
@@ -208,6 +210,11 @@ class Webinar:
         out, self._out = self._out, []
         return out
 
+    def visits_out(self) -> list[Visit]:
+        """Stays that ended since the last call (for the attendance record)."""
+        out, self._ended_visits = self._ended_visits, []
+        return out
+
     # ------------------------------------------------------------ views
 
     def online(self) -> list[Member]:
@@ -223,6 +230,7 @@ class Webinar:
     def to_dict(self) -> dict:
         d = asdict(self)
         d.pop("_out")
+        d.pop("_ended_visits")
         return d
 
     @classmethod

@@ -18,7 +18,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from realtime import api, recordings_api, reports, wallboards
+from realtime import api, recordings_api, reports, wallboards, webinars
 from realtime.agents import AgentService
 from realtime.auth import LoginThrottle, RedisLoginThrottle, TokenService
 from realtime.config import Settings
@@ -97,7 +97,8 @@ def build_context(settings: Settings) -> Context:
     recordings = Recordings(live, sessionmaker, phone, sip, settings.recordings_dir)
     trunks = TrunkService(live, sessionmaker, phone)
     hub = Hub(settings, live, agents, tokens, metrics, contacts, phone, sip, transfers, monitors, live_calls, alerts,
-              wallboards.WallboardFeeds(sessionmaker, contacts), recordings, trunks, chat)
+              wallboards.WallboardFeeds(sessionmaker, contacts), recordings, trunks, chat,
+              webinars.Webinars(live, sessionmaker, phone))
     retention = RetentionJob(live, sessionmaker, settings.recordings_dir, settings.retention_sweep_seconds, contacts.hub_id)
     return Context(
         settings, engine, sessionmaker, live, directory, history, agents, tokens, throttle, metrics, hub, contacts, phone,
@@ -156,6 +157,7 @@ def build_app(settings: Settings) -> Starlette:
         *reports.routes,
         *wallboards.routes,
         *recordings_api.routes,
+        *webinars.routes,
         WebSocketRoute("/ws", ctx.hub.endpoint),
         Route("/", _page("index.html")),
         Route("/agent", _page("agent.html")),

@@ -70,6 +70,8 @@ def test_mute_all_lock_remove_and_attendance() -> None:
     w.join("u2", "Ann", now=10.0)
     visits = [(v.member, v.joined_at, v.left_at) for v in w.visits]
     assert visits == [("u1", 0.0, None), ("u2", 1.0, 9.0), ("g7", 2.0, 6.0), ("u2", 10.0, None)]
+    assert [(v.member, v.left_at) for v in w.visits_out()] == [("g7", 6.0), ("u2", 9.0)]
+    assert w.visits_out() == []
     with pytest.raises(WebinarError, match="presenter cannot"):
         w.act("u1", "remove", now=11.0, target="u1")
     w.act("u1", "end", now=12.0)
