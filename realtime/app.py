@@ -166,6 +166,7 @@ def build_app(settings: Settings) -> Starlette:
         Route("/wallboards", _page("wallboards.html")),
         Route("/wallboard", _page("wallboard.html")),
         Route("/recordings", _page("recordings.html")),
+        Route("/webinar", _page("webinar.html")),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={api.ApiError: api_error})

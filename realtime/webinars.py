@@ -309,7 +309,7 @@ async def create_invite(request: Request) -> Response:
     expires = time.time() + body.minutes * 60
     guest = secrets.randbelow(10**12) + 1
     token = request.app.state.ctx.tokens.issue_webinar_guest(p.tenant_id, p.tenant_slug, room, guest, body.name, expires)
-    return JSONResponse({"token": token, "expires_at": expires, "url": f"/webinar.html?room={room}&token={token}"}, 201)
+    return JSONResponse({"token": token, "expires_at": expires, "url": f"/webinar?room={room}&token={token}"}, 201)
 
 
 async def attendance(request: Request) -> Response:

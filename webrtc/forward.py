@@ -239,7 +239,10 @@ class ForwardTrack(MediaStreamTrack):
             return
         if self._need_key:
             if not key:
+                # Ask again (rate-limited): the request made on joining may have gone nowhere, e.g. when the
+                # publisher's first packets had not arrived yet.
                 self.skipped += 1
+                self.slot.request_keyframe()
                 return
             self._need_key = False
         if source is not self._source:
