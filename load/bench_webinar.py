@@ -203,6 +203,7 @@ class Counter:
         self.last: float | None = None
         self.counting = False
         self.stopped = threading.Event()
+        self.seen = 0
 
     def put(self, task) -> None:  # type: ignore[no-untyped-def]
         if task is None:
@@ -210,6 +211,7 @@ class Counter:
             return
         data = task[1].data
         now = time.monotonic()
+        self.seen += 1
         if self.counting:
             self.frames += 1
             if self.last is not None:
@@ -258,6 +260,12 @@ async def run_attendees(port: int, n: int, warmup: float, hold: float, clip_path
     joined = time.monotonic()
     for batch in range(0, n, 10):
         await asyncio.gather(*(one(i) for i in range(batch, min(n, batch + 10))))
+    # Every attendee connected and receiving before the window (joining is not what is measured).
+    deadline = time.monotonic() + 30 + n * 0.2
+    while any(v.seen == 0 for v, _ in counters) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    waiting = sum(1 for v, _ in counters if v.seen == 0)
+    connected = time.monotonic() - joined
     await asyncio.sleep(warmup)
     s0, t0 = json.loads(await http(port, "GET", "/stats")), time.monotonic()
     c0, m0, p0 = cpu_seconds(), machine_busy_seconds(), cpu_pressure_seconds()
@@ -275,7 +283,7 @@ async def run_attendees(port: int, n: int, warmup: float, hold: float, clip_path
     await http(port, "POST", "/reset")
     print(json.dumps(dict(rows=rows, seconds=secs, server_cpu=s1["cpu"] - s0["cpu"], rss=s1["rss"],
                           bot_cpu=c1 - c0, machine_busy=m1 - m0, pressure=p1 - p0,
-                          join_seconds=t0 - joined - warmup)), flush=True)
+                          join_seconds=connected, never_connected=waiting)), flush=True)
     for pc in pcs:
         await pc.close()
 
@@ -302,7 +310,7 @@ def step(kind: str, port: int, n: int, args: argparse.Namespace, clip: str) -> d
         n=n, worst_loss=loss, stalls=stalls, bad=bad, max_gap_ms=max(x["gap"] for x in r["rows"]) * 1000,
         cpu_ms=r["server_cpu"] / (n * secs) * 1000, cpu_total=r["server_cpu"] / secs, bot_cpu=r["bot_cpu"] / secs,
         other=max(0.0, (r["machine_busy"] - r["bot_cpu"] - r["server_cpu"]) / secs), pressure=r["pressure"] / secs,
-        held=loss < 0.01 and stalls == 0 and bad == 0,
+        held=loss < 0.01 and stalls == 0 and bad == 0, join_s=r["join_seconds"], never=r["never_connected"],
     )
 
 
@@ -311,6 +319,7 @@ def show(kind: str, row: dict) -> None:
           f"  bad frames {row['bad']:3d}  max gap {row['max_gap_ms']:5.0f} ms  cpu {row['cpu_ms']:6.2f} ms/s/attendee"
           f" ({row['cpu_total']*100:3.0f}% of a core; attendees' process {row['bot_cpu']*100:3.0f}%,"
           f" other {row['other']:.2f} cores, cpu pressure {row['pressure']*100:3.0f}%)"
+          f"  all receiving after {row['join_s']:.1f} s{' (' + str(row['never']) + ' never)' if row['never'] else ''}"
           f"  {'held' if row['held'] else 'NOT held'}", flush=True)
 
 
