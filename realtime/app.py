@@ -18,7 +18,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from realtime import api, customers as customers_api, knowledge_api, recordings_api, reports, wallboards
+from realtime import api, customers as customers_api, knowledge_api, recordings_api, reports, wallboards, webinars
 from realtime.agents import AgentService
 from realtime.auth import LoginThrottle, RedisLoginThrottle, TokenService
 from realtime.config import Settings
@@ -114,7 +114,8 @@ def build_context(settings: Settings) -> Context:
     desk = DeskPhones(live, sessionmaker, phone, contacts)
     support = Support(live, sessionmaker, directory, tokens, settings.support_link_ttl)
     hub = Hub(settings, live, agents, tokens, metrics, contacts, phone, sip, transfers, monitors, live_calls, alerts,
-              wallboards.WallboardFeeds(sessionmaker, contacts), recordings, trunks, chat, desk, support, knowledge)
+              wallboards.WallboardFeeds(sessionmaker, contacts), recordings, trunks, chat, desk, support, knowledge,
+              webinars.Webinars(live, sessionmaker, phone))
     retention = RetentionJob(live, sessionmaker, settings.recordings_dir, settings.retention_sweep_seconds, contacts.hub_id)
     return Context(
         settings, engine, sessionmaker, live, directory, history, agents, tokens, throttle, metrics, hub, contacts, phone,
@@ -180,6 +181,7 @@ def build_app(settings: Settings) -> Starlette:
         *recordings_api.routes,
         *support_api.routes,
         *knowledge_api.routes,
+        *webinars.routes,
         WebSocketRoute("/ws", ctx.hub.endpoint),
         Route("/", _page("index.html")),
         Route("/agent", _page("agent.html")),
@@ -189,6 +191,7 @@ def build_app(settings: Settings) -> Starlette:
         Route("/wallboard", _page("wallboard.html")),
         Route("/recordings", _page("recordings.html")),
         Route("/support/{id}", _page("support.html")),
+        Route("/webinar", _page("webinar.html")),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={api.ApiError: api_error})

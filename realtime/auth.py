@@ -46,6 +46,8 @@ class Principal:
     expires_at: float
     # What the token is for: "access", "refresh", or a narrower scope (e.g. "wallboard").
     kind: str
+    # A webinar guest's token: the one room it opens.
+    room: str | None = None
 
     def has_any(self, *roles: str) -> bool:
         return not self.roles.isdisjoint(roles)
@@ -96,6 +98,18 @@ class TokenService:
         }
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
+    def issue_webinar_guest(self, tenant_id: int, tenant_slug: str, room: str, guest_id: int, name: str,
+                            expires_at: float, now: float | None = None) -> str:
+        """An invitation to one webinar room for a guest without an account: kind "webinar", the room in
+        the claim "room", the guest's number as `sub`, the name shown to the room as `usr`, role "guest"."""
+        now = time.time() if now is None else now
+        claims: dict[str, Any] = {
+            "iss": ISSUER, "sub": str(guest_id), "tid": tenant_id, "ten": tenant_slug, "usr": name,
+            "roles": ["guest"], "typ": "webinar", "room": room, "iat": int(now), "exp": int(expires_at),
+            "jti": uuid.uuid4().hex,
+        }
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+
     def pair(self, p: Principal) -> dict[str, Any]:
         return {
             "access_token": self.issue(p, "access", self.access_ttl),
@@ -140,6 +154,7 @@ class TokenService:
                 roles=frozenset(str(r) for r in claims.get("roles", [])),
                 expires_at=float(claims["exp"]),
                 kind=str(claims["typ"]),
+                room=str(claims["room"]) if "room" in claims else None,
             )
         except (TypeError, ValueError):
             raise TokenError("token claims are malformed") from None

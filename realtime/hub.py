@@ -42,6 +42,8 @@ from realtime.trunks import TrunkService
 from realtime.chat import Chat, ChatError
 from realtime.support import GUEST_FRAMES, Support, SupportError, stream_guest, view as support_view
 from realtime.knowledge import Knowledge
+from realtime.webinars import Webinars
+from meetings.webinar import WebinarError
 
 log = logging.getLogger("unidesk.hub")
 
@@ -77,6 +79,7 @@ class Connection:
         "conn_id",
         "wallboard",
         "guest_key",
+        "webinar",
     )
 
     def __init__(self, ws: WebSocket) -> None:
@@ -98,6 +101,8 @@ class Connection:
         self.wallboard: tuple[int, frozenset[str]] | None = None
         # A customer's browser secret, on a support-session guest's connection (realtime/support.py).
         self.guest_key: str | None = None
+        # The webinar room this connection joined: (tenant, room, member) (realtime/webinars.py).
+        self.webinar: tuple[int, str, str] | None = None
 
     def push(self, frame: str) -> None:
         if self.closing:
@@ -142,6 +147,7 @@ class Hub:
         desk: DeskPhones | None = None,
         support: Support | None = None,
         knowledge: Knowledge | None = None,
+        webinars: Webinars | None = None,
     ) -> None:
         self.settings = settings
         self.desk = desk
@@ -158,6 +164,7 @@ class Hub:
         self.chat = chat
         self.support = support
         self.knowledge = knowledge
+        self.webinars = webinars
         self._timers: set[asyncio.Task[None]] = set()
         self.live = live
         self.agents = agents
@@ -241,6 +248,11 @@ class Hub:
             if conn.writer is not None:
                 conn.writer.cancel()
             self.metrics.connections.dec()
+            if conn.webinar is not None and self.webinars is not None:
+                try:
+                    await self.webinars.left(*conn.webinar)
+                except Exception:  # the store is away: the member's stay stays open until the room ends
+                    log.exception("could not record leaving webinar %s", conn.webinar[1])
             if conn.worker is not None and self.phone is not None:
                 try:
                     if await self.phone.worker_away(conn.worker, conn.conn_id):
@@ -319,6 +331,9 @@ class Hub:
             return
         if p.kind == "guest" and not isinstance(frame, GUEST_FRAMES):
             self._error(conn, P.FORBIDDEN, f"a support link may only send the session's frames, not {kind}", frame.id)
+            return
+        if p.kind == "webinar" and not isinstance(frame, (P.Ping, *WEBINAR_FRAMES)):
+            self._error(conn, P.FORBIDDEN, "a webinar invitation only opens its webinar", frame.id)
             return
         try:
             match frame:
@@ -407,6 +422,9 @@ class Hub:
                     else:
                         await monitors.stop(p.tenant_id, p.user_id, frame.call_id)
                     self._send(conn, P.Ack(ref=frame.id))
+                case P.WebinarJoin() | P.WebinarOffer() | P.WebinarAction() | P.WebinarAsk() | P.WebinarHand() \
+                        | P.WebinarChat() | P.WebinarLeave():
+                    await self._webinar(conn, p, frame)
                 case P.WorkerHello() | P.MediaAnswer() | P.MediaFailed() | P.MediaClosed() | P.MediaCheck() \
                         | P.SipIncoming() | P.SipEnded() | P.SipDtmf() | P.SipProgress() | P.CallAnalytics() \
                         | P.RecordingDone() | P.SipRegistration() \
@@ -430,6 +448,27 @@ class Hub:
         except Exception:  # a bug in one request must not end the connection
             log.exception("frame %s failed", kind)
             self._error(conn, P.INTERNAL, "internal error; the request was not applied", frame.id)
+
+    async def _webinar(self, conn: Connection, p: Principal, frame: P.ClientMessage) -> None:
+        assert self.webinars is not None, "the hub was built without webinars"
+        member = f"{conn.webinar[1]}:{conn.webinar[2]}" if conn.webinar else None
+
+        def joined(where: tuple[int, str, str] | None) -> None:
+            conn.webinar = where
+
+        try:
+            await self.webinars.handle(p, member, frame, lambda stream: self._follow(conn, stream), joined)
+        except WebinarError as exc:
+            self._error(conn, exc.code, str(exc), frame.id)
+            return
+        self._send(conn, P.Ack(ref=frame.id))
+
+    def _follow(self, conn: Connection, stream: str) -> None:
+        """The connection follows `stream` from now on (a webinar member's own stream)."""
+        self._forget(conn)
+        self.connections.add(conn)
+        conn.stream = stream
+        self.by_stream.setdefault(stream, set()).add(conn)
 
     async def _chat(self, conn: Connection, p: Principal, frame: P.ChatSend | P.HandRaise) -> None:
         chat = self.chat
@@ -556,11 +595,15 @@ class Hub:
                 if self.desk is not None:
                     await self.desk.registered(conn.worker, m)
             case P.MediaAnswer() as m:
-                await phone.media_answer(conn.worker, m)
+                if self.webinars is None or not await self.webinars.media_answer(conn.worker, m):
+                    await phone.media_answer(conn.worker, m)
             case P.MediaFailed() as m:
-                await phone.media_failed(conn.worker, m)
+                if self.webinars is None or not await self.webinars.media_failed(conn.worker, m):
+                    await phone.media_failed(conn.worker, m)
             case P.MediaClosed() as m:
-                await phone.media_closed(conn.worker, m)
+                # A webinar member's peer connection that ended: the member offers again or leaves.
+                if self.webinars is None or not self.webinars.is_ours(m.session_id):
+                    await phone.media_closed(conn.worker, m)
             case P.MediaCheck() as m:
                 await phone.media_check(conn.worker, m)
             case P.CallAnalytics() as m:
@@ -632,7 +675,7 @@ class Hub:
 
     async def _auth(self, conn: Connection, frame: P.Auth) -> None:
         try:
-            p = self.tokens.verify(frame.token, ("access", "worker", "wallboard", "guest"))
+            p = self.tokens.verify(frame.token, ("access", "worker", "wallboard", "guest", "webinar"))
         except TokenError as exc:
             conn.bad_auth += 1
             self._error(conn, P.UNAUTHORIZED, str(exc), frame.id)
@@ -654,6 +697,15 @@ class Hub:
             return
         if p.kind == "guest":
             await self._auth_guest(conn, frame, p)
+            return
+        if p.kind == "webinar":
+            # A guest: no stream until `webinar-join` (its own webinar stream).
+            conn.principal = p
+            self._send(conn, P.Welcome(
+                ref=frame.id, user=P.UserInfo(id=p.user_id, username=p.username, display_name=p.username, roles=["guest"]),
+                tenant=P.TenantInfo(id=p.tenant_id, slug=p.tenant_slug, name=""),
+                heartbeat_seconds=self.settings.heartbeat_seconds, server_time=time.time(), stream="",
+            ))
             return
         if p.kind == "wallboard":
             assert self.wallboards is not None, "the hub was built without wallboards"
@@ -838,6 +890,10 @@ class Hub:
             conn.out.put_nowait(text)
         except asyncio.QueueFull:
             conn.close(CLOSE_TRY_AGAIN, "too slow: reconnect and resume")
+
+
+WEBINAR_FRAMES = (P.WebinarJoin, P.WebinarOffer, P.WebinarAction, P.WebinarAsk, P.WebinarHand, P.WebinarChat,
+                  P.WebinarLeave)
 
 
 class _Forbidden(Exception):

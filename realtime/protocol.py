@@ -421,12 +421,71 @@ class SupportEnd(ClientMessage, tag="support-end"):
     session_id: SupportId
 
 
+# -- webinars (realtime/webinars.py, docs/meetings.md) -------------------------------
+
+RoomId = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{8,32}$")]
+SlotName = Literal["camera", "screen", "audio", "speaker"]
+MemberId = Annotated[str, msgspec.Meta(pattern=r"^[ug][0-9]{1,18}$")]
+
+
+class WebinarJoin(ClientMessage, tag="webinar-join"):
+    """Enter a webinar room: a user with an access token, or a guest with the room's invitation token.
+    The connection then follows the member's own webinar stream (`webinar-state`, `webinar-answer`, ...)."""
+
+    room: RoomId
+
+
+class WebinarOffer(ClientMessage, tag="webinar-offer"):
+    """A member's peer connection for the room (ICE gathered, no trickle): receive-only (`publish`
+    false: attendees, and the presenter hearing the speaker) or publishing (the presenter: camera,
+    audio, screen; a promoted speaker: speaker). `slots` names each media section's slot in order
+    (default by kind). The answer comes back as `webinar-answer` with the same `offer_id`."""
+
+    offer_id: OfferId
+    sdp: Sdp
+    publish: bool = False
+    slots: Annotated[list[SlotName], msgspec.Meta(max_length=4)] | None = None
+
+
+class WebinarAction(ClientMessage, tag="webinar-action"):
+    """A moderator action (the presenter only): promote or demote an attendee (`member`), mute-all and
+    unmute-all (the speakers), remove an attendee, lock or unlock the room, mark a question answered
+    (`question`), end the webinar."""
+
+    action: Literal["promote", "demote", "mute-all", "unmute-all", "remove", "lock", "unlock", "answer", "end"]
+    member: MemberId | None = None
+    question: Annotated[int, msgspec.Meta(ge=1)] | None = None
+
+
+class WebinarAsk(ClientMessage, tag="webinar-ask"):
+    """Ask the presenter a question (listed for everyone until marked answered)."""
+
+    text: Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
+
+
+class WebinarHand(ClientMessage, tag="webinar-hand"):
+    """Raise or lower a hand."""
+
+    on: bool
+
+
+class WebinarChat(ClientMessage, tag="webinar-chat"):
+    """A chat message to everyone in the room."""
+
+    text: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+
+
+class WebinarLeave(ClientMessage, tag="webinar-leave"):
+    """Leave the room (closing the connection does the same)."""
+
+
 ClientFrame = Union[
     Auth, Ping, SetState, ExtendWrapUp, ForceState, AcceptOffer, RejectOffer, EndContact, CompleteWrapUp,
     PhoneOffer, PhoneClose, PhoneTest, CallDial, CallAnswer, CallHangup, CallHold, CallMute, CallDtmf, CallTransfer,
     CallConference, Monitor, MonitorStop, AlertAck, ChatSend, HandRaise, WorkerHello, MediaAnswer, MediaFailed, MediaClosed, MediaCheck, SipIncoming, SipEnded, SipDtmf, SipProgress,
     CallAnalytics, RecordingDone, SipRegistration, SipRegistered,
     SupportJoin, SupportAdmit, SupportSignal, SupportChat, SupportScreen, SupportEnd,
+    WebinarJoin, WebinarOffer, WebinarAction, WebinarAsk, WebinarHand, WebinarChat, WebinarLeave,
 ]
 
 
@@ -892,6 +951,66 @@ class CallDigits(ServerMessage, tag="call-digits"):
     seq: int = 0
 
 
+class WebinarMemberView(msgspec.Struct, omit_defaults=True, kw_only=True):
+    id: str
+    name: str
+    # presenter, speaker, attendee
+    role: str
+    guest: bool = False
+    hand_since: float | None = None
+
+
+class WebinarQuestionView(msgspec.Struct, omit_defaults=True, kw_only=True):
+    id: int
+    name: str
+    text: str
+    asked_at: float
+    answered: bool = False
+
+
+class WebinarState(ServerMessage, tag="webinar-state"):
+    """The room as its members see it, after every change: who is in, roles, hands, questions, the lock
+    and the live attendee count (everyone but the presenter). `you`: this member's id."""
+
+    room: str
+    title: str
+    you: str
+    role: str
+    attendees: int
+    members: list[WebinarMemberView]
+    questions: list[WebinarQuestionView] = []
+    locked: bool = False
+    speakers_muted: bool = False
+    seq: int = 0
+
+
+class WebinarAnswer(ServerMessage, tag="webinar-answer"):
+    """The media worker's answer to this member's `webinar-offer` with this `offer_id`."""
+
+    offer_id: str
+    sdp: str
+    seq: int = 0
+
+
+class WebinarChatMessage(ServerMessage, tag="webinar-chat-message"):
+    """A chat message in the room."""
+
+    member: str
+    name: str
+    text: str
+    sent_at: float
+    seq: int = 0
+
+
+class WebinarClosed(ServerMessage, tag="webinar-closed"):
+    """This member is out of the room: "removed" by the presenter, the webinar "ended", or its media
+    "failed" (`message` says why)."""
+
+    reason: Literal["removed", "ended", "failed", "left"]
+    message: str = ""
+    seq: int = 0
+
+
 class SipTrunkSpec(msgspec.Struct, omit_defaults=True, kw_only=True):
     """A trunk as a media worker needs it (command `sip-trunks`); the only frame that carries a password."""
 
@@ -926,7 +1045,8 @@ class MediaCommand(msgspec.Struct, omit_defaults=True, kw_only=True):
     op: Literal[
         "offer", "close", "connect", "disconnect", "unlisten", "hold", "mute", "tone", "music",
         "sip-answer", "sip-reject", "sip-hangup", "sip-dtmf", "sip-dial", "ringback", "prompt", "hear",
-        "analyse", "record", "sip-trunks", "sip-users",
+        "analyse", "record", "sip-trunks", "sip-users", "webinar-publish", "webinar-view", "webinar-close",
+        "webinar-mute", "webinar-end",
     ]
     session_id: str
     offer_id: str | None = None
@@ -956,6 +1076,10 @@ class MediaCommand(msgspec.Struct, omit_defaults=True, kw_only=True):
     leg: str | None = None
     # sip-users: every desk phone that may register with the worker (replaces the previous list).
     users: list[SipUserEntry] | None = None
+
+    # Webinars: the room of a `webinar-*` op, and the slots of an offer's media sections in order.
+    room: str | None = None
+    slots: list[str] | None = None
 
 
 class MediaCommands(ServerMessage, tag="media-commands"):
@@ -1027,6 +1151,7 @@ ServerFrame = Union[
     Welcome, Snapshot, AgentStateChanged, ContactOffered, ContactChanged, QueueStatsChanged, WallboardView, PhoneAnswer,
     PhoneState, PhoneCheck, CallChanged, CallDigits, MonitorChanged, LiveCallsChanged, AlertChanged, ChatReceived,
     HandChanged, MediaCommands, SupportChanged, SupportRelayed, InstructionPublished, InstructionAcked, ContentChanged,
+    WebinarState, WebinarAnswer, WebinarChatMessage, WebinarClosed,
     Ack, Pong, Error, DeskPhone
 ]
 

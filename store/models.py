@@ -540,3 +540,20 @@ class InstructionAck(Base):
     instruction_id: Mapped[int] = mapped_column(ForeignKey("work_instructions.id", ondelete="CASCADE"))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     at: Mapped[float] = mapped_column(Float)
+
+
+class WebinarAttendance(Base):
+    """One stay of a member in a webinar room (realtime/webinars.py), for the training record."""
+
+    __tablename__ = "webinar_attendance"
+    __table_args__ = (Index("ix_webinar_attendance_tenant_room", "tenant_id", "room"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    room: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(String(200))
+    # The user who attended, or None for a guest (then `name` is what the invitation said).
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    name: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(16))
+    joined_at: Mapped[float] = mapped_column(Float)
+    left_at: Mapped[float] = mapped_column(Float)

@@ -35,6 +35,7 @@ from webrtc.engine import MediaEngine
 from webrtc.mixer import Input
 from webrtc.recorder import RecordingResult, RecordingWriter, check_recording_id
 from webrtc.tones import dominant_frequency
+from webrtc.webinar import WebinarMedia
 
 log = logging.getLogger("unidesk.worker")
 
@@ -65,6 +66,8 @@ class Worker:
         self.capacity = capacity
         self.tokens = TokenService(settings.secret, settings.access_ttl, settings.refresh_ttl)
         self.engine = MediaEngine(on_session_closed=self._closed)
+        # Webinar rooms: forwarded, never mixed (webrtc/webinar.py); their peer connections are sessions too.
+        self.webinars = WebinarMedia(on_closed=self._closed)
         self.hold_music: str | None = settings.hold_music
         self.last_seq: int | None = None
         self._ws: Any = None
@@ -174,7 +177,8 @@ class Worker:
             await ws.send(
                 msgspec.json.encode(
                     {"type": "worker-hello", "name": self.name, "capacity": self.capacity,
-                     "sessions": self.engine.sessions() + list(self._desk_legs.values()), "sip": self.sip is not None}
+                     "sessions": self.engine.sessions() + list(self._desk_legs.values()) + self.webinars.connections(),
+                     "sip": self.sip is not None}
                 ).decode()
             )
             log.info("connected to the hub at %s as %s", self.url, self.name)
@@ -273,6 +277,22 @@ class Worker:
             case "close":
                 self._stop_check(sid)
                 await e.close(sid)
+            case "webinar-publish" | "webinar-view":
+                assert c.sdp is not None and c.offer_id is not None and c.room, "a webinar offer carries its SDP and room"
+                if c.op == "webinar-publish":
+                    answer = await self.webinars.publish(c.room, sid, c.sdp, c.slots)
+                else:
+                    answer = await self.webinars.view(c.room, sid, c.sdp, c.slots)
+                self._send({"type": "media-answer", "session_id": sid, "offer_id": c.offer_id, "sdp": answer})
+            case "webinar-close":
+                await self.webinars.close(sid)
+            case "webinar-mute":
+                # Mute all: the speaker slot goes silent for everyone (`session_id`: the slot).
+                assert c.room, "webinar-mute names the room"
+                if c.room in self.webinars.rooms:
+                    self.webinars.mute(c.room, sid, bool(c.on))
+            case "webinar-end":
+                await self.webinars.close_room(sid)
             case "connect":
                 assert c.peer is not None, "connect names the peer"
                 self._need(sid)
@@ -474,6 +494,7 @@ class Worker:
         if self.sip is not None:
             log.info("SIP INVITEs so far: %s", msgspec.json.encode(self.sip.stats()).decode())
             await self.sip.stop()
+        await self.webinars.close_all()
         await self.engine.close_all()
 
 
