@@ -18,18 +18,27 @@ from typing import Annotated, Literal, Union
 
 import msgspec
 
-RequestId = Annotated[str, msgspec.Meta(max_length=64)]
-Code = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+from realtime.protocol_base import CallId, ClientMessage, Code, ContactId, OfferId, RequestId, Sdp, ServerMessage
+from realtime.protocol_media import (  # noqa: F401 (re-exported: the protocol is one namespace)
+    SessionId, WorkerHello, MediaAnswer, MediaFailed, MediaClosed, MediaCheck,
+    SipCallId, SipText, SipIncoming, SipEnded, CallFigures, CallAnalytics,
+    SipProgress, SipDtmf, RecordingDone, TrunkKey, SipRegistration, SipRegistered,
+    SipTrunkSpec, SipUserEntry, MediaCommand, MediaCommands,
+)
+from realtime.protocol_meetings import (  # noqa: F401
+    SupportId, SupportJoin, SupportAdmit, SupportSignal, SupportChat, SupportScreen,
+    SupportEnd, RoomId, SlotName, MemberId, WebinarJoin, WebinarOffer,
+    WebinarAction, WebinarAsk, WebinarHand, WebinarChat, WebinarLeave, WebinarMemberView,
+    WebinarQuestionView, WebinarState, WebinarAnswer, WebinarChatMessage, WebinarClosed, SupportView,
+    SupportChanged, SupportRelayed,
+)
+
 TargetState = Literal["available", "paused", "logged-out"]
 
 
 # ---------------------------------------------------------------- client → server
 
 
-class ClientMessage(
-    msgspec.Struct, tag_field="type", forbid_unknown_fields=True, kw_only=True, frozen=True
-):
-    id: RequestId | None = None
 
 
 class Auth(ClientMessage, tag="auth"):
@@ -71,7 +80,6 @@ class ForceState(ClientMessage, tag="force-state"):
     reason: Code | None = None
 
 
-ContactId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
 
 class AcceptOffer(ClientMessage, tag="accept-offer"):
@@ -102,9 +110,6 @@ class CompleteWrapUp(ClientMessage, tag="complete-wrap-up"):
 
 # -- the softphone (agent) -------------------------------------------------------
 
-Sdp = Annotated[str, msgspec.Meta(min_length=1, max_length=20_000)]
-OfferId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-CallId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
 
 class PhoneOffer(ClientMessage, tag="phone-offer"):
@@ -227,258 +232,6 @@ class CallDtmf(ClientMessage, tag="call-dtmf"):
     digits: Annotated[str, msgspec.Meta(pattern=r"^[0-9*#A-D]{1,32}$")]
 
 
-# -- the media worker ---------------------------------------------------------------
-
-SessionId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-
-
-class WorkerHello(ClientMessage, tag="worker-hello"):
-    """A media worker announces itself after `auth`; the hub places sessions on it."""
-
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-    capacity: Annotated[int, msgspec.Meta(ge=1, le=100_000)]
-    # Sessions it still carries (after reconnecting to a hub).
-    sessions: list[SessionId] = []
-    # Whether it has a SIP user agent (it then may register the trunks).
-    sip: bool = False
-
-
-class MediaAnswer(ClientMessage, tag="media-answer"):
-    session_id: SessionId
-    offer_id: OfferId
-    sdp: Sdp
-    codec: Annotated[str, msgspec.Meta(max_length=32)] = ""
-
-
-class MediaFailed(ClientMessage, tag="media-failed"):
-    """The worker could not serve a command for a session (bad SDP, unknown session, …)."""
-
-    session_id: SessionId
-    code: Code
-    message: Annotated[str, msgspec.Meta(max_length=1000)]
-    offer_id: OfferId | None = None
-
-
-class MediaClosed(ClientMessage, tag="media-closed"):
-    """A session's peer connection ended (ICE failed, closed)."""
-
-    session_id: SessionId
-    reason: Annotated[str, msgspec.Meta(max_length=200)]
-
-
-class MediaCheck(ClientMessage, tag="media-check"):
-    """What the worker hears from a session's microphone (headset check)."""
-
-    session_id: SessionId
-    frequency: float
-    level_db: float
-
-
-SipCallId = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-SipText = Annotated[str, msgspec.Meta(max_length=256)]
-
-
-class SipIncoming(ClientMessage, tag="sip-incoming"):
-    """A SIP call reached the worker; the hub answers it into a queue or rejects it."""
-
-    call_id: SipCallId
-    to_user: SipText
-    caller: SipText
-    # The sender's address, "ip:port".
-    remote: SipText
-    caller_name: SipText | None = None
-    transport: Annotated[str, msgspec.Meta(max_length=8)] = "udp"
-
-
-class SipEnded(ClientMessage, tag="sip-ended"):
-    """A SIP call ended (either side): the final SIP code and reason, and who ended it."""
-
-    call_id: SipCallId
-    code: Annotated[int, msgspec.Meta(ge=0, le=699)]
-    reason: SipText = ""
-    by: Literal["remote", "local"] = "remote"
-
-
-class CallFigures(msgspec.Struct, omit_defaults=True, kw_only=True):
-    """Live analytics of a caller's call with an agent, measured in the media worker (seconds so far;
-    levels, missing frames and jitter over the last report)."""
-
-    leg: SessionId
-    peer: SessionId
-    seconds: float
-    caller_talk: float
-    agent_talk: float
-    overtalk: float
-    # The current stretch with neither side talking, and the longest one.
-    silence: float
-    longest_silence: float
-    caller_level_db: float | None = None
-    agent_level_db: float | None = None
-    # Frames that did not arrive in time (lost or late), percent, and arrival jitter at the mixer.
-    caller_missing_pct: float = 0.0
-    agent_missing_pct: float = 0.0
-    caller_jitter_ms: float = 0.0
-    agent_jitter_ms: float = 0.0
-
-
-class CallAnalytics(ClientMessage, tag="call-analytics"):
-    """The worker's analysed calls, about once a second."""
-
-    calls: Annotated[list[CallFigures], msgspec.Meta(max_length=10_000)]
-
-
-class SipProgress(ClientMessage, tag="sip-progress"):
-    """An outbound SIP call rings at the far end, or was answered."""
-
-    call_id: SipCallId
-    state: Literal["ringing", "answered"]
-
-
-class SipDtmf(ClientMessage, tag="sip-dtmf"):
-    """Digits the caller pressed (RFC 4733)."""
-
-    call_id: SipCallId
-    digits: Annotated[str, msgspec.Meta(pattern=r"^[0-9*#A-D]{1,32}$")]
-
-
-class RecordingDone(ClientMessage, tag="recording-done"):
-    """A recording's file is finished (or failed): its name in the recordings folder, length and size."""
-
-    recording_id: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{32}$")]
-    path: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{32}\.ogg$")]
-    seconds: Annotated[float, msgspec.Meta(ge=0)]
-    bytes: Annotated[int, msgspec.Meta(ge=0)]
-    error: Annotated[str, msgspec.Meta(max_length=500)] | None = None
-
-
-TrunkKey = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
-
-
-class SipRegistration(ClientMessage, tag="sip-registration"):
-    """The worker's registration with a trunk changed: registered (for `expires` seconds), failed (the
-    registrar's final code, or a local one such as 408 or 503), or unregistered."""
-
-    trunk: TrunkKey
-    state: Literal["registered", "failed", "unregistered"]
-    code: Annotated[int, msgspec.Meta(ge=0, le=699)] = 0
-    reason: SipText = ""
-    expires: Annotated[int, msgspec.Meta(ge=0)] = 0
-
-
-class SipRegistered(ClientMessage, tag="sip-registered"):
-    """A desk phone registered with the worker, refreshed its registration, or left (`expires` 0)."""
-
-    user: SipText
-    # Where the phone takes INVITEs (its Contact URI).
-    contact: SipText
-    expires: Annotated[int, msgspec.Meta(ge=0, le=86400)]
-    # The sender's address, "ip:port".
-    remote: SipText = ""
-
-
-# Support sessions (1:1 video with a customer; realtime/support.py). `session_id` names the room; the
-# guest's token is scoped to one room, so a guest may name only that one.
-SupportId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-
-
-class SupportJoin(ClientMessage, tag="support-join"):
-    """The guest, done testing camera and microphone, asks to come in (the lobby)."""
-
-    session_id: SupportId
-    name: Annotated[str, msgspec.Meta(max_length=80)] = ""
-
-
-class SupportAdmit(ClientMessage, tag="support-admit"):
-    """The agent lets the waiting guest in (`admit` true) or turns them away (false: the room ends)."""
-
-    session_id: SupportId
-    admit: bool = True
-
-
-class SupportSignal(ClientMessage, tag="support-signal"):
-    """SDP for the other side's RTCPeerConnection (ICE gathered, no trickle); relayed as is."""
-
-    session_id: SupportId
-    sdp_type: Literal["offer", "answer"]
-    sdp: Sdp
-
-
-class SupportChat(ClientMessage, tag="support-chat"):
-    session_id: SupportId
-    text: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
-
-
-class SupportScreen(ClientMessage, tag="support-screen"):
-    """The sender's video now shows its screen (`on`) or its camera again."""
-
-    session_id: SupportId
-    on: bool
-
-
-class SupportEnd(ClientMessage, tag="support-end"):
-    """Either side ends the session, for both."""
-
-    session_id: SupportId
-
-
-# -- webinars (realtime/webinars.py, docs/meetings.md) -------------------------------
-
-RoomId = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{8,32}$")]
-SlotName = Literal["camera", "screen", "audio", "speaker"]
-MemberId = Annotated[str, msgspec.Meta(pattern=r"^[ug][0-9]{1,18}$")]
-
-
-class WebinarJoin(ClientMessage, tag="webinar-join"):
-    """Enter a webinar room: a user with an access token, or a guest with the room's invitation token.
-    The connection then follows the member's own webinar stream (`webinar-state`, `webinar-answer`, ...)."""
-
-    room: RoomId
-
-
-class WebinarOffer(ClientMessage, tag="webinar-offer"):
-    """A member's peer connection for the room (ICE gathered, no trickle): receive-only (`publish`
-    false: attendees, and the presenter hearing the speaker) or publishing (the presenter: camera,
-    audio, screen; a promoted speaker: speaker). `slots` names each media section's slot in order
-    (default by kind). The answer comes back as `webinar-answer` with the same `offer_id`."""
-
-    offer_id: OfferId
-    sdp: Sdp
-    publish: bool = False
-    slots: Annotated[list[SlotName], msgspec.Meta(max_length=4)] | None = None
-
-
-class WebinarAction(ClientMessage, tag="webinar-action"):
-    """A moderator action (the presenter only): promote or demote an attendee (`member`), mute-all and
-    unmute-all (the speakers), remove an attendee, lock or unlock the room, mark a question answered
-    (`question`), end the webinar."""
-
-    action: Literal["promote", "demote", "mute-all", "unmute-all", "remove", "lock", "unlock", "answer", "end"]
-    member: MemberId | None = None
-    question: Annotated[int, msgspec.Meta(ge=1)] | None = None
-
-
-class WebinarAsk(ClientMessage, tag="webinar-ask"):
-    """Ask the presenter a question (listed for everyone until marked answered)."""
-
-    text: Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
-
-
-class WebinarHand(ClientMessage, tag="webinar-hand"):
-    """Raise or lower a hand."""
-
-    on: bool
-
-
-class WebinarChat(ClientMessage, tag="webinar-chat"):
-    """A chat message to everyone in the room."""
-
-    text: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
-
-
-class WebinarLeave(ClientMessage, tag="webinar-leave"):
-    """Leave the room (closing the connection does the same)."""
-
-
 ClientFrame = Union[
     Auth, Ping, SetState, ExtendWrapUp, ForceState, AcceptOffer, RejectOffer, EndContact, CompleteWrapUp,
     PhoneOffer, PhoneClose, PhoneTest, CallDial, CallAnswer, CallHangup, CallHold, CallMute, CallDtmf, CallTransfer,
@@ -491,9 +244,6 @@ ClientFrame = Union[
 
 # ---------------------------------------------------------------- server → client
 
-
-class ServerMessage(msgspec.Struct, tag_field="type", omit_defaults=True, kw_only=True):
-    pass
 
 
 class UserInfo(msgspec.Struct, omit_defaults=True, kw_only=True):
@@ -948,183 +698,6 @@ class CallDigits(ServerMessage, tag="call-digits"):
 
     call_id: str
     digits: str
-    seq: int = 0
-
-
-class WebinarMemberView(msgspec.Struct, omit_defaults=True, kw_only=True):
-    id: str
-    name: str
-    # presenter, speaker, attendee
-    role: str
-    guest: bool = False
-    hand_since: float | None = None
-
-
-class WebinarQuestionView(msgspec.Struct, omit_defaults=True, kw_only=True):
-    id: int
-    name: str
-    text: str
-    asked_at: float
-    answered: bool = False
-
-
-class WebinarState(ServerMessage, tag="webinar-state"):
-    """The room as its members see it, after every change: who is in, roles, hands, questions, the lock
-    and the live attendee count (everyone but the presenter). `you`: this member's id."""
-
-    room: str
-    title: str
-    you: str
-    role: str
-    attendees: int
-    members: list[WebinarMemberView]
-    questions: list[WebinarQuestionView] = []
-    locked: bool = False
-    speakers_muted: bool = False
-    seq: int = 0
-
-
-class WebinarAnswer(ServerMessage, tag="webinar-answer"):
-    """The media worker's answer to this member's `webinar-offer` with this `offer_id`."""
-
-    offer_id: str
-    sdp: str
-    seq: int = 0
-
-
-class WebinarChatMessage(ServerMessage, tag="webinar-chat-message"):
-    """A chat message in the room."""
-
-    member: str
-    name: str
-    text: str
-    sent_at: float
-    seq: int = 0
-
-
-class WebinarClosed(ServerMessage, tag="webinar-closed"):
-    """This member is out of the room: "removed" by the presenter, the webinar "ended", or its media
-    "failed" (`message` says why)."""
-
-    reason: Literal["removed", "ended", "failed", "left"]
-    message: str = ""
-    seq: int = 0
-
-
-class SipTrunkSpec(msgspec.Struct, omit_defaults=True, kw_only=True):
-    """A trunk as a media worker needs it (command `sip-trunks`); the only frame that carries a password."""
-
-    # "<tenant id>/<name>": names the trunk in `sip-dial` and `sip-registration`.
-    key: str
-    # Registrar and proxy, "host:port" or "host".
-    host: str
-    transport: Literal["udp", "tcp", "tls"] = "udp"
-    username: str
-    password: str
-    # Digest realm of the credentials; "*": any.
-    realm: str = "*"
-    # Whether this worker registers the trunk (one worker does; the others only dial through it).
-    register: bool = False
-    # Registration lifetime asked for, seconds.
-    expires: int = 300
-
-
-class SipUserEntry(msgspec.Struct, kw_only=True):
-    """A desk phone's credentials for the worker's registrar (never the password)."""
-
-    user: str
-    # Digest realm: the tenant's slug.
-    realm: str
-    # MD5(user:realm:password), hex.
-    ha1: str
-
-
-class MediaCommand(msgspec.Struct, omit_defaults=True, kw_only=True):
-    """One instruction for a media worker (see docs/protocol.md, "Media worker")."""
-
-    op: Literal[
-        "offer", "close", "connect", "disconnect", "unlisten", "hold", "mute", "tone", "music",
-        "sip-answer", "sip-reject", "sip-hangup", "sip-dtmf", "sip-dial", "ringback", "prompt", "hear",
-        "analyse", "record", "sip-trunks", "sip-users", "webinar-publish", "webinar-view", "webinar-close",
-        "webinar-mute", "webinar-end",
-    ]
-    session_id: str
-    offer_id: str | None = None
-    sdp: str | None = None
-    # The other session of a connect.
-    peer: str | None = None
-    # Everything the session hears from now on (a conference): other sessions or SIP legs.
-    peers: list[str] | None = None
-    on: bool | None = None
-    tone_hz: int | None = None
-    # SIP: the response or BYE cause code and reason; DTMF digits to send.
-    code: int | None = None
-    reason: str | None = None
-    digits: str | None = None
-    # An outbound SIP call: whom to call and as whom.
-    uri: str | None = None
-    from_uri: str | None = None
-    # The trunk a `sip-dial` goes through (its key): a digest challenge is answered with its credentials.
-    trunk: str | None = None
-    # `sip-trunks`: every trunk the worker dials through or registers (replaces the previous list).
-    trunks: list[SipTrunkSpec] | None = None
-    # Prompts played in a row to the leg (names of the worker's prompt files; none: stop playing).
-    prompts: list[str] | None = None
-    # A recording started or stopped by `record` (32 hex digits; the file is `<id>.ogg`).
-    recording_id: str | None = None
-    # sip-dial: the engine leg the answered call becomes (a desk phone: the agent's session id).
-    leg: str | None = None
-    # sip-users: every desk phone that may register with the worker (replaces the previous list).
-    users: list[SipUserEntry] | None = None
-
-    # Webinars: the room of a `webinar-*` op, and the slots of an offer's media sections in order.
-    room: str | None = None
-    slots: list[str] | None = None
-
-
-class MediaCommands(ServerMessage, tag="media-commands"):
-    """Commands for the media worker this stream belongs to, in order."""
-
-    commands: list[MediaCommand]
-    seq: int = 0
-
-
-class SupportView(msgspec.Struct, omit_defaults=True, kw_only=True):
-    id: str
-    # waiting (no guest yet), lobby, live, ended
-    phase: str
-    contact_id: str | None = None
-    created_at: float
-    expires_at: float
-    guest_name: str = ""
-    admitted_at: float | None = None
-    ended_at: float | None = None
-    end_reason: str | None = None
-    # Bumped each time the guest (re)joins a live session: the agent offers a fresh connection.
-    guest_epoch: int = 0
-
-
-class SupportChanged(ServerMessage, tag="support-changed"):
-    """A support session changed (to its agent's stream and to its guest)."""
-
-    session: SupportView
-    seq: int = 0
-
-
-class SupportRelayed(ServerMessage, tag="support-relay"):
-    """A frame from the other side of a support session: `kind` signal (`sdp_type`, `sdp`), chat
-    (`text`, `sent_at`) or screen (`on`)."""
-
-    session_id: str
-    kind: Literal["signal", "chat", "screen"]
-    # host (the agent) or guest
-    sender: Literal["host", "guest"]
-    sender_name: str = ""
-    sdp_type: str | None = None
-    sdp: str | None = None
-    text: str | None = None
-    sent_at: float | None = None
-    on: bool | None = None
     seq: int = 0
 
 
