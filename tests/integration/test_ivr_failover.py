@@ -57,7 +57,8 @@ async def test_a_caller_in_a_menu_chooses_through_another_hub_after_the_first_st
         while "connected to the hub at " + b.ws_url not in worker.log():
             assert time.monotonic() < deadline, worker.log()[-3000:]
             await asyncio.sleep(0.05)  # polling the worker's log, bounded
-        assert menu_callers(backend.redis_prefix), "the caller left the menu before pressing anything"
+        # (Under load the digit may already have been taken by the second hub here: what proves the failover
+        # is that the second hub chose the queue and the first did not, below.)
         offer = await agent.expect(lambda m: m["type"] == "contact-offered", 30)
         assert offer["contact"]["queue"] == "sales", offer
         assert offer["contact"]["data"]["menu"] == "2"
