@@ -173,12 +173,15 @@ async def test_a_recorded_queue_announces_and_records_both_parties_of_a_sip_call
         parts = windows(heard, rate)
         first = next(i for i, w in enumerate(parts) if loud(w) and non_tone_share(w, rate, AGENT_HZ) < 0.9)
         after = [non_tone_share(w, rate, AGENT_HZ) for w in parts[first:]]
-        assert len(after) >= 10, len(after)
+        assert len(after) >= 11, len(after)
         # The prompt (3.4 s) adds a few percent of the power beside the tone; without it that share is
         # well under one percent (the first window, where the tone starts, is left out).
         shares = [round(a, 3) for a in after]
         assert float(np.mean(after[1:7])) > 0.02, f"no announcement over the agent's tone: {shares}"
-        assert float(np.median(after[9:])) < 0.01, f"the tone is not alone later: {shares}"
+        # Later, the tone alone (the last window is left out too: it may hold the end of the call).
+        later = after[8:-1]
+        assert len(later) >= 2, shares
+        assert float(np.median(later)) < 0.01, f"the tone is not alone later: {shares}"
         await agent.request({"type": "complete-wrap-up", "contact_id": cid, "code": "resolved"})
     finally:
         phone.stop()
