@@ -66,11 +66,17 @@ async def run_sipp(workdir: Path, *args: str, timeout: float = 30.0) -> tuple[in
     return rc, out.read_text(errors="replace")
 
 
-def uac_expecting(code: int) -> str:
-    """A sipp UAC scenario: one INVITE, which must get final response `code` (then ACK)."""
-    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="INVITE answered with {code}">
-  <send retrans="500">
+# The media lines of an offer: PCMU only (sipp's own RTP), or PCMA with RFC 4733 events (pcap playback).
+PCMU_MEDIA = "m=audio [media_port] RTP/AVP 0\n      a=rtpmap:0 PCMU/8000"
+PCMA_DTMF_MEDIA = (
+    "m=audio [auto_media_port] RTP/AVP 8 101\n      a=rtpmap:8 PCMA/8000\n"
+    "      a=rtpmap:101 telephone-event/8000\n      a=fmtp:101 0-15"
+)
+
+
+def invite(media: str = PCMU_MEDIA) -> str:
+    """A sipp UAC scenario's INVITE to [service] (its `<send>`, retransmitted), offering `media`."""
+    return f"""  <send retrans="500">
     <![CDATA[
       INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
@@ -88,10 +94,16 @@ def uac_expecting(code: int) -> str:
       s=-
       c=IN IP[media_ip_type] [media_ip]
       t=0 0
-      m=audio [media_port] RTP/AVP 0
-      a=rtpmap:0 PCMU/8000
+      {media}
     ]]>
-  </send>
+  </send>"""
+
+
+def uac_expecting(code: int) -> str:
+    """A sipp UAC scenario: one INVITE, which must get final response `code` (then ACK)."""
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="INVITE answered with {code}">
+{invite()}
   <recv response="100" optional="true"/>
   <recv response="180" optional="true"/>
   <recv response="{code}"/>

@@ -18,7 +18,7 @@ import time
 import httpx
 import pytest
 
-from tests.bridge.peers import free_udp_port, run_sipp
+from tests.bridge.peers import free_udp_port, invite, run_sipp
 from tests.conftest import HOLD_MUSIC_HZ, HubProcess, WorkerProcess, drop_backend, prepared_backend
 from tests.helpers import force
 from tests.sip_peers import Baresip, ended, hears
@@ -43,28 +43,7 @@ def flood_scenario() -> str:
     )
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="flood">
-  <send retrans="500">
-    <![CDATA[
-      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: sip:sipp@[local_ip]:[local_port]
-      Max-Forwards: 70
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0
-      a=rtpmap:0 PCMU/8000
-    ]]>
-  </send>
+{invite()}
   <recv response="100" optional="true"/>
   <recv response="180" optional="true"/>
 {refusals}
