@@ -65,8 +65,29 @@ class StateTimes:
         return _ratio(self.busy_seconds, self.busy_seconds + self.ready_seconds)
 
 
+class _Summed:
+    """What queue and agent figures share: adding up buckets field by field, and the handling times
+    (`answered`, `wait_seconds`, `talk_seconds`, `hold_seconds`, `wrap_up_seconds`, `states`)."""
+
+    __slots__ = ()
+
+    def add(self, o: _Summed) -> None:
+        for f in fields(self):  # type: ignore[arg-type]
+            if f.name != "states":
+                setattr(self, f.name, getattr(self, f.name) + getattr(o, f.name))
+        self.states.add(o.states)  # type: ignore[attr-defined]
+
+    @property
+    def asa(self) -> float | None:
+        return _ratio(self.wait_seconds, self.answered)
+
+    @property
+    def aht(self) -> float | None:
+        return _ratio(self.talk_seconds + self.hold_seconds + self.wrap_up_seconds, self.answered)
+
+
 @dataclass(slots=True)
-class QueueFigures:
+class QueueFigures(_Summed):
     offered: int = 0
     answered: int = 0
     answered_within_sl: int = 0
@@ -83,23 +104,9 @@ class QueueFigures:
     rejected_offers: int = 0
     states: StateTimes = field(default_factory=StateTimes)
 
-    def add(self, o: QueueFigures) -> None:
-        for f in fields(self):
-            if f.name != "states":
-                setattr(self, f.name, getattr(self, f.name) + getattr(o, f.name))
-        self.states.add(o.states)
-
     @property
     def service_level(self) -> float | None:
         return _ratio(self.answered_within_sl, self.answered + self.abandoned - self.abandoned_within_sl)
-
-    @property
-    def asa(self) -> float | None:
-        return _ratio(self.wait_seconds, self.answered)
-
-    @property
-    def aht(self) -> float | None:
-        return _ratio(self.talk_seconds + self.hold_seconds + self.wrap_up_seconds, self.answered)
 
     @property
     def abandon_rate(self) -> float | None:
@@ -107,7 +114,7 @@ class QueueFigures:
 
 
 @dataclass(slots=True)
-class AgentFigures:
+class AgentFigures(_Summed):
     offers: int = 0
     answered: int = 0
     missed_offers: int = 0
@@ -117,20 +124,6 @@ class AgentFigures:
     hold_seconds: float = 0.0
     wrap_up_seconds: float = 0.0
     states: StateTimes = field(default_factory=StateTimes)
-
-    def add(self, o: AgentFigures) -> None:
-        for f in fields(self):
-            if f.name != "states":
-                setattr(self, f.name, getattr(self, f.name) + getattr(o, f.name))
-        self.states.add(o.states)
-
-    @property
-    def asa(self) -> float | None:
-        return _ratio(self.wait_seconds, self.answered)
-
-    @property
-    def aht(self) -> float | None:
-        return _ratio(self.talk_seconds + self.hold_seconds + self.wrap_up_seconds, self.answered)
 
 
 @dataclass(frozen=True, slots=True)
