@@ -345,6 +345,9 @@ class Hub:
                     self._need(p, "agent")
                     current = await self.agents.live.agent(p.tenant_id, p.user_id)
                     action = action_for_target(current[0], target)
+                    if self.wrap_up_check and target == "available" and current[0].contact_id \
+                            and current[0].state.value == "wrap-up":
+                        await self.wrap_up_check(p.tenant_id, p.user_id, current[0].contact_id)
                     await self.agents.change(
                         p.tenant_id, p.user_id, action, reason=reason, by_user_id=p.user_id, source="agent"
                     )

@@ -146,6 +146,9 @@ def test_a_contact_keeps_its_version_answers_are_checked_and_wrap_up_waits_for_r
         ws.agent_event("agent1", "wrap-up")
         err = ws.request({"type": "complete-wrap-up", "contact_id": cid, "code": "resolved"})
         assert err["type"] == "error" and err["code"] == "form-incomplete" and "reason" in err["message"], err
+        # Nor does the "end wrap-up" button (going available) skip it.
+        err = ws.request({"type": "set-state", "state": "available"})
+        assert err["type"] == "error" and err["code"] == "form-incomplete", err
         r = httpx.put(url, json={"data": {"items": 2}}, headers=a1)
         assert r.status_code == 422 and r.json()["fields"] == {"reason": "required"}
         r = httpx.put(url, json={"data": {"reason": "refund", "order_no": "A-1234", "items": 2,
