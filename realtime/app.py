@@ -18,8 +18,8 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from realtime import api, customers as customers_api, forms_api, knowledge_api, recordings_api, reports, wallboards, webinars
-from realtime import queues as queues_api
+from realtime import api, customers as customers_api, knowledge_api, recordings_api, reports, wallboards, webinars
+from realtime import forms_api, queues as queues_api
 from realtime.agents import AgentService
 from realtime.auth import LoginThrottle, RedisLoginThrottle, TokenService
 from realtime.config import Settings

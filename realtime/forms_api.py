@@ -154,7 +154,8 @@ async def list_forms(request: Request) -> Response:
     async with request.app.state.ctx.sessionmaker() as s:
         repo = FormRepo(s, p.tenant_id)
         forms = {q: f for f, q in await repo.forms()}
-        return JSONResponse([await _form_view(repo, forms.get(q.name), q) for q in await TenantRepo(s, p.tenant_id).queues()])
+        queues = await TenantRepo(s, p.tenant_id).queues()
+        return JSONResponse([await _form_view(repo, forms.get(q.name), q) for q in queues])
 
 
 async def get_form(request: Request) -> Response:
