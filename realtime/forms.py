@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 import phonenumbers
+import regex
 
 FieldType = Literal["text", "textarea", "number", "date", "select", "multiselect", "email", "phone", "boolean"]
 CHOICE_TYPES = ("select", "multiselect")
@@ -24,6 +25,9 @@ TEXT_TYPES = ("text", "textarea")
 DEFAULT_MAX_LENGTH = {"text": 500, "textarea": 5000}
 MAX_TEXT = 10_000
 PATTERN_MAX = 200
+# A pattern is matched with the `regex` library under this time limit: an admin's pattern that backtracks
+# without end (e.g. "(a|aa)+c") must not stall the hub on an agent's answer.
+PATTERN_SECONDS = 0.05
 # The longest single-line values of the other types.
 SHORT_MAX = {"email": 254, "phone": 40, "date": 10, "select": 200}
 EMAIL = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
@@ -114,8 +118,8 @@ def check_definition(form: FormDef) -> None:
             if f.type not in TEXT_TYPES:
                 raise DefinitionError(f"{at}.pattern: only for text and textarea")
             try:
-                re.compile(f.pattern)
-            except re.error as exc:
+                regex.compile(f.pattern)
+            except regex.error as exc:
                 raise DefinitionError(f"{at}.pattern: not a valid regular expression ({exc})") from None
 
 
@@ -178,8 +182,13 @@ def check_value(f: FieldDef, v: Any, region: str | None) -> Any:
                 raise ValueError("not a valid phone number")
             return phonenumbers.format_number(n, phonenumbers.PhoneNumberFormat.E164)
         case _:
-            if f.pattern is not None and not re.fullmatch(f.pattern, v):
-                raise ValueError("does not have the expected format")
+            if f.pattern is not None:
+                try:
+                    ok = regex.fullmatch(f.pattern, v, timeout=PATTERN_SECONDS)
+                except TimeoutError:
+                    raise ValueError("the format check took too long; the form's pattern needs simplifying") from None
+                if not ok:
+                    raise ValueError("does not have the expected format")
     return v
 
 

@@ -1,5 +1,7 @@
 """Form definitions and answers checked without I/O (realtime/forms.py)."""
 
+import time
+
 import pytest
 
 from realtime.forms import DefinitionError, check_answers, missing_required, parse_definition
@@ -67,3 +69,11 @@ def test_answers_are_checked_field_by_field_and_cleaned():
     assert check_answers(form, {"items": 0}, draft=True)[1] == {"items": "at least 1"}
     assert missing_required(form, {"reason": "refund"}) == ["ok"]
     assert missing_required(form, None) == ["reason", "ok"]
+
+
+def test_a_pattern_that_backtracks_without_end_is_cut_off():
+    form = parse_definition({"title": "t", "fields": [{"key": "a", "label": "A", "type": "text", "pattern": "(a|aa)+c"}]})
+    started = time.monotonic()
+    _, errors = check_answers(form, {"a": "a" * 60}, draft=False)
+    assert errors == {"a": "the format check took too long; the form's pattern needs simplifying"}
+    assert time.monotonic() - started < 1.0
