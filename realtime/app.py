@@ -19,6 +19,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from realtime import api, customers as customers_api, knowledge_api, recordings_api, reports, wallboards, webinars
+from realtime import forms_api, queues as queues_api
 from realtime.agents import AgentService
 from realtime.auth import LoginThrottle, RedisLoginThrottle, TokenService
 from realtime.config import Settings
@@ -69,6 +70,8 @@ class Context:
     customers: CustomerService
     crm: CrmService
     knowledge: Knowledge
+    forms: forms_api.Forms | None = None
+    queue_settings: queues_api.QueueSettings | None = None
     desk: DeskPhones | None = None
     support: Support | None = None
 
@@ -117,9 +120,12 @@ def build_context(settings: Settings) -> Context:
               wallboards.WallboardFeeds(sessionmaker, contacts), recordings, trunks, chat, desk, support, knowledge,
               webinars.Webinars(live, sessionmaker, phone))
     retention = RetentionJob(live, sessionmaker, settings.recordings_dir, settings.retention_sweep_seconds, contacts.hub_id)
+    forms = forms_api.Forms(live, sessionmaker, directory, contacts)
+    hub.wrap_up_check = forms.check_wrap_up
     return Context(
         settings, engine, sessionmaker, live, directory, history, agents, tokens, throttle, metrics, hub, contacts, phone,
-        retention, trunks, customers, crm, knowledge, desk, support,
+        retention, trunks, customers, crm, knowledge, forms, queues_api.QueueSettings(live, directory, contacts), desk,
+        support,
     )
 
 
@@ -181,12 +187,15 @@ def build_app(settings: Settings) -> Starlette:
         *recordings_api.routes,
         *support_api.routes,
         *knowledge_api.routes,
+        *forms_api.routes,
+        *queues_api.routes,
         *webinars.routes,
         WebSocketRoute("/ws", ctx.hub.endpoint),
         Route("/", _page("index.html")),
         Route("/agent", _page("agent.html")),
         Route("/board", _page("board.html")),
         Route("/reports", _page("reports.html")),
+        Route("/forms", _page("forms.html")),
         Route("/wallboards", _page("wallboards.html")),
         Route("/wallboard", _page("wallboard.html")),
         Route("/recordings", _page("recordings.html")),

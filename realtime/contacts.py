@@ -29,7 +29,7 @@ from realtime.agents import AgentService, Conflict, NotFound, UnknownReason
 from realtime.directory import Directory
 from realtime.phone import Call, calls_map
 from realtime.live import LiveStore, stream_agent, stream_board
-from store.models import CallRecord
+from store.models import CallRecord, Queue
 from store.repos import TenantRepo, all_tenants
 
 log = logging.getLogger("unidesk.contacts")
@@ -120,7 +120,8 @@ class Hold(_In, tag="hold"):
 
 
 class Reconfigure(_In, tag="reconfigure"):
-    pass
+    # The queue whose settings changed (realtime/queues.py); None: rebuild the tenant's engine.
+    queue: str | None = None
 
 
 class Busy(_In, tag="busy"):
@@ -403,6 +404,12 @@ class ContactCenter:
                         e.agent_ready(str(aid), now)
                 except acd.AcdError:
                     pass  # not a member of any queue
+            case Reconfigure(queue=str(name)):
+                async with self.sessionmaker() as s:
+                    row = next((q for q in await TenantRepo(s, t.tenant_id).queues() if q.name == name), None)
+                if row is not None:
+                    e.configure_queue(queue_config(row), now)
+                    t.thresholds[name] = float(row.service_level_seconds)
             case Reconfigure():
                 self._tenants.pop(msg.tenant_id, None)
                 await self._tenant(msg.tenant_id)
@@ -790,16 +797,7 @@ class ContactCenter:
             memberships = await repo.memberships()
             skills = await repo.agent_skills()
         for q in queues:
-            extra = {k: v for k, v in (q.config or {}).items() if k in QUEUE_KEYS}
-            extra.setdefault("max_missed_offers", 3)
-            extra.setdefault("announce_interval", ANNOUNCE_INTERVAL)
-            engine.configure_queue(
-                acd.QueueConfig(
-                    name=q.name, strategy=q.strategy, wrap_up_seconds=float(q.wrap_up_seconds),
-                    service_level_seconds=float(q.service_level_seconds), **extra,
-                ),
-                now,
-            )
+            engine.configure_queue(queue_config(q), now)
             t.thresholds[q.name] = float(q.service_level_seconds)
         by_agent: dict[int, list[acd.Membership]] = {}
         for m in memberships:
@@ -868,6 +866,15 @@ class ContactCenter:
         raw = await self.live.map_all(contacts_map(tenant_id))
         views = [_view_dec.decode(v) for v in raw.values()]
         return [v for v in views if v.agent_id == agent_id and v.status in ("ringing", "connected", "wrap-up")]
+
+
+def queue_config(q: Queue) -> acd.QueueConfig:
+    """The ACD's configuration of a queue row."""
+    extra = {k: v for k, v in (q.config or {}).items() if k in QUEUE_KEYS}
+    extra.setdefault("max_missed_offers", 3)
+    extra.setdefault("announce_interval", ANNOUNCE_INTERVAL)
+    return acd.QueueConfig(name=q.name, strategy=q.strategy, wrap_up_seconds=float(q.wrap_up_seconds),
+                           service_level_seconds=float(q.service_level_seconds), **extra)
 
 
 def _outcome(rec: Any) -> str:

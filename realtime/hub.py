@@ -16,7 +16,7 @@ import math
 import logging
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import msgspec
@@ -164,6 +164,8 @@ class Hub:
         self.chat = chat
         self.support = support
         self.knowledge = knowledge
+        # Refuses (PhoneError) to complete a wrap-up whose form lacks required fields (realtime/forms_api.py).
+        self.wrap_up_check: Callable[[int, int, str], Awaitable[None]] | None = None
         self.webinars = webinars
         self._timers: set[asyncio.Task[None]] = set()
         self.live = live
@@ -343,6 +345,9 @@ class Hub:
                     self._need(p, "agent")
                     current = await self.agents.live.agent(p.tenant_id, p.user_id)
                     action = action_for_target(current[0], target)
+                    if self.wrap_up_check and target == "available" and current[0].contact_id \
+                            and current[0].state.value == "wrap-up":
+                        await self.wrap_up_check(p.tenant_id, p.user_id, current[0].contact_id)
                     await self.agents.change(
                         p.tenant_id, p.user_id, action, reason=reason, by_user_id=p.user_id, source="agent"
                     )
@@ -385,6 +390,8 @@ class Hub:
                     await self._to_router(conn, frame.id, End(tenant_id=p.tenant_id, agent_id=p.user_id, contact_id=cid))
                 case P.CompleteWrapUp(contact_id=cid, code=code, notes=notes):
                     self._need(p, "agent")
+                    if self.wrap_up_check is not None:
+                        await self.wrap_up_check(p.tenant_id, p.user_id, cid)
                     await self._to_router(
                         conn,
                         frame.id,

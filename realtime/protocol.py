@@ -657,6 +657,32 @@ class ContentChanged(ServerMessage, tag="content-changed"):
     seq: int = 0
 
 
+class FormChanged(ServerMessage, tag="form-changed"):
+    """An admin published (or withdrew: `version` null) a queue's data form: to the boards and the queue's
+    agents. Desktops fetch their contact's form again; a contact in progress keeps its version."""
+
+    queue: str
+    version: int | None = None
+    seq: int = 0
+
+
+class QueueSettingsView(msgspec.Struct, kw_only=True):
+    name: str
+    label: str
+    strategy: str
+    wrap_up_seconds: int
+    service_level_seconds: int
+    ring_timeout: float
+
+
+class QueueChanged(ServerMessage, tag="queue-changed"):
+    """An admin changed a queue's settings: to the boards and the queue's agents; the router already
+    uses them."""
+
+    queue: QueueSettingsView
+    seq: int = 0
+
+
 class LiveCallsChanged(ServerMessage, tag="live-calls"):
     """The board's calls with callers: figures of the calls measured since the last one, and the calls
     that ended (contact ids)."""
@@ -724,6 +750,7 @@ ServerFrame = Union[
     Welcome, Snapshot, AgentStateChanged, ContactOffered, ContactChanged, QueueStatsChanged, WallboardView, PhoneAnswer,
     PhoneState, PhoneCheck, CallChanged, CallDigits, MonitorChanged, LiveCallsChanged, AlertChanged, ChatReceived,
     HandChanged, MediaCommands, SupportChanged, SupportRelayed, InstructionPublished, InstructionAcked, ContentChanged,
+    FormChanged, QueueChanged,
     WebinarState, WebinarAnswer, WebinarChatMessage, WebinarClosed,
     Ack, Pong, Error, DeskPhone
 ]

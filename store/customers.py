@@ -16,7 +16,9 @@ import phonenumbers
 from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.models import CallRecord, Customer, CustomerAddress, CustomerChange, CustomerNumber, Queue, User
+from store.models import (
+    CallRecord, Customer, CustomerAddress, CustomerChange, CustomerNumber, FormAnswer, FormVersion, Queue, User,
+)
 
 # The scalar fields an edit may change; numbers, addresses and free fields are handled apart.
 SCALARS = ("first_name", "last_name", "company", "email")
@@ -68,6 +70,17 @@ class Match:
     customer: Customer
     numbers: list[str]
     last_contacts: list[dict[str, Any]]
+
+
+def _form(answer: FormAnswer | None, definition: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A contact's form answer as its history shows it: each filled field with its label, in the form's order."""
+    if answer is None:
+        return None
+    fields = (definition or {}).get("fields", [])
+    return {"title": (definition or {}).get("title"), "version": answer.version, "draft": answer.draft,
+            "data": answer.data,
+            "fields": [{"key": f["key"], "label": f["label"], "value": answer.data[f["key"]]}
+                       for f in fields if f["key"] in answer.data]}
 
 
 class CustomerRepo:
@@ -165,9 +178,12 @@ class CustomerRepo:
     async def history(self, customer_id: int, limit: int = 100) -> list[dict[str, Any]]:
         """The customer's contacts, newest first, with queue, agent, outcome, wrap-up code and notes."""
         q = (
-            select(CallRecord, Queue.name, User.username)
+            select(CallRecord, Queue.name, User.username, FormAnswer, FormVersion.definition)
             .outerjoin(Queue, Queue.id == CallRecord.queue_id)
             .outerjoin(User, User.id == CallRecord.agent_id)
+            .outerjoin(FormAnswer, (FormAnswer.tenant_id == self.tenant_id)
+                       & (FormAnswer.contact_id == CallRecord.contact_id))
+            .outerjoin(FormVersion, FormVersion.id == FormAnswer.form_version_id)
             .where(CallRecord.tenant_id == self.tenant_id, CallRecord.customer_id == customer_id)
             .order_by(CallRecord.created_at.desc(), CallRecord.id.desc())
             .limit(limit)
@@ -175,8 +191,9 @@ class CustomerRepo:
         return [
             {"contact_id": r.contact_id, "direction": r.direction, "channel": (r.data or {}).get("channel", "call"),
              "queue": queue, "caller": r.caller, "agent": agent, "at": r.created_at, "answered_at": r.answered_at,
-             "ended_at": r.ended_at, "outcome": r.outcome, "wrapup_code": r.wrapup_code, "notes": r.notes}
-            for r, queue, agent in (await self.session.execute(q)).all()
+             "ended_at": r.ended_at, "outcome": r.outcome, "wrapup_code": r.wrapup_code, "notes": r.notes,
+             "form": _form(answer, definition)}
+            for r, queue, agent, answer, definition in (await self.session.execute(q)).all()
         ]
 
     # -- writing

@@ -559,3 +559,58 @@ class WebinarAttendance(Base):
     role: Mapped[str] = mapped_column(String(16))
     joined_at: Mapped[float] = mapped_column(Float)
     left_at: Mapped[float] = mapped_column(Float)
+
+
+class Form(Base):
+    """A queue's data form ("data mask") that agents fill during and after a contact: the draft an admin
+    edits and which of its versions is published (realtime/forms.py defines and checks a definition)."""
+
+    __tablename__ = "forms"
+    __table_args__ = (UniqueConstraint("tenant_id", "queue_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    queue_id: Mapped[int] = mapped_column(ForeignKey("queues.id", ondelete="CASCADE"))
+    # The draft: {"title", "required_before_wrap_up", "fields": [...]}.
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The version agents get for new contacts; None: none published (or withdrawn).
+    published_version: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[float] = mapped_column(Float)
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class FormVersion(Base):
+    """A published version of a form, never changed afterwards: answers keep the version they were filled with."""
+
+    __tablename__ = "form_versions"
+    __table_args__ = (UniqueConstraint("form_id", "version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    form_id: Mapped[int] = mapped_column(ForeignKey("forms.id", ondelete="CASCADE"))
+    # 1, 2, ... per form.
+    version: Mapped[int] = mapped_column(Integer)
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    published_at: Mapped[float] = mapped_column(Float)
+    published_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class FormAnswer(Base):
+    """What an agent filled in a contact's form: one row per contact, with the version it was filled with."""
+
+    __tablename__ = "form_answers"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "contact_id"),
+        Index("ix_form_answers_tenant_queue_filled", "tenant_id", "queue", "filled_at"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    contact_id: Mapped[str] = mapped_column(String(64))
+    # The queue's name whose form it is.
+    queue: Mapped[str] = mapped_column(String(64))
+    form_version_id: Mapped[int] = mapped_column(ForeignKey("form_versions.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    # {field key: value}, checked against the version's definition.
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # A draft may leave required fields empty; a saved answer may not.
+    draft: Mapped[bool] = mapped_column(Boolean, default=False)
+    filled_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    filled_at: Mapped[float] = mapped_column(Float)

@@ -26,7 +26,7 @@ def test_agent_pauses_for_lunch_and_the_board_follows_and_the_supervisor_forces_
         expect(agent).to_have_url(hub.url + "/agent")
         expect(agent.locator("#conn")).to_have_text("Connected")
         expect(agent.locator("#state-label")).to_have_text("Logged out")
-        expect(agent.locator("#queues li")).to_have_text(["support"])
+        expect(agent.locator("#queues li")).to_have_text(["Support"])  # the queue's label
 
         sup = sup_ctx.new_page()
         log_in(sup, hub, "supervisor")

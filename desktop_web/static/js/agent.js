@@ -8,6 +8,7 @@ import { agentChat } from "./chat.js";
 import { videoSupport } from "./support.js";
 import { CustomerPanel } from "./customer.js";
 import { agentKnowledge } from "./knowledge.js";
+import { agentForm } from "./form.js";
 
 if (!session.access) toLogin();
 
@@ -20,6 +21,7 @@ let me = null;
 let agent = null;
 let reasons = [];
 let codes = [];
+let queueLabels = new Map(); // queue name → label, kept current by `queue-changed`
 let contact = null; // the contact this agent is offered, talking to or wrapping up
 let ringUntil = 0;
 let ringTone = null;
@@ -134,7 +136,8 @@ function render() {
   $("#state-label").textContent = STATE_LABELS[agent.state] || agent.state;
   const reason = reasons.find((r) => r.code === agent.reason);
   $("#state-reason").textContent = agent.reason ? (reason ? reason.label : agent.reason) : "";
-  $("#queues").replaceChildren(...(agent.queues.length ? agent.queues : ["—"]).map((q) => el("li", {}, q)));
+  $("#queues").replaceChildren(...(agent.queues.length ? agent.queues : ["—"]).map((q) =>
+    el("li", { dataset: { queue: q } }, queueLabels.get(q) || q)));
   $("#changed-by").textContent = agent.changed_by ? `set by ${agent.changed_by}` : "";
   show($("#wrap-up-controls"), agent.state === "wrap-up");
   $("#go-available").disabled = agent.state === "available" || ["ringing", "on-call"].includes(agent.state);
@@ -184,6 +187,7 @@ hub.addEventListener("snapshot", (e) => {
   // Transfer targets offered as the agent types: the tenant's queues.
   $("#transfer-targets").replaceChildren(...(e.detail.queues || []).map((q) => el("option", { value: q.name }, q.label)));
   codes = e.detail.wrapup_codes || [];
+  queueLabels = new Map((e.detail.queues || []).map((q) => [q.name, q.label]));
   contact = (e.detail.contacts || [])[0] || null;
   if (contact && contact.status === "ringing") ringUntil = hub.now() + 10;
   renderContact();
@@ -197,6 +201,11 @@ hub.addEventListener("snapshot", (e) => {
   // The phone starts once per page; after a reconnect it only re-offers if its peer connection failed.
   if (phone.state === "off") phone.start(iceServers, e.detail.calls);
   else phone.reconnected(iceServers, e.detail.calls);
+});
+// An admin changed a queue's settings: the new label shows without a reload.
+hub.addEventListener("queue-changed", (e) => {
+  queueLabels.set(e.detail.queue.name, e.detail.queue.label);
+  render();
 });
 hub.addEventListener("agent-state", (e) => {
   if (me && e.detail.agent.id === me.id) {
@@ -358,4 +367,5 @@ hub.addEventListener("agent-state", (e) => {
 
 // After the desktop's own listeners, so `contact` is current when knowledge reacts to a frame.
 agentKnowledge(hub, () => contact);
+agentForm(hub, () => contact);
 hub.start();

@@ -149,6 +149,13 @@ function renderAlerts() {
       : el("button", { type: "button", class: "ack", dataset: { alertId: a.id } }, "Acknowledge"))));
 }
 
+// An admin changed a queue's settings: its label changes here without a reload.
+hub.addEventListener("queue-changed", (e) => {
+  const q = e.detail.queue;
+  queues = queues.map((x) => (x.name === q.name ? { ...x, label: q.label } : x));
+  fillFilters();
+});
+
 hub.addEventListener("welcome", (e) => {
   $("#who").textContent = `${e.detail.user.display_name} · ${e.detail.tenant.name}`;
 });

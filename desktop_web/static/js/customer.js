@@ -6,6 +6,14 @@ import { $, el, on, show, toast, api } from "./util.js";
 
 const when = (t) => new Date(t * 1000).toLocaleString();
 
+// The form filled with a past contact, one line: "Reason: refund · Items: 2".
+function formLine(form) {
+  if (!form || !form.fields.length) return "";
+  const value = (v) => (Array.isArray(v) ? v.join(", ") : v === true ? "yes" : v === false ? "no" : String(v));
+  return el("div", { class: "contact-form muted", dataset: { version: form.version } },
+    form.fields.map((f) => `${f.label}: ${value(f.value)}`).join(" · "));
+}
+
 export class CustomerPanel {
   constructor() {
     this.contactId = null;
@@ -71,7 +79,7 @@ export class CustomerPanel {
     $("#customer-contacts").replaceChildren(...(history.length ? history.slice(0, 5).map((h) => el("li",
       { dataset: { contactId: h.contact_id } },
       `${when(h.at)} · ${h.queue || h.direction} · ${h.outcome || "in progress"}`,
-      h.wrapup_code ? ` · ${h.wrapup_code}` : "", h.notes ? ` — ${h.notes}` : "")) : [el("li", { class: "muted" }, "No contacts yet")]));
+      h.wrapup_code ? ` · ${h.wrapup_code}` : "", h.notes ? ` — ${h.notes}` : "", formLine(h.form))) : [el("li", { class: "muted" }, "No contacts yet")]));
     const form = $("#customer-edit");
     for (const k of ["first_name", "last_name", "company", "email"]) form[k].value = c[k] || "";
     show($("#customer-record"), true);

@@ -111,9 +111,9 @@ async function show() {
   }
 }
 
-async function downloadCsv() {
+async function downloadCsv(path = `/api/reports/${form.kind.value}?${params("csv")}`) {
   const get = async () => {
-    const res = await fetch(`/api/reports/${form.kind.value}?${params("csv")}`, { headers: { Authorization: `Bearer ${session.access}` } });
+    const res = await fetch(path, { headers: { Authorization: `Bearer ${session.access}` } });
     if (!res.ok) {
       const data = await res.json().catch(() => ({}));
       const err = new Error(data.message || `${res.status} ${res.statusText}`);
@@ -156,6 +156,12 @@ async function init() {
 }
 
 form.addEventListener("submit", (e) => { e.preventDefault(); show(); });
-$("#csv").addEventListener("click", downloadCsv);
+$("#csv").addEventListener("click", () => downloadCsv());
+// The answers of the queue's data form in the range: one column per field.
+$("#forms-csv").addEventListener("click", () => {
+  if (!form.queue.value) { toast("Choose the queue whose form answers to download"); return; }
+  const p = new URLSearchParams({ queue: form.queue.value, from: form.from.value, to: form.to.value, format: "csv" });
+  downloadCsv(`/api/reports/forms?${p}`);
+});
 $("#logout").addEventListener("click", toLogin);
 init().catch((err) => toast(err.message));
