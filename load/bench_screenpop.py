@@ -44,6 +44,31 @@ def pct(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
+async def fill(conn: asyncpg.Connection, n: int, main: int, other: int, first: int = 1) -> None:
+    """COPY n customers with one number each, ids first.., every tenth into `other` (customer i of
+    the run gets id first + i - 1 and the number `number_of(i)`)."""
+    now = time.time()
+    names = ["Erika", "Max", "Anna", "Paul", "Lena", "Jonas", "Mia", "Felix", "Emma", "Noah"]
+    last = ["Muster", "Meyer", "Schmidt", "Schulz", "Weber", "Wagner", "Becker", "Hoffmann", "Koch", "Richter"]
+    off = first - 1
+    for start in range(0, n, BATCH):
+        ids = range(start + 1, min(n, start + BATCH) + 1)
+        await conn.copy_records_to_table(
+            "customers",
+            columns=["id", "tenant_id", "first_name", "last_name", "company", "email", "fields", "created_at",
+                     "updated_at"],
+            records=[(off + i, other if i % 10 == 0 else main, names[i % 10], f"{last[(i // 10) % 10]}{i}", None,
+                      None, "{}", now, now) for i in ids],
+        )
+        await conn.copy_records_to_table(
+            "customer_numbers", columns=["tenant_id", "customer_id", "number", "label"],
+            records=[(other if i % 10 == 0 else main, off + i, number_of(i), "mobile") for i in ids],
+        )
+        print(f"  loaded {ids[-1]:,} customers", end="\r", flush=True)
+    await conn.execute("SELECT setval(pg_get_serial_sequence('customers', 'id'), (SELECT max(id) FROM customers))")
+    await conn.execute("ANALYZE customers; ANALYZE customer_numbers")
+
+
 async def load(pg: str, db: str, n: int) -> tuple[int, int]:
     conn = await asyncpg.connect(f"{pg}/{db}")
     try:
@@ -52,25 +77,7 @@ async def load(pg: str, db: str, n: int) -> tuple[int, int]:
                                    "('bench', 'Bench', '{\"customers.region\": \"DE\"}', $1) RETURNING id", now)
         other = await conn.fetchval("INSERT INTO tenants (slug, name, settings, created_at) VALUES "
                                     "('other', 'Other', '{}', $1) RETURNING id", now)
-        first = ["Erika", "Max", "Anna", "Paul", "Lena", "Jonas", "Mia", "Felix", "Emma", "Noah"]
-        last = ["Muster", "Meyer", "Schmidt", "Schulz", "Weber", "Wagner", "Becker", "Hoffmann", "Koch", "Richter"]
-        for start in range(0, n, BATCH):
-            ids = range(start + 1, min(n, start + BATCH) + 1)
-            await conn.copy_records_to_table(
-                "customers",
-                columns=["id", "tenant_id", "first_name", "last_name", "company", "email", "fields", "created_at",
-                         "updated_at"],
-                records=[(i, other if i % 10 == 0 else main, first[i % 10], f"{last[(i // 10) % 10]}{i}", None, None,
-                          "{}", now, now) for i in ids],
-            )
-            await conn.copy_records_to_table(
-                "customer_numbers", columns=["id", "tenant_id", "customer_id", "number", "label"],
-                records=[(i, other if i % 10 == 0 else main, i, number_of(i), "mobile") for i in ids],
-            )
-            print(f"  loaded {ids[-1]:,} customers", end="\r", flush=True)
-        for table in ("customers", "customer_numbers"):
-            await conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), {n})")
-        await conn.execute("ANALYZE customers; ANALYZE customer_numbers")
+        await fill(conn, n, main, other)
         return main, other
     finally:
         await conn.close()
