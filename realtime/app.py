@@ -19,6 +19,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from realtime import api, customers as customers_api, knowledge_api, recordings_api, reports, wallboards, webinars
+from realtime import scripts as scripts_api
 from realtime.agents import AgentService
 from realtime.auth import LoginThrottle, RedisLoginThrottle, TokenService
 from realtime.config import Settings
@@ -40,6 +41,7 @@ from realtime.chat import Chat
 from realtime.support import Support
 from realtime import support as support_api
 from realtime.knowledge import Knowledge
+from realtime.scripts import ScriptService
 from realtime.alerts import Alerts, LiveCalls
 from realtime.trunks import TrunkService
 from store.db import make_engine, make_sessionmaker
@@ -71,6 +73,7 @@ class Context:
     knowledge: Knowledge
     desk: DeskPhones | None = None
     support: Support | None = None
+    scripts: ScriptService | None = None
 
     async def db_ok(self) -> bool:
         try:
@@ -106,6 +109,8 @@ def build_context(settings: Settings) -> Context:
     transfers = Transfers(live, sessionmaker, phone, sip, contacts)
     chat = Chat(live, sessionmaker, directory, agents)
     knowledge = Knowledge(live, sessionmaker, directory)
+    scripts = ScriptService(sessionmaker, directory, knowledge)
+    contacts.observe(scripts)  # a contact is pinned to the script version published when it is offered
     monitors = Monitors(live, sessionmaker, phone, sip, chat)
     live_calls = LiveCalls(live, sessionmaker, phone, sip)
     alerts = Alerts(live, sessionmaker, contacts, agents, live_calls)
@@ -119,7 +124,7 @@ def build_context(settings: Settings) -> Context:
     retention = RetentionJob(live, sessionmaker, settings.recordings_dir, settings.retention_sweep_seconds, contacts.hub_id)
     return Context(
         settings, engine, sessionmaker, live, directory, history, agents, tokens, throttle, metrics, hub, contacts, phone,
-        retention, trunks, customers, crm, knowledge, desk, support,
+        retention, trunks, customers, crm, knowledge, desk, support, scripts=scripts,
     )
 
 
@@ -182,6 +187,7 @@ def build_app(settings: Settings) -> Starlette:
         *support_api.routes,
         *knowledge_api.routes,
         *webinars.routes,
+        *scripts_api.routes,
         WebSocketRoute("/ws", ctx.hub.endpoint),
         Route("/", _page("index.html")),
         Route("/agent", _page("agent.html")),
@@ -192,6 +198,7 @@ def build_app(settings: Settings) -> Starlette:
         Route("/recordings", _page("recordings.html")),
         Route("/support/{id}", _page("support.html")),
         Route("/webinar", _page("webinar.html")),
+        Route("/scripts", _page("scripts.html")),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={api.ApiError: api_error})

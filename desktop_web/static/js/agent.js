@@ -8,6 +8,7 @@ import { agentChat } from "./chat.js";
 import { videoSupport } from "./support.js";
 import { CustomerPanel } from "./customer.js";
 import { agentKnowledge } from "./knowledge.js";
+import { agentScript } from "./script.js";
 
 if (!session.access) toLogin();
 
@@ -358,4 +359,5 @@ hub.addEventListener("agent-state", (e) => {
 
 // After the desktop's own listeners, so `contact` is current when knowledge reacts to a frame.
 agentKnowledge(hub, () => contact);
+agentScript(hub, () => contact);
 hub.start();

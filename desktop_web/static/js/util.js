@@ -57,6 +57,7 @@ export async function api(path, { method = "GET", body, auth = true } = {}) {
     const err = new Error(data.message || `${res.status} ${res.statusText}`);
     err.status = res.status;
     err.code = data.error;
+    if (Array.isArray(data.problems)) err.problems = data.problems; // every problem a check named
     throw err;
   }
   return data;
