@@ -127,6 +127,7 @@ def test_a_known_caller_a_branching_script_a_snippet_and_the_path_in_the_record(
         page.keyboard.press("Control+/")
         expect(page.locator("#snippet-picker")).to_be_visible()
         page.fill("#snippet-filter", short)
+        expect(page.locator("#snippets button.snippet")).to_have_count(1)  # the list is loaded and filtered
         page.press("#snippet-filter", "Enter")
         expect(notes).to_have_value("Done. Thanked Erika Muster.")
         page.select_option("#wrap-up-form select", "escalated")
