@@ -289,12 +289,12 @@ async def _values(request: Request, p: Any, rec: CallRecord) -> dict[str, str | 
     if c is not None:
         values.update({"customer.first_name": c.first_name, "customer.last_name": c.last_name,
                        "customer.name": display_name(c), "customer.company": c.company, "customer.email": c.email})
-    if rec.agent_id is not None or p.has_any("agent"):
-        live = next((x for x in await ctx.contacts.contacts_of(p.tenant_id, rec.agent_id or p.user_id)
-                     if x.id == rec.contact_id), None)
-        if live is not None:
-            values["call.name"] = live.caller_name
-            values.update({f"data.{k}": str(val) for k, val in (live.data or {}).items()})
+    # The caller's name and the contact's data live with the contact while it is in progress.
+    live = next((x for x in await ctx.contacts.contacts_of(p.tenant_id, rec.agent_id or p.user_id)
+                 if x.id == rec.contact_id), None)
+    if live is not None:
+        values["call.name"] = live.caller_name
+        values.update({f"data.{k}": str(val) for k, val in (live.data or {}).items()})
     return values
 
 

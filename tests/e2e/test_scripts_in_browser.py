@@ -109,6 +109,12 @@ def test_a_known_caller_a_branching_script_a_snippet_and_the_path_in_the_record(
         expect(page.locator("#conn")).to_have_text("Connected")
         expect(card).to_have_attribute("data-step", "sorry")
         expect(page.locator("#script-path li")).to_have_text(["hello ✓", "topic → A complaint"])
+        # A new version published mid-call: this call keeps its version (the next call gets the new one).
+        revised = {**SUPPORT, "title": "Support greeting, revised"}
+        assert publish_via_rest(h, "support", revised) == version + 1
+        expect(page.locator("#script-published li[data-queue=support]")).to_contain_text(f"version {version + 1}")
+        expect(card).to_have_attribute("data-version", str(version))
+        expect(page.locator("#script-name")).to_have_text("Support greeting")
         page.click("#script-continue")
         expect(card).to_have_attribute("data-step", "ticket")
         expect(page.locator("#script-field-label")).to_have_text("Ticket number")
@@ -140,6 +146,8 @@ def test_a_known_caller_a_branching_script_a_snippet_and_the_path_in_the_record(
         cid2 = r.json()["contact_id"]
         past = page.locator(f"#customer-contacts li[data-contact-id='{cid}']")
         expect(past).to_contain_text("escalated — Done. Thanked Erika Muster.")
+        expect(card).to_have_attribute("data-version", str(version + 1))
+        expect(page.locator("#script-name")).to_have_text("Support greeting, revised")
         expect(past.locator(".script-path")).to_have_text(
             f"Script Support greeting (version {version}): topic → A complaint · ticket = T-99")
         hist = httpx.get(f"{h.url}/api/customers/{customer['id']}/history", headers=auth(h, "agent2")).json()
