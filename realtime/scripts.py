@@ -246,10 +246,15 @@ async def _contact(request: Request, write: bool) -> tuple[Any, CallRecord]:
     """The caller and the contact's record: its agent (offered or answered) may write, supervisors
     and admins may read; anyone else (another tenant included) is told it does not exist."""
     p = principal(request, *PEOPLE)
+    ctx = request.app.state.ctx
     cid = request.path_params["contact_id"]
-    async with request.app.state.ctx.sessionmaker() as s:
+    async with ctx.sessionmaker() as s:
         rec = await TenantRepo(s, p.tenant_id).call_record(cid[:64])
     mine = rec is not None and (rec.agent_id == p.user_id or p.user_id in (rec.data or {}).get("offered_to", []))
+    if rec is not None and not mine:
+        # Just offered: the agent's state names the contact before the record lists the offer.
+        state, _ = await ctx.agents.live.agent(p.tenant_id, p.user_id)
+        mine = state.contact_id == rec.contact_id
     if rec is None or not (mine or (not write and p.has_any("supervisor", "admin"))):
         raise ApiError(404, "not-found", "no such contact")
     return p, rec

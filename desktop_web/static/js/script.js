@@ -71,7 +71,7 @@ class ScriptCard {
     } catch (err) { toast(err.message); }
   }
 
-  async load(id) {
+  async load(id, tries = 3) {
     try {
       const state = await api(`/api/contacts/${encodeURIComponent(id)}/script`);
       if (this.contactId !== id) return;
@@ -80,7 +80,11 @@ class ScriptCard {
     } catch (err) {
       if (this.contactId !== id) return;
       this.state = err.code === "no-script" ? { none: true } : null;
-      if (err.code !== "no-script") toast(err.message);
+      if (err.code !== "no-script") {
+        // A contact that just arrived, or a hub restarting: try again shortly before telling the agent.
+        if (tries > 1) { setTimeout(() => { if (this.contactId === id && !this.state) this.load(id, tries - 1); }, 1000); }
+        else toast(err.message);
+      }
     }
     this.render();
   }
