@@ -109,7 +109,7 @@ def build_context(settings: Settings) -> Context:
     transfers = Transfers(live, sessionmaker, phone, sip, contacts)
     chat = Chat(live, sessionmaker, directory, agents)
     knowledge = Knowledge(live, sessionmaker, directory)
-    scripts = ScriptService(sessionmaker, directory, knowledge)
+    scripts = ScriptService(sessionmaker, knowledge)
     contacts.observe(scripts)  # a contact is pinned to the script version published when it is offered
     monitors = Monitors(live, sessionmaker, phone, sip, chat)
     live_calls = LiveCalls(live, sessionmaker, phone, sip)

@@ -8,7 +8,6 @@ desktops show the new version without a reload. Every query is scoped to the cal
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
@@ -21,14 +20,11 @@ from starlette.routing import Route
 
 from realtime import scriptdef as sd
 from realtime.api import ApiError, principal
-from realtime.directory import Directory
 from realtime.knowledge import Knowledge
 from store.customers import CustomerRepo, display_name
 from store.models import CallRecord, ContactScript, ScriptVersion
 from store.repos import TenantRepo
 from store.scripts import ScriptRepo
-
-log = logging.getLogger("unidesk.scripts")
 
 PEOPLE = ("agent", "supervisor", "admin")
 BODY_LIMIT = 256 * 1024
@@ -39,10 +35,8 @@ class ScriptService:
     """Pins contacts to the published version (told of offers as a contact observer) and tells
     desktops about publications."""
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], directory: Directory,
-                 knowledge: Knowledge) -> None:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], knowledge: Knowledge) -> None:
         self.sessionmaker = sessionmaker
-        self.directory = directory
         self.knowledge = knowledge
 
     async def contact_offered(self, tenant_id: int, contact_id: str, agent_id: int) -> None:
