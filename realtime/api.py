@@ -62,15 +62,18 @@ class ContactRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None,
+                 extra: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.headers = headers
+        # More of the error's body beside `error` and `message` (e.g. every problem of a script).
+        self.extra = extra or {}
 
 
 def error_response(exc: ApiError) -> JSONResponse:
-    return JSONResponse({"error": exc.code, "message": str(exc)}, exc.status, headers=exc.headers)
+    return JSONResponse({**exc.extra, "error": exc.code, "message": str(exc)}, exc.status, headers=exc.headers)
 
 
 async def read_body(request: Request, kind: type[Any]) -> Any:

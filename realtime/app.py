@@ -20,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 
 from realtime import api, customers as customers_api, knowledge_api, recordings_api, reports, wallboards, webinars
 from realtime import forms_api, queues as queues_api
+from realtime import scripts as scripts_api
 from realtime.agents import AgentService
 from realtime.auth import LoginThrottle, RedisLoginThrottle, TokenService
 from realtime.config import Settings
@@ -41,6 +42,7 @@ from realtime.chat import Chat
 from realtime.support import Support
 from realtime import support as support_api
 from realtime.knowledge import Knowledge
+from realtime.scripts import ScriptService
 from realtime.alerts import Alerts, LiveCalls
 from realtime.trunks import TrunkService
 from store.db import make_engine, make_sessionmaker
@@ -74,6 +76,7 @@ class Context:
     queue_settings: queues_api.QueueSettings | None = None
     desk: DeskPhones | None = None
     support: Support | None = None
+    scripts: ScriptService | None = None
 
     async def db_ok(self) -> bool:
         try:
@@ -109,6 +112,8 @@ def build_context(settings: Settings) -> Context:
     transfers = Transfers(live, sessionmaker, phone, sip, contacts)
     chat = Chat(live, sessionmaker, directory, agents)
     knowledge = Knowledge(live, sessionmaker, directory)
+    scripts = ScriptService(sessionmaker, knowledge)
+    contacts.observe(scripts)  # a contact is pinned to the script version published when it is offered
     monitors = Monitors(live, sessionmaker, phone, sip, chat)
     live_calls = LiveCalls(live, sessionmaker, phone, sip)
     alerts = Alerts(live, sessionmaker, contacts, agents, live_calls)
@@ -125,7 +130,7 @@ def build_context(settings: Settings) -> Context:
     return Context(
         settings, engine, sessionmaker, live, directory, history, agents, tokens, throttle, metrics, hub, contacts, phone,
         retention, trunks, customers, crm, knowledge, forms, queues_api.QueueSettings(live, directory, contacts), desk,
-        support,
+        support, scripts=scripts,
     )
 
 
@@ -190,6 +195,7 @@ def build_app(settings: Settings) -> Starlette:
         *forms_api.routes,
         *queues_api.routes,
         *webinars.routes,
+        *scripts_api.routes,
         WebSocketRoute("/ws", ctx.hub.endpoint),
         Route("/", _page("index.html")),
         Route("/agent", _page("agent.html")),
@@ -201,6 +207,7 @@ def build_app(settings: Settings) -> Starlette:
         Route("/recordings", _page("recordings.html")),
         Route("/support/{id}", _page("support.html")),
         Route("/webinar", _page("webinar.html")),
+        Route("/scripts", _page("scripts.html")),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={api.ApiError: api_error})

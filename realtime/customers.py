@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from realtime import protocol as P
+from realtime import protocol as P, scripts
 from realtime.api import ApiError, principal
 from realtime.contacts import Arrive
 from realtime.crm import ConnectorConfig, ConnectorError, CrmService, contact_context, masked
@@ -255,7 +255,7 @@ async def customer_history(request: Request) -> Response:
         cid = _id(request)
         if await repo.get(cid) is None:
             raise ApiError(404, "not-found", "no such customer")
-        return JSONResponse(await repo.history(cid))
+        return JSONResponse(await scripts.attach(s, p.tenant_id, await repo.history(cid)))
 
 
 async def customer_changes(request: Request) -> Response:

@@ -7,7 +7,8 @@
   every instruction not expired with who acknowledged it and when.
 - When an admin or supervisor creates, changes or deletes a snippet or an article, the agents it
   concerns (a queue's snippet: that queue's agents; else every agent) and the boards get
-  `content-changed`, and desktops fetch it again without a reload.
+  `content-changed`, and desktops fetch it again without a reload. Publishing a call script
+  (realtime/scripts.py) sends the same frame to the script's queue.
 """
 
 from __future__ import annotations
@@ -58,8 +59,9 @@ class Knowledge:
 
     # ------------------------------------------------------------ content
 
-    async def content_changed(self, tenant_id: int, kind: Literal["snippet", "article"], item_id: int,
-                              action: Literal["created", "updated", "deleted"], queue: str | None = None) -> None:
+    async def content_changed(self, tenant_id: int, kind: Literal["snippet", "article", "script"], item_id: int,
+                              action: Literal["created", "updated", "deleted", "published"],
+                              queue: str | None = None) -> None:
         d = await self._dir(tenant_id)
         body = P.encode(P.ContentChanged(kind=kind, id=item_id, action=action))
         targets = self._agents_of(d, [queue] if queue else None)

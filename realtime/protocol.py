@@ -648,12 +648,13 @@ class InstructionAcked(ServerMessage, tag="instruction-ack"):
 
 
 class ContentChanged(ServerMessage, tag="content-changed"):
-    """A snippet or knowledge-base article was created, changed or deleted by an admin or supervisor:
-    desktops fetch it again (`GET /api/snippets`, `GET /api/kb/articles/{id}`) without a reload."""
+    """A snippet or knowledge-base article was created, changed or deleted by an admin or supervisor,
+    or a call script was published: desktops fetch it again (`GET /api/snippets`,
+    `GET /api/kb/articles/{id}`, `GET /api/scripts/mine`) without a reload."""
 
-    kind: Literal["snippet", "article"]
+    kind: Literal["snippet", "article", "script"]
     id: int
-    action: Literal["created", "updated", "deleted"]
+    action: Literal["created", "updated", "deleted", "published"]
     seq: int = 0
 
 

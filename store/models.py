@@ -614,3 +614,49 @@ class FormAnswer(Base):
     draft: Mapped[bool] = mapped_column(Boolean, default=False)
     filled_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     filled_at: Mapped[float] = mapped_column(Float)
+
+
+class Script(Base):
+    """A queue's call script: the draft admins edit (always a valid definition, realtime/scriptdef.py)
+    and the number of its latest published version (0: never published)."""
+
+    __tablename__ = "scripts"
+    __table_args__ = (UniqueConstraint("tenant_id", "queue_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    queue_id: Mapped[int] = mapped_column(ForeignKey("queues.id", ondelete="CASCADE"))
+    draft: Mapped[dict[str, Any]] = mapped_column(JSON)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[float] = mapped_column(Float)
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class ScriptVersion(Base):
+    """A published version of a script; never changed (contacts pinned to it keep it)."""
+
+    __tablename__ = "script_versions"
+    __table_args__ = (UniqueConstraint("script_id", "version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    script_id: Mapped[int] = mapped_column(ForeignKey("scripts.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(200))
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    published_at: Mapped[float] = mapped_column(Float)
+    published_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class ContactScript(Base):
+    """The script version a contact is pinned to (when it was first offered or opened) and the agent's
+    path through it: one entry per move (step, answer or field value, time), saved as the agent goes."""
+
+    __tablename__ = "contact_scripts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    contact_id: Mapped[str] = mapped_column(String(64), unique=True)
+    script_version_id: Mapped[int] = mapped_column(ForeignKey("script_versions.id", ondelete="CASCADE"))
+    path: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    started_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+    # Set when the contact is wrapped up; the path no longer changes.
+    finished_at: Mapped[float | None] = mapped_column(Float)

@@ -9,6 +9,7 @@ import { videoSupport } from "./support.js";
 import { CustomerPanel } from "./customer.js";
 import { agentKnowledge } from "./knowledge.js";
 import { agentForm } from "./form.js";
+import { agentScript } from "./script.js";
 
 if (!session.access) toLogin();
 
@@ -368,4 +369,5 @@ hub.addEventListener("agent-state", (e) => {
 // After the desktop's own listeners, so `contact` is current when knowledge reacts to a frame.
 agentKnowledge(hub, () => contact);
 agentForm(hub, () => contact);
+agentScript(hub, () => contact);
 hub.start();

@@ -3,6 +3,7 @@
 // form. The choice links the contact to the customer, so its history shows the contact.
 
 import { $, el, on, show, toast, api } from "./util.js";
+import { pathLine } from "./script.js";
 
 const when = (t) => new Date(t * 1000).toLocaleString();
 
@@ -12,6 +13,14 @@ function formLine(form) {
   const value = (v) => (Array.isArray(v) ? v.join(", ") : v === true ? "yes" : v === false ? "no" : String(v));
   return el("div", { class: "contact-form muted", dataset: { version: form.version } },
     form.fields.map((f) => `${f.label}: ${value(f.value)}`).join(" · "));
+}
+
+// The contact's script and the agent's path through it, under the contact's line.
+function scriptLine(s) {
+  if (!s) return "";
+  const steps = s.path.filter((e) => !e.back && ("answer" in e || "key" in e)).map(pathLine);
+  return el("div", { class: "script-path", dataset: { scriptId: s.script_id, version: s.version } },
+    `Script ${s.title} (version ${s.version}): ${steps.length ? steps.join(" · ") : "no answers"}`);
 }
 
 export class CustomerPanel {
@@ -79,7 +88,8 @@ export class CustomerPanel {
     $("#customer-contacts").replaceChildren(...(history.length ? history.slice(0, 5).map((h) => el("li",
       { dataset: { contactId: h.contact_id } },
       `${when(h.at)} · ${h.queue || h.direction} · ${h.outcome || "in progress"}`,
-      h.wrapup_code ? ` · ${h.wrapup_code}` : "", h.notes ? ` — ${h.notes}` : "", formLine(h.form))) : [el("li", { class: "muted" }, "No contacts yet")]));
+      h.wrapup_code ? ` · ${h.wrapup_code}` : "", h.notes ? ` — ${h.notes}` : "", scriptLine(h.script), formLine(h.form)))
+      : [el("li", { class: "muted" }, "No contacts yet")]));
     const form = $("#customer-edit");
     for (const k of ["first_name", "last_name", "company", "email"]) form[k].value = c[k] || "";
     show($("#customer-record"), true);

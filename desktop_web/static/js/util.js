@@ -58,6 +58,7 @@ export async function api(path, { method = "GET", body, auth = true } = {}) {
     err.status = res.status;
     err.code = data.error;
     err.data = data;
+    if (Array.isArray(data.problems)) err.problems = data.problems; // every problem a check named
     throw err;
   }
   return data;

@@ -1,6 +1,6 @@
 """per-queue data forms, their published versions and the answers stored with contacts
 
-Revision ID: 0014f
+Revision ID: 0014
 Revises: 0013
 Create Date: 2026-11-28
 """
@@ -8,7 +8,7 @@ Create Date: 2026-11-28
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014f"
+revision = "0014"
 down_revision = "0013"
 branch_labels = None
 depends_on = None
