@@ -93,6 +93,8 @@ class WorkerInfo(msgspec.Struct, kw_only=True):
     conn: str
     # Whether it has a SIP user agent (only such a worker can register the trunks).
     sip: bool = False
+    # Where it takes audio links from other workers ("host:port"; empty: none).
+    link: str = ""
 
 
 class Call(msgspec.Struct, kw_only=True):
@@ -164,7 +166,7 @@ class PhoneService:
     # ------------------------------------------------------------ workers
 
     async def worker_hello(self, name: str, conn_id: str, hello: P.WorkerHello) -> None:
-        info = WorkerInfo(name=name, capacity=hello.capacity, conn=conn_id, sip=hello.sip)
+        info = WorkerInfo(name=name, capacity=hello.capacity, conn=conn_id, sip=hello.sip, link=hello.link)
         await self.live.map_put(WORKERS, name, _enc.encode(info))
         # Sessions the worker no longer carries (it restarted) are lost for their agents.
         placed = await self.live.map_all(worker_sessions(name))
@@ -253,6 +255,12 @@ class PhoneService:
         # Together with the tenant's other softphones (calls between them need one worker), then the least loaded.
         best = max(room, key=lambda w: (mine.get(w.name, 0), -load[w.name], w.name))
         return best.name
+
+    async def link_address(self, worker: str) -> str:
+        """Where a connected worker takes audio links from other workers ("" when it cannot)."""
+        raw = await self.live.map_get(WORKERS, worker)
+        info = _worker_dec.decode(raw) if raw is not None else None
+        return info.link if info is not None and info.conn else ""
 
     async def command(self, worker: str, *commands: P.MediaCommand) -> None:
         """Send commands to a media worker (in order, resumable: they travel on its stream)."""
