@@ -35,6 +35,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -162,6 +163,8 @@ class PhoneService:
         self.consult_guard: Callable[[int, int], Awaitable[None]] | None = None
         self.on_ended: Callable[[int, Call], Awaitable[None]] | None = None
         self._timers: set[asyncio.Task[None]] = set()
+        # Desk phones (realtime/deskphones.py): an agent who takes calls on one is rung there by other agents.
+        self.desk: Any = None
 
     # ------------------------------------------------------------ workers
 
@@ -443,7 +446,9 @@ class PhoneService:
         if callee.id == agent_id:
             raise PhoneError(P.BAD_FRAME, "an agent cannot call itself")
         mine = await self._need_phone(tenant_id, agent_id)
-        theirs = await self._worker_of(tenant_id, callee.id)
+        # An agent on a desk phone is rung there (it must be registered with the caller's worker).
+        desk = self.desk is not None and await self.desk.takes_agent_call(tenant_id, callee.id, to, mine)
+        theirs = mine if desk else await self._worker_of(tenant_id, callee.id)
         if theirs is None:
             raise PhoneError(P.NO_PHONE, f"{to} has no softphone connected")
         if theirs != mine:
@@ -457,6 +462,8 @@ class PhoneService:
             for who in (c.caller, c.callee):
                 await self.on_busy(tenant_id, who, True)
         await self._announce(tenant_id, c)
+        if desk:
+            await self.desk.ring_agent_call(tenant_id, c, mine)
         return c.id
 
     async def _may_call(self, tenant_id: int, agent_id: int) -> None:
@@ -682,6 +689,8 @@ class PhoneService:
                     await self.on_busy(tenant_id, who, False)
         if self.on_ended is not None:
             await self.on_ended(tenant_id, c)
+        if self.desk is not None:
+            await self.desk.agent_call_ended(tenant_id, c, reason)
 
     # ------------------------------------------------------------ transfers (realtime/transfers.py)
 
