@@ -128,3 +128,38 @@ async def test_a_caller_whose_agents_worker_dies_is_ended(tmp_path):
         b.stop()
         hub.stop()
         drop_backend(backend)
+
+
+async def test_the_link_ends_on_the_agents_worker_when_the_callers_worker_dies(tmp_path):
+    backend = prepared_backend(tmp_path)
+    hub = HubProcess(backend, tmp_path / "hub.log").start()
+    b = WorkerProcess(hub, tmp_path / "b.log", name="b-agents").start()
+    agent = None
+    phone = Baresip(tmp_path / "phone", int(CALLER_HZ))
+    a = None
+    try:
+        only(hub)
+        agent = await available_bot(hub, "agent1", AGENT_HZ)
+        a = WorkerProcess(hub, tmp_path / "a.log", name="a-callers").start()
+        phone.call(f"sip:support@127.0.0.1:{a.sip_port}", 60)
+        offer = await agent.expect(lambda m: m["type"] == "contact-offered", 15)
+        cid = offer["contact"]["id"]
+        assert (await agent.request({"type": "accept-offer", "contact_id": cid}))["type"] == "ack"
+        assert await agent.hears(CALLER_HZ)
+        # A dies: the agent's contact ends (media-lost) and B's end of the link goes; the softphone stays.
+        assert a.proc is not None
+        a.proc.kill()
+        wrap = await agent.expect(lambda m: m["type"] == "contact-changed" and m["contact"]["status"] == "wrap-up", 20)
+        assert wrap["contact"]["id"] == cid
+        assert await wait_for(lambda: len(link_lines(b, "closed")) == 1)
+        assert record(hub, cid)["data"]["ended_by"] == "media-lost"
+        assert await agent.hears_not(CALLER_HZ)
+    finally:
+        phone.stop()
+        if agent is not None:
+            await agent.close()
+        if a is not None:
+            a.stop()
+        b.stop()
+        hub.stop()
+        drop_backend(backend)
