@@ -29,7 +29,7 @@ from webrtc.mixer import LegPort
 
 from .events import CallEnded, CallProgress, DtmfReceived, IncomingCall, Registered, Registration, SipError
 from .guard import InviteGuard
-from .pjmodule import RegisterModule, digest_works, pj_digest
+from .pjmodule import RegisterModule, UnknownMethodModule, digest_works, pj_digest
 from .ports import FramePort
 from .registrar import Registrar, Reply, SipUser
 from .sipmsg import content_length_mismatch, header, repeated_headers, split_name_addr, uri_user, via_transport
@@ -156,6 +156,7 @@ class UserAgent:
         self._logger = _Log()
         self.registrar = Registrar(pj_digest)
         self.reg_module: RegisterModule | None = None
+        self.unknown_module: UnknownMethodModule | None = None
         # Whether desk phones can register (the start-up self-check passed).
         self.desk_phones = False
         # Audio callback cost of ended calls (timed ports only): rx_ns, rx_frames, tx_ns, tx_frames.
@@ -242,6 +243,9 @@ class UserAgent:
         if c.registrar:
             self.reg_module = RegisterModule(self._register)
             self.reg_module.register()
+        # Requests of unknown methods get 501 Not Implemented instead of silence (RFC 3261 §8.2.1).
+        self.unknown_module = UnknownMethodModule(("REGISTER",) if c.registrar else ())
+        self.unknown_module.register()
         for name in c.transports:
             kind = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP}.get(name)
             if kind is None:

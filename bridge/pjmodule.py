@@ -1,4 +1,4 @@
-"""A pjsip module, registered through ctypes, that serves REGISTER requests.
+"""pjsip modules, registered through ctypes: one serves REGISTER requests, one answers unknown methods.
 
 pjsua2 cannot be a registrar and the wheel has no `pjsip_auth_srv_*`, but
 its `_pjsua2` library exports the pjsip functions needed to add a module
@@ -13,6 +13,13 @@ The module sits at priority 63, just before pjsua's application module
 (PJSIP_MOD_PRIORITY_APPLICATION, 64): it takes REGISTER and passes every
 other request on (INVITEs still reach pjsua). Its callback runs on the SIP
 thread, inside `libHandleEvents`.
+
+`UnknownMethodModule` sits after every module pjsip and pjsua register
+(priority 99; the highest they use is 65): a request reaches it only when
+nobody took it. It answers an out-of-dialog request (no To tag) whose method
+pjsip does not know with a stateless **501 Not Implemented** and an `Allow`
+header (RFC 3261 §8.2.1), where pjsip would drop it silently; anything else
+(ACK, a known method nobody took) goes on as before.
 
 Reading the request: `pjsip_rx_data.msg_info.msg_buf/len` (the message's
 text). The offset of `msg_info` depends on `PJSIP_MAX_PKT_LEN`, a build
@@ -89,6 +96,10 @@ _lib.pj_list_insert_before.argtypes = [c_void_p, c_void_p]
 _lib.pj_list_insert_before.restype = None
 _lib.pjsip_rx_data_get_info.argtypes = [c_void_p]
 _lib.pjsip_rx_data_get_info.restype = c_void_p
+_lib.pjsip_endpt_get_capability.argtypes = [c_void_p, c_int, c_void_p]
+_lib.pjsip_endpt_get_capability.restype = c_void_p
+_lib.pjsip_hdr_print_on.argtypes = [c_void_p, c_void_p, ctypes.c_size_t]
+_lib.pjsip_hdr_print_on.restype = c_int
 _lib.pjsip_auth_create_digest.argtypes = [c_void_p] * 9
 _lib.pjsip_auth_create_digest.restype = c_int
 
@@ -172,9 +183,11 @@ class Layout:
 
 
 _METHOD = re.compile(r"^[A-Z]+ \S+ SIP/2\.0\r?\n")
+# Any method RFC 3261 §25.1 allows (a token).
+_TOKEN_METHOD = re.compile(r"^([A-Za-z0-9.!%*_+`'~-]+) \S+ SIP/2\.0\r?\n")
 
 
-def find_layout(rdata: int) -> Layout | None:
+def find_layout(rdata: int, request_line: re.Pattern[str] = _METHOD) -> Layout | None:
     """Locate msg_info in a received request (see the module's doc) and check it."""
     info = _lib.pjsip_rx_data_get_info(rdata)
     if not info:
@@ -184,7 +197,7 @@ def find_layout(rdata: int) -> Layout | None:
         if c_void_p.from_address(rdata + off).value == info:
             layout = Layout(off - 24)
             text = layout.text(rdata)
-            if text is not None and _METHOD.match(text) and layout.remote(rdata) is not None:
+            if text is not None and request_line.match(text) and layout.remote(rdata) is not None:
                 return layout
     return None
 
@@ -241,18 +254,100 @@ class RegisterModule:
             return PJ_FALSE
 
     def _respond(self, rdata: int, reply: Reply) -> None:
-        keep: list[object] = []
-        pool = c_void_p.from_address(rdata).value  # tp_info.pool: lives as long as the request
-        head = HdrList()
-        head.prev = head.next = ctypes.addressof(head)
-        for name, value in reply.headers:
-            n, v = _pjstr(name.encode(), keep), _pjstr(value.encode(), keep)
-            hdr = _lib.pjsip_generic_string_hdr_create(pool, ctypes.byref(n), ctypes.byref(v))
-            if hdr:
-                _lib.pj_list_insert_before(ctypes.byref(head), hdr)
-        reason = _pjstr(reply.reason.encode(), keep)
-        status = _lib.pjsip_endpt_respond_stateless(
-            self.endpt, rdata, reply.code, ctypes.byref(reason), ctypes.byref(head), None
-        )
+        assert self.endpt is not None
+        if respond(self.endpt, rdata, reply) != 0:
+            log.warning("could not answer a REGISTER with %s", reply.code)
+
+
+def respond(endpt: int, rdata: int, reply: Reply) -> int:
+    """Answer the request statelessly with `reply` (code, reason, extra headers); pjsip's status."""
+    keep: list[object] = []
+    pool = c_void_p.from_address(rdata).value  # tp_info.pool: lives as long as the request
+    head = HdrList()
+    head.prev = head.next = ctypes.addressof(head)
+    for name, value in reply.headers:
+        n, v = _pjstr(name.encode(), keep), _pjstr(value.encode(), keep)
+        hdr = _lib.pjsip_generic_string_hdr_create(pool, ctypes.byref(n), ctypes.byref(v))
+        if hdr:
+            _lib.pj_list_insert_before(ctypes.byref(head), hdr)
+    reason = _pjstr(reply.reason.encode(), keep)
+    return int(_lib.pjsip_endpt_respond_stateless(endpt, rdata, reply.code, ctypes.byref(reason), ctypes.byref(head), None))
+
+
+LAST_PRIORITY = 99  # after pjsua's modules (application 64) and dialog usages (65)
+PJSIP_H_ALLOW = 4  # pjsip_hdr_e
+# Methods pjsip knows (RFC 3261 and its extensions): never answered 501, even when nobody took them.
+KNOWN_METHODS = frozenset({"INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "PRACK", "UPDATE", "INFO",
+                           "SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", "PUBLISH"})
+_TO_TAG = re.compile(r";\s*tag\s*=", re.IGNORECASE)
+_TO = re.compile(r"^(?:To|t)\s*:(.*)$", re.MULTILINE | re.IGNORECASE)
+
+
+def endpoint_allow(endpt: int) -> str:
+    """The methods the endpoint says it allows (pjsua's own `Allow`, as in its answer to OPTIONS)."""
+    hdr = _lib.pjsip_endpt_get_capability(endpt, PJSIP_H_ALLOW, None)
+    if not hdr:
+        return ""
+    buf = ctypes.create_string_buffer(1024)
+    n = _lib.pjsip_hdr_print_on(hdr, buf, 1024)
+    text = buf.raw[:n].decode("ascii", "replace") if n > 0 else ""
+    name, _, value = text.partition(":")
+    return value.strip() if name.strip().lower() == "allow" else ""
+
+
+class UnknownMethodModule:
+    """Answers 501 to out-of-dialog requests of unknown methods that no module took; `extra`:
+    methods we serve outside pjsua (REGISTER), added to pjsua's `Allow`."""
+
+    def __init__(self, extra: tuple[str, ...] = ()) -> None:
+        self.extra = extra
+        self.layout: Layout | None = None
+        self.broken = False
+        self.answered = 0
+        self.allow = ""
+        self._keep: list[object] = []
+        self._callback = _RxCallback(self._on_rx_request)
+        self.module = PjsipModule()
+        self.module.name = _pjstr(b"mod-unidesk-501", self._keep)
+        self.module.id = -1
+        self.module.priority = LAST_PRIORITY
+        self.module.on_rx_request = self._callback
+        self.endpt: int | None = None
+
+    def register(self) -> None:
+        """Add the module to pjsua's endpoint (after libInit, on the SIP thread)."""
+        self.endpt = _lib.pjsua_get_pjsip_endpt()
+        status = _lib.pjsip_endpt_register_module(self.endpt, ctypes.byref(self.module))
         if status != 0:
-            log.warning("could not answer a REGISTER with %s (status %s)", reply.code, status)
+            raise RuntimeError(f"pjsip_endpt_register_module failed (status {status})")
+
+    def _on_rx_request(self, rdata: int) -> int:
+        try:
+            if self.broken or self.endpt is None:
+                return PJ_FALSE
+            if self.layout is None:
+                self.layout = find_layout(rdata, _TOKEN_METHOD)
+                if self.layout is None:
+                    self.broken = True
+                    log.error("pjsip_rx_data layout not recognised: unknown methods are dropped, not answered 501")
+                    return PJ_FALSE
+            text = self.layout.text(rdata)
+            m = _TOKEN_METHOD.match(text or "")
+            if text is None or m is None or m.group(1) in KNOWN_METHODS:
+                return PJ_FALSE
+            head = text.split("\r\n\r\n", 1)[0]
+            to = _TO.search(head)
+            if to is None or _TO_TAG.search(to.group(1)):
+                return PJ_FALSE  # in a dialog (or no To): not ours to answer
+            if not self.allow:
+                known = [x.strip() for x in endpoint_allow(self.endpt).split(",") if x.strip()]
+                self.allow = ", ".join(known + [x for x in self.extra if x not in known])
+            status = respond(self.endpt, rdata, Reply(501, "Not Implemented", (("Allow", self.allow),)))
+            if status != 0:
+                log.warning("could not answer an unknown method with 501 (status %s)", status)
+                return PJ_FALSE
+            self.answered += 1
+            return PJ_TRUE
+        except Exception:  # never let an exception cross into pjsip; the request is dropped as before
+            log.exception("answering an unknown method failed")
+            return PJ_FALSE

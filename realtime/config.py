@@ -55,6 +55,10 @@ class Settings:
     # Where the media worker listens for SIP (UDP and TCP); port 0: no SIP.
     sip_host: str = "127.0.0.1"
     sip_port: int = 5060
+    # Where the media worker takes audio links from other workers (UDP; webrtc/link.py): an address
+    # the other workers reach (default: UNIDESK_SIP_HOST) and a port (0: any free one).
+    media_link_host: str | None = None
+    media_link_port: int = 0
     # Where media workers write call recordings and the hub reads them (one folder shared by both).
     recordings_dir: str = "recordings"
     # Seconds between runs of the job that deletes recordings past their tenant's retention.
@@ -175,6 +179,8 @@ def load_settings(
         media_capacity=_int(env, "UNIDESK_MEDIA_CAPACITY", 200, 1, 100_000),
         sip_host=env.get("UNIDESK_SIP_HOST") or "127.0.0.1",
         sip_port=sip_port,
+        media_link_host=env.get("UNIDESK_MEDIA_LINK_HOST") or None,
+        media_link_port=_int(env, "UNIDESK_MEDIA_LINK_PORT", 0, 0, 65535),
         recordings_dir=env.get("UNIDESK_RECORDINGS_DIR") or "recordings",
         retention_sweep_seconds=_float(env, "UNIDESK_RETENTION_SWEEP_SECONDS", 3600.0, 0.1, 7 * 86400.0),
         sip_invite_rate=_float(env, "UNIDESK_SIP_INVITE_RATE", 50.0, 0.1, 100_000.0),

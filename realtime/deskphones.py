@@ -24,6 +24,17 @@ would be. The desktop shows the offer as usual.
   phone gets a BYE. The desk phone hangs up: the contact ends for the
   agent (wrap-up), as when an agent hangs up on the desktop.
 
+Calls between agents (`call-dial`, a consult before an attended transfer)
+ring the called agent's desk phone in the same way when its phone is
+"desk": it must be registered with the worker of the calling agent's
+softphone. Answered on the phone, the call is answered (the two legs are
+connected on that worker); declined, the call ends `declined`; hung up on
+the phone, the call ends; the call ending elsewhere (the caller hangs up,
+no answer in time) stops the ringing or sends a BYE. A consult completed as
+an attended transfer to that agent keeps the desk call: it becomes the
+caller's contact's (the ACD gives the agent the caller at once, and the
+desk call's leg is where a softphone's would be).
+
 Live state (shared by all hubs):
 - map `desk-phones:<tenant>`: agent id → the registration (worker, SIP user, contact, until);
 - map `desk-calls`: "<worker>|<call id>" → the desk call; map `desk-contacts:<tenant>`: contact id → it.
@@ -43,7 +54,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from realtime import protocol as P
 from realtime.contacts import Accept, ContactCenter, ContactError, End, Reject, contacts_map
 from realtime.live import LiveStore, stream_agent
-from realtime.phone import PhoneService, phones_map, session_id, worker_sessions
+from realtime.phone import Call, PhoneError, PhoneService, phones_map, session_id, worker_sessions
 from realtime.sipcalls import SipCall, sip_contacts
 from store.repos import TenantRepo, desk_phone_logins
 
@@ -77,6 +88,8 @@ class DeskCall(msgspec.Struct, kw_only=True):
     agent_id: int
     contact_id: str
     answered: bool = False
+    # A call from another agent (realtime/phone.py) instead of a contact; `contact_id` is then "call:<id>".
+    agent_call: str | None = None
 
 
 _reg_dec = msgspec.json.Decoder(Registration)
@@ -84,6 +97,11 @@ _call_dec = msgspec.json.Decoder(DeskCall)
 _sip_dec = msgspec.json.Decoder(SipCall)
 _enc = msgspec.json.Encoder()
 _CALLER = re.compile(r"^[A-Za-z0-9+*#._-]{1,64}$")
+
+
+def _handed(agent_id: int) -> str:
+    """Where a consult's desk call waits for the caller an attended transfer brings (`contact_connected`)."""
+    return f"transfer:{agent_id}"
 
 
 class DeskPhones:
@@ -101,6 +119,7 @@ class DeskPhones:
         self.contacts = contacts
         self.clock = clock
         contacts.observe(self)
+        phone.desk = self
 
     # ------------------------------------------------------------ credentials to the workers
 
@@ -227,6 +246,16 @@ class DeskPhones:
                            leg=session_id(tenant_id, agent_id)),
         )
 
+    async def contact_connected(self, tenant_id: int, contact_id: str, agent_id: int) -> None:
+        """An attended transfer's caller reached the agent whose desk phone took the consult: that desk
+        call is now the contact's (its hang-up ends the contact, the contact's end sends it a BYE)."""
+        call = await self._by_contact(tenant_id, _handed(agent_id))
+        if call is None:
+            return
+        await self._forget(call)
+        call.contact_id = contact_id
+        await self._save(call)
+
     async def contact_offer_ended(self, tenant_id: int, contact_id: str, agent_id: int) -> None:
         call = await self._by_contact(tenant_id, contact_id)
         if call is not None and call.agent_id == agent_id and not call.answered:
@@ -238,6 +267,53 @@ class DeskPhones:
         if call is None:
             return
         await self._forget(call)
+        await self._release_phone(call)
+        await self.phone.command(call.worker, P.MediaCommand(op="sip-hangup", session_id=call.call_id, code=200))
+
+    # ------------------------------------------------------------ calls between agents (realtime/phone.py)
+
+    async def takes_agent_call(self, tenant_id: int, agent_id: int, name: str, worker: str) -> bool:
+        """Whether a call from another agent (whose softphone is on `worker`) rings this agent's desk phone;
+        PhoneError when the agent takes calls on a desk phone that cannot be rung from there."""
+        if not await self.on_desk(tenant_id, agent_id):
+            return False
+        reg = await self.registration(tenant_id, agent_id)
+        if reg is None:
+            raise PhoneError(P.NO_PHONE, f"{name} takes calls on a desk phone, and it is not registered")
+        if reg.worker != worker:
+            raise PhoneError(P.NO_MEDIA_WORKER,
+                             f"{name}'s desk phone is registered with another media worker than your softphone's")
+        return True
+
+    async def ring_agent_call(self, tenant_id: int, c: Call, worker: str) -> None:
+        """Ring the called agent's desk phone for the call `c` (checked by `takes_agent_call`)."""
+        reg = await self.registration(tenant_id, c.callee)
+        if reg is None or reg.worker != worker:
+            return  # gone meanwhile: the call rings out on the desktop
+        call = DeskCall(worker=worker, call_id="dp" + uuid.uuid4().hex[:14], tenant_id=tenant_id, agent_id=c.callee,
+                        contact_id=f"call:{c.id}", agent_call=c.id)
+        await self._save(call)
+        d = await self.phone.directory.get(tenant_id)
+        caller = d.users.get(c.caller) if d else None
+        name = caller.username if caller is not None else ""
+        from_uri = f"sip:{name}@unidesk.invalid" if _CALLER.match(name) else None
+        await self.phone.command(
+            worker,
+            P.MediaCommand(op="sip-dial", session_id=call.call_id, uri=reg.contact, from_uri=from_uri,
+                           leg=session_id(tenant_id, c.callee)),
+        )
+
+    async def agent_call_ended(self, tenant_id: int, c: Call, reason: str) -> None:
+        """A call between agents ended: the desk phone it rang stops ringing, or gets a BYE; a consult
+        handed on as an attended transfer stays up for the caller who comes next (`contact_connected`)."""
+        call = await self._by_contact(tenant_id, f"call:{c.id}")
+        if call is None:
+            return
+        await self._forget(call)
+        if reason == "transferred" and call.answered:
+            call.agent_call, call.contact_id = None, _handed(call.agent_id)
+            await self._save(call)
+            return
         await self._release_phone(call)
         await self.phone.command(call.worker, P.MediaCommand(op="sip-hangup", session_id=call.call_id, code=200))
 
@@ -256,6 +332,15 @@ class DeskPhones:
         # The desk call stands where the agent's softphone would: routing finds it there.
         await self.live.map_put(phones_map(call.tenant_id), str(call.agent_id), f"{worker}\n{DESK}".encode())
         await self.live.map_put(worker_sessions(worker), sid, f"{call.tenant_id}:{call.agent_id}".encode())
+        if call.agent_call is not None:
+            try:
+                await self.phone.answer(call.tenant_id, call.agent_id, call.agent_call)
+            except PhoneError as exc:
+                log.info("desk phone of agent %s answered call %s too late: %s", call.agent_id, call.agent_call, exc)
+                await self._forget(call)
+                await self._release_phone(call)
+                await self.phone.command(worker, P.MediaCommand(op="sip-hangup", session_id=call.call_id, code=200))
+            return True
         try:
             await self.contacts.submit(Accept(tenant_id=call.tenant_id, agent_id=call.agent_id, contact_id=call.contact_id))
         except ContactError as exc:
@@ -272,6 +357,13 @@ class DeskPhones:
             return False
         await self._forget(call)
         await self._release_phone(call)
+        if call.agent_call is not None:
+            # Declined, unreachable or hung up on the desk phone: the call between the agents ends.
+            try:
+                await self.phone.hangup(call.tenant_id, call.agent_id, call.agent_call)
+            except PhoneError:
+                pass  # it ended already
+            return True
         try:
             if call.answered:
                 # Hung up on the desk phone: the agent ends the contact (wrap-up follows).

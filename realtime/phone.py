@@ -35,6 +35,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -93,6 +94,8 @@ class WorkerInfo(msgspec.Struct, kw_only=True):
     conn: str
     # Whether it has a SIP user agent (only such a worker can register the trunks).
     sip: bool = False
+    # Where it takes audio links from other workers ("host:port"; empty: none).
+    link: str = ""
 
 
 class Call(msgspec.Struct, kw_only=True):
@@ -160,11 +163,13 @@ class PhoneService:
         self.consult_guard: Callable[[int, int], Awaitable[None]] | None = None
         self.on_ended: Callable[[int, Call], Awaitable[None]] | None = None
         self._timers: set[asyncio.Task[None]] = set()
+        # Desk phones (realtime/deskphones.py): an agent who takes calls on one is rung there by other agents.
+        self.desk: Any = None
 
     # ------------------------------------------------------------ workers
 
     async def worker_hello(self, name: str, conn_id: str, hello: P.WorkerHello) -> None:
-        info = WorkerInfo(name=name, capacity=hello.capacity, conn=conn_id, sip=hello.sip)
+        info = WorkerInfo(name=name, capacity=hello.capacity, conn=conn_id, sip=hello.sip, link=hello.link)
         await self.live.map_put(WORKERS, name, _enc.encode(info))
         # Sessions the worker no longer carries (it restarted) are lost for their agents.
         placed = await self.live.map_all(worker_sessions(name))
@@ -253,6 +258,12 @@ class PhoneService:
         # Together with the tenant's other softphones (calls between them need one worker), then the least loaded.
         best = max(room, key=lambda w: (mine.get(w.name, 0), -load[w.name], w.name))
         return best.name
+
+    async def link_address(self, worker: str) -> str:
+        """Where a connected worker takes audio links from other workers ("" when it cannot)."""
+        raw = await self.live.map_get(WORKERS, worker)
+        info = _worker_dec.decode(raw) if raw is not None else None
+        return info.link if info is not None and info.conn else ""
 
     async def command(self, worker: str, *commands: P.MediaCommand) -> None:
         """Send commands to a media worker (in order, resumable: they travel on its stream)."""
@@ -435,7 +446,9 @@ class PhoneService:
         if callee.id == agent_id:
             raise PhoneError(P.BAD_FRAME, "an agent cannot call itself")
         mine = await self._need_phone(tenant_id, agent_id)
-        theirs = await self._worker_of(tenant_id, callee.id)
+        # An agent on a desk phone is rung there (it must be registered with the caller's worker).
+        desk = self.desk is not None and await self.desk.takes_agent_call(tenant_id, callee.id, to, mine)
+        theirs = mine if desk else await self._worker_of(tenant_id, callee.id)
         if theirs is None:
             raise PhoneError(P.NO_PHONE, f"{to} has no softphone connected")
         if theirs != mine:
@@ -449,6 +462,8 @@ class PhoneService:
             for who in (c.caller, c.callee):
                 await self.on_busy(tenant_id, who, True)
         await self._announce(tenant_id, c)
+        if desk:
+            await self.desk.ring_agent_call(tenant_id, c, mine)
         return c.id
 
     async def _may_call(self, tenant_id: int, agent_id: int) -> None:
@@ -674,6 +689,8 @@ class PhoneService:
                     await self.on_busy(tenant_id, who, False)
         if self.on_ended is not None:
             await self.on_ended(tenant_id, c)
+        if self.desk is not None:
+            await self.desk.agent_call_ended(tenant_id, c, reason)
 
     # ------------------------------------------------------------ transfers (realtime/transfers.py)
 

@@ -23,7 +23,7 @@ from realtime.protocol_media import (  # noqa: F401 (re-exported: the protocol i
     SessionId, WorkerHello, MediaAnswer, MediaFailed, MediaClosed, MediaCheck,
     SipCallId, SipText, SipIncoming, SipEnded, CallFigures, CallAnalytics,
     SipProgress, SipDtmf, RecordingDone, TrunkKey, SipRegistration, SipRegistered,
-    SipTrunkSpec, SipUserEntry, MediaCommand, MediaCommands,
+    SipTrunkSpec, SipUserEntry, MediaLink, MediaCommand, MediaCommands,
 )
 from realtime.protocol_meetings import (  # noqa: F401
     SupportId, SupportJoin, SupportAdmit, SupportSignal, SupportChat, SupportScreen,

@@ -25,6 +25,8 @@ class WorkerHello(ClientMessage, tag="worker-hello"):
     sessions: list[SessionId] = []
     # Whether it has a SIP user agent (it then may register the trunks).
     sip: bool = False
+    # Where it takes audio links from other workers ("host:port", UDP; webrtc/link.py); empty: none.
+    link: Annotated[str, msgspec.Meta(max_length=300)] = ""
 
 
 class MediaAnswer(ClientMessage, tag="media-answer"):
@@ -188,6 +190,19 @@ class SipUserEntry(msgspec.Struct, kw_only=True):
     ha1: str
 
 
+class MediaLink(msgspec.Struct, kw_only=True):
+    """One end of an audio link between two media workers (webrtc/link.py)."""
+
+    # 8 bytes, hex: names the link in every datagram.
+    id: str
+    # 16 random bytes, hex: the HMAC key of the link's datagrams (both ends, nobody else).
+    key: str
+    # This end's side: "a" the caller's worker, "b" the agent's.
+    side: Literal["a", "b"]
+    # The other worker's link address ("host:port").
+    peer: str
+
+
 class MediaCommand(msgspec.Struct, omit_defaults=True, kw_only=True):
     """One instruction for a media worker (see docs/protocol.md, "Media worker")."""
 
@@ -195,7 +210,7 @@ class MediaCommand(msgspec.Struct, omit_defaults=True, kw_only=True):
         "offer", "close", "connect", "disconnect", "unlisten", "hold", "mute", "tone", "music",
         "sip-answer", "sip-reject", "sip-hangup", "sip-dtmf", "sip-dial", "ringback", "prompt", "hear",
         "analyse", "record", "sip-trunks", "sip-users", "webinar-publish", "webinar-view", "webinar-close",
-        "webinar-mute", "webinar-end",
+        "webinar-mute", "webinar-end", "link",
     ]
     session_id: str
     offer_id: str | None = None
@@ -225,6 +240,8 @@ class MediaCommand(msgspec.Struct, omit_defaults=True, kw_only=True):
     leg: str | None = None
     # sip-users: every desk phone that may register with the worker (replaces the previous list).
     users: list[SipUserEntry] | None = None
+    # link: the link whose end is the leg `session_id` (`on`); off: that leg's link ends.
+    link: MediaLink | None = None
 
     # Webinars: the room of a `webinar-*` op, and the slots of an offer's media sections in order.
     room: str | None = None

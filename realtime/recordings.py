@@ -116,7 +116,7 @@ class Recordings:
         config = await self._queue_config(tenant_id, view.queue)
         if not config.get("record"):
             return
-        if await self.phone.worker_of(tenant_id, agent_id) != call.worker:
+        if not await self.sip.reaches(call, agent_id):
             return  # the caller cannot reach the agent (SipCalls tells the agent): nothing to record
         rid = uuid.uuid4().hex
         async with self.sessionmaker() as s, s.begin():

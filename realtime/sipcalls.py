@@ -38,6 +38,7 @@ from realtime import ivr
 from realtime import protocol as P
 from realtime.contacts import Abandon, Arrive, ContactCenter, ContactError, End, contacts_map
 from realtime.live import LiveStore, stream_agent
+from realtime.medialinks import MediaLinks
 from realtime.menus import Menus
 from realtime.phone import PhoneService, session_id
 from store.repos import TenantRepo, sip_route
@@ -98,6 +99,9 @@ class SipCalls:
         self.on_rerouted: list[Callable[[SipCall, int, bool], Awaitable[None]]] = []
         self.on_connected: list[Callable[[SipCall, int], Awaitable[None]]] = []
         self.on_finished: list[Callable[[SipCall], Awaitable[None]]] = []
+        # A caller and an agent on two media workers hear each other over a link (realtime/medialinks.py).
+        self.links = MediaLinks(live, phone)
+        self.on_finished.append(self._unlink)
         contacts.observe(self)
 
     async def _cmd(self, worker: str, *cmds: P.MediaCommand) -> None:
@@ -202,8 +206,18 @@ class SipCalls:
 
     async def worker_gone(self, worker: str) -> None:
         """The worker died: its callers are gone. Waiting ones are recorded as failed, connected
-        ones end for their agents (wrap-up) with `ended_by: media-lost`."""
+        ones end for their agents (wrap-up) with `ended_by: media-lost`; so do callers whose agent
+        talked to them from that worker over a link (they get a BYE)."""
         await self.menus.forget_worker(worker)
+        for link in await self.links.worker_gone(worker):
+            call = await self._contact(link.tenant_id, link.contact_id)
+            view = await self._view(call) if call is not None else None
+            if view is not None and view.status == "connected" and view.agent_id == link.agent_id:
+                try:
+                    await self.contacts.submit(End(tenant_id=link.tenant_id, agent_id=link.agent_id,
+                                                   contact_id=link.contact_id, by="media-lost"))
+                except ContactError as exc:
+                    log.info("SIP call %s lost its agent's worker; its contact: %s", link.call_id, exc)
         for raw in (await self.live.map_all(SIP_CALLS)).values():
             call = _dec.decode(raw)
             if call.worker != worker:
@@ -242,15 +256,21 @@ class SipCalls:
         if call is None:
             return  # not a SIP contact
         worker = await self.phone.worker_of(tenant_id, agent_id)
-        if worker != call.worker:
-            why = "no softphone is connected" if worker is None else "the softphone is on another media worker"
+        why = None
+        if worker is None:
+            why = "no softphone is connected"
+        elif worker != call.worker and not await self.links.open(
+            tenant_id, agent_id, contact_id, call.worker, call.call_id, worker
+        ):
+            why = "the softphone is on another media worker, and the two cannot be linked"
+        if why is not None:
             log.warning("contact %s answered by agent %s but %s: the caller cannot be heard", contact_id, agent_id, why)
             state = P.PhoneState(state="failed", reason=f"the caller cannot be heard: {why}")
             await self.live.publish([(stream_agent(tenant_id, agent_id), P.encode(state))])
             return
         me, leg = session_id(tenant_id, agent_id), leg_of(call.call_id)
         await self._cmd(
-            worker,
+            call.worker,
             P.MediaCommand(op="prompt", session_id=leg),  # an announcement stops
             P.MediaCommand(op="connect", session_id=me, peer=leg),
             P.MediaCommand(op="mute", session_id=me, on=False),
@@ -390,6 +410,14 @@ class SipCalls:
 
     async def send_digits(self, call: SipCall, digits: str) -> None:
         await self._cmd(call.worker, P.MediaCommand(op="sip-dtmf", session_id=call.call_id, digits=digits))
+
+    async def reaches(self, call: SipCall, agent_id: int) -> bool:
+        """Whether the agent's softphone hears the caller: both on the call's worker, or linked to it."""
+        worker = await self.phone.worker_of(call.tenant_id, agent_id)
+        return worker == call.worker or (worker is not None and await self.links.serves(call.worker, call.call_id, agent_id))
+
+    async def _unlink(self, call: SipCall) -> None:
+        await self.links.close(call.worker, call.call_id, call.contact_id)
 
     # ------------------------------------------------------------ helpers
 

@@ -32,6 +32,7 @@ from realtime.config import ConfigError, Settings, load_settings
 from webrtc.analytics import Analytics
 from webrtc.audio import MediaError, SampleSource, Source, ToneSource, WavPlayer
 from webrtc.engine import MediaEngine
+from webrtc.link import LinkEndpoint
 from webrtc.mixer import Input
 from webrtc.recorder import RecordingResult, RecordingWriter, check_recording_id
 from webrtc.tones import dominant_frequency
@@ -83,6 +84,19 @@ class Worker:
         # Desk-phone calls placed for the hub: call id -> the engine leg they become (the agent's session id).
         self._desk_legs: dict[str, str] = {}
         self._sip_report: asyncio.Task[None] | None = None
+        # Audio links to other workers (a caller here, the agent's softphone there; webrtc/link.py).
+        self.links = LinkEndpoint(self.engine)
+
+    async def start_links(self) -> None:
+        """Listen for audio links from other workers (UNIDESK_MEDIA_LINK_HOST/PORT)."""
+        st = self.settings
+        try:
+            address = await self.links.start(st.media_link_host or st.sip_host, st.media_link_port)
+        except OSError as exc:
+            # Calls still work whenever the caller and the agent share this worker.
+            log.error("audio links to other workers are off: %s", exc)
+            return
+        log.info("audio links on %s", address)
 
     # ------------------------------------------------------------ connection
 
@@ -178,7 +192,7 @@ class Worker:
                 msgspec.json.encode(
                     {"type": "worker-hello", "name": self.name, "capacity": self.capacity,
                      "sessions": self.engine.sessions() + list(self._desk_legs.values()) + self.webinars.connections(),
-                     "sip": self.sip is not None}
+                     "sip": self.sip is not None, "link": self.links.address}
                 ).decode()
             )
             log.info("connected to the hub at %s as %s", self.url, self.name)
@@ -298,6 +312,13 @@ class Worker:
                 self._need(sid)
                 self._need(c.peer)
                 e.connect(sid, c.peer)
+            case "link":
+                # One end of an audio link to another worker: the leg `sid` is the far party.
+                if c.on:
+                    assert c.link is not None, "link carries the link"
+                    self.links.open(sid, c.link.id, c.link.key, c.link.side, c.link.peer)
+                else:
+                    self.links.close(sid)
             case "disconnect":
                 if sid in e.mixer.legs:
                     e.mute(sid, False)
@@ -495,6 +516,7 @@ class Worker:
             log.info("SIP INVITEs so far: %s", msgspec.json.encode(self.sip.stats()).decode())
             await self.sip.stop()
         await self.webinars.close_all()
+        self.links.stop()
         await self.engine.close_all()
 
 
@@ -539,6 +561,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     async def go() -> None:
         await worker.start_sip()
+        await worker.start_links()
         run = asyncio.create_task(worker.run())
         # Stopped (docker stop, a service manager): close calls and finish recordings before exiting.
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, run.cancel)

@@ -52,9 +52,10 @@ EXPECTED_UDP: dict[str, str | None] = {
     "baddn": "200 OK",
     "mismatch01": "200 OK",  # RFC 4475 wants 400: pjsip does not compare the CSeq method
     "mcl01": "200 OK",  # RFC 4475 wants 400: pjsip keeps one Content-Length
-    # Dropped by pjsip's parser (or with no module to take them).
-    "intmeth": DROPPED,  # RFC 3261 §8.2.1 wants 501: pjsip drops requests no module handles
-    "mismatch02": DROPPED,  # likewise (an unknown method)
+    # Unknown methods no module takes: the bridge's last module (bridge/pjmodule.py), RFC 3261 §8.2.1.
+    "intmeth": "501 Not Implemented",
+    "mismatch02": "501 Not Implemented",  # RFC 4475 allows 501 or 400 (the CSeq method differs)
+    # Dropped by pjsip's parser.
     "unreason": DROPPED,  # a response without a transaction
     "bigcode": DROPPED,
     "badinv01": DROPPED,
@@ -291,3 +292,77 @@ async def test_stopping_with_a_call_offered_reports_it_and_frees_pjsua(make_rig)
     ended = await rig.events.expect(CallEnded, offer.call_id)
     assert ended.by == "local" and ended.code >= 400
     sock.close()
+
+
+PJSUA_ALLOW = "PRACK, INVITE, ACK, BYE, CANCEL, UPDATE, INFO, SUBSCRIBE, NOTIFY, REFER, MESSAGE, OPTIONS"
+
+
+def _raw(method: str, me: int, target: str, name: str, to_tag: str = "", cseq: str | None = None) -> bytes:
+    return (
+        f"{method} sip:support@{target} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{me};branch=z9hG4bK-{name}\r\n"
+        f"Max-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag=abc\r\nTo: <sip:support@127.0.0.1>{to_tag}\r\n"
+        f"Call-ID: {name}\r\nCSeq: 7 {cseq or method}\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+
+
+async def test_an_unknown_method_gets_501_and_what_pjsua_answers_is_unchanged(make_rig, tmp_path: Path) -> None:  # noqa: F811
+    rig = await make_rig()
+    offered: list[IncomingCall] = []
+
+    def owner(e: object) -> None:
+        if isinstance(e, IncomingCall):
+            offered.append(e)
+            rig.bridge.answer(e.call_id)
+
+    rig.events.hook = owner
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    me = sock.getsockname()[1]
+
+    async def ask(data: bytes, sentinel: str) -> list[str]:
+        """Send `data`, then an OPTIONS; every message that came back before the OPTIONS' 200."""
+        sock.sendto(data, ("127.0.0.1", rig.port))
+        sock.sendto(_sentinel(sentinel, f"127.0.0.1:{me}", rig.target), ("127.0.0.1", rig.port))
+        got: list[str] = []
+        while True:
+            text = (await asyncio.wait_for(loop.sock_recv(sock, 65535), 5)).decode()
+            if f"Call-ID: after-{sentinel}\r\n" in text:
+                assert text.startswith("SIP/2.0 200 OK\r\n"), text
+                assert f"Allow: {PJSUA_ALLOW}\r\n" in text, text  # pjsua's own answer, as before
+                return got
+            got.append(text)
+
+    # Out of dialog, a method nobody knows: exactly this, statelessly.
+    assert await ask(_raw("FOOBAR", me, rig.target, "unknown1"), "u1") == [
+        f"SIP/2.0 501 Not Implemented\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:{me};received=127.0.0.1;branch=z9hG4bK-unknown1\r\n"
+        f"Call-ID: unknown1\r\n"
+        f"From: <sip:probe@127.0.0.1>;tag=abc\r\n"
+        f"To: <sip:support@127.0.0.1>;tag=z9hG4bK-unknown1\r\n"
+        f"CSeq: 7 FOOBAR\r\n"
+        f"Allow: {PJSUA_ALLOW}, REGISTER\r\n"
+        f"Content-Length:  0\r\n\r\n"
+    ]
+    # Unchanged: in a dialog pjsip's dialog layer answers 481; an ACK, a known method nobody takes
+    # (PUBLISH) and a response get nothing; OPTIONS and REGISTER are pjsua's and the registrar's.
+    in_dialog = await ask(_raw("FOOBAR", me, rig.target, "unknown2", to_tag=";tag=x1"), "u2")
+    assert [t.split("\r\n", 1)[0] for t in in_dialog] == ["SIP/2.0 481 Call/Transaction Does Not Exist"]
+    assert await ask(_raw("ACK", me, rig.target, "unknown3"), "u3") == []
+    assert await ask(_raw("PUBLISH", me, rig.target, "unknown4"), "u4") == []
+    assert await ask(b"SIP/2.0 200 OK\r\nCall-ID: nobody\r\n\r\n", "u5") == []
+    options = await ask(_raw("OPTIONS", me, rig.target, "unknown6"), "u6")
+    assert [t.split("\r\n", 1)[0] for t in options] == ["SIP/2.0 200 OK"] and "User-Agent: unidesk" in options[0]
+    register = await ask(_raw("REGISTER", me, rig.target, "unknown7"), "u7")
+    assert [t.split("\r\n", 1)[0] for t in register] == ["SIP/2.0 503 Service Unavailable"]  # no users yet
+    assert offered == []
+    sock.close()
+
+    # And the bridge still answers a normal call.
+    rc, out = await run_sipp(tmp_path, "-sn", "uac", rig.target, "-s", "support", "-m", "1",
+                             "-p", str(free_udp_port()))
+    assert rc == 0, out[-2000:]
+    assert len(offered) == 1
+    ended = await rig.events.expect(CallEnded, offered[0].call_id)
+    assert (ended.by, ended.code) == ("remote", 200)

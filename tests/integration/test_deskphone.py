@@ -209,3 +209,84 @@ async def test_a_desk_phone_registered_with_a_worker_that_dies_is_shown_unregist
         worker.stop()
         set_desk_phone(hub, me, phone="browser")
         await agent.close()
+
+
+def hangups(phone: Baresip) -> int:
+    """Calls the far end (the worker) has ended on the phone so far (its log: one line per BYE)."""
+    return phone.output().count("session closed")
+
+
+async def wait_hangups(phone: Baresip, n: int, timeout: float = 15.0) -> bool:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while hangups(phone) < n:
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.05)  # polling another process's log, bounded
+    return True
+
+
+async def test_an_agent_calling_a_desk_phone_agent_rings_the_desk_phone_and_an_attended_transfer_keeps_it(
+    hub, media_worker, tmp_path
+):
+    from tests.integration.test_sip import available_bot
+
+    only(hub)
+    desk_agent_bot, me = await desk_agent(hub, "agent2")
+    assert set_desk_phone(hub, me, password="desk-2", phone="desk").status_code == 200
+    desk = Baresip(tmp_path / "desk", int(DESK_HZ), user="agent2", auto_answer=True,
+                   registrar=f"127.0.0.1:{media_worker.sip_port}", password="desk-2")
+    caller = Baresip(tmp_path / "caller", int(CALLER_HZ))
+    first = None
+    try:
+        await credentials_in_force(media_worker.sip_port, "agent2", "desk-2")
+        await asyncio.to_thread(desk.listen, 90)
+        await registered(desk_agent_bot)
+        first = await available_bot(hub, "agent1", 800.0)
+
+        # A call between agents: the desk phone rings (and answers itself), not a softphone.
+        ack = await first.request({"type": "call-dial", "to": "agent2"})
+        assert ack["type"] == "ack", ack
+        await first.expect(lambda m: m["type"] == "call-changed" and m["call"]["status"] == "connected", 15)
+        assert await first.hears(DESK_HZ), f"the calling agent heard {first.hearing():.0f} Hz, not the desk phone"
+        assert await asyncio.to_thread(hears, desk, 800.0), "the desk phone does not hear the calling agent"
+        # Hung up by the calling agent: the desk phone gets a BYE.
+        assert (await first.request({"type": "call-hangup", "call_id": ack["call_id"]}))["type"] == "ack"
+        assert await wait_hangups(desk, 1), desk.output()[-2000:]
+
+        # A consult: the agent holds a caller and calls agent2, whose desk phone answers.
+        caller.call(f"sip:support@127.0.0.1:{media_worker.sip_port}", 60)
+        offer = await first.expect(lambda m: m["type"] == "contact-offered", 15)
+        cid = offer["contact"]["id"]
+        assert (await first.request({"type": "accept-offer", "contact_id": cid}))["type"] == "ack"
+        assert await first.hears(CALLER_HZ)
+        assert (await desk_agent_bot.request({"type": "set-state", "state": "available"}))["type"] == "ack"
+        assert (await first.request({"type": "call-hold", "call_id": cid, "on": True}))["type"] == "ack"
+        consult = await first.request({"type": "call-dial", "to": "agent2"})
+        assert consult["type"] == "ack", consult
+        await first.expect(lambda m: m["type"] == "call-changed" and m["call"]["id"] == consult["call_id"]
+                           and m["call"]["status"] == "connected", 15)
+        assert await first.hears(DESK_HZ), "the consulting agent does not hear the desk phone"
+        # Completed: the caller goes to agent2 on the same desk call (no new ring, no hang-up).
+        done = await first.request({"type": "call-transfer", "call_id": cid, "consult": consult["call_id"]})
+        assert done["type"] == "ack", done
+        took = await desk_agent_bot.expect(
+            lambda m: m["type"] == "contact-changed" and m["contact"]["id"] == done["call_id"]
+            and m["contact"]["status"] == "connected", 15)
+        assert took["contact"]["agent_id"] == me
+        assert await asyncio.to_thread(hears, desk, CALLER_HZ), "the desk phone does not hear the caller"
+        assert await asyncio.to_thread(hears, caller, DESK_HZ), "the caller does not hear the desk phone"
+        assert hangups(desk) == 1, "the desk call was hung up on the way"
+        # The contact ends from the desktop: both SIP calls end.
+        assert (await desk_agent_bot.request({"type": "end-contact", "contact_id": done["call_id"]}))["type"] == "ack"
+        assert await asyncio.to_thread(ended, caller), caller.output()[-2000:]
+        assert await wait_hangups(desk, 2), desk.output()[-2000:]
+        for b, contact in ((first, cid), (desk_agent_bot, done["call_id"])):
+            await b.request({"type": "complete-wrap-up", "contact_id": contact, "code": "resolved"})
+    finally:
+        caller.stop()
+        desk.stop()
+        set_desk_phone(hub, me, phone="browser")
+        for b in (first, desk_agent_bot):
+            if b is not None:
+                await b.request({"type": "set-state", "state": "logged-out"})
+                await b.close()
