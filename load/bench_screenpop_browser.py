@@ -14,8 +14,10 @@ SIP gateway submits an arrival) and stops at the first animation frame after the
 result (a MutationObserver in the page stamps the change, a requestAnimationFrame the paint; both
 clocks are the machine's wall clock). Then the contact is abandoned and the desktop waits idle
 again. Two kinds, interleaved:
-- known caller: the ACD offers, the store pop finds one customer, the desktop fetches the record
-  and its last contacts and draws them (`#customer[data-customer-id]`, the name);
+- known caller: the ACD offers with the store pop's brief of the one customer found (name,
+  company, numbers, last contacts), which the desktop draws at once (`#customer[data-customer-id]`,
+  the name); then it fetches the full record and history and redraws (`data-record="full"`), timed
+  as a second figure;
 - unknown caller (the baseline, same path without a record): the pop finds nobody and the desktop
   draws the "new customer" form.
 The ratio known / unknown is what finding and drawing a record among a million adds.
@@ -62,7 +64,10 @@ OBSERVER = """() => {
   const look = () => {
     if (box.hidden) return;
     const name = document.querySelector('#customer-name');
-    if (box.dataset.customerId && name && name.textContent) stamp('c' + box.dataset.customerId);
+    if (box.dataset.customerId && name && name.textContent) {
+      stamp('c' + box.dataset.customerId);  // first drawn: the offer's brief, or the record
+      if (box.dataset.record === 'full') stamp('f' + box.dataset.customerId);
+    }
     const form = document.querySelector('#customer-new');
     const number = document.querySelector('#customer-new [name=number]');
     if (box.dataset.matches === '0' && form && !form.hidden && number && number.dataset.contactId)
@@ -94,18 +99,20 @@ async def load_customers(db: str, n: int) -> tuple[int, int]:
         await conn.close()
 
 
-def sample(page, api: httpx.Client, admin: dict[str, str], caller: str, key_of) -> float:  # type: ignore[no-untyped-def]
+def sample(page, api: httpx.Client, admin: dict[str, str], caller: str, keys_of) -> list[float]:  # type: ignore[no-untyped-def]
+    """Post one contact; the times (ms) from the post to each of `keys_of(contact id)` painted."""
     t0 = time.time() * 1000
     r = api.post("/api/contacts", json={"queue": "support", "caller": caller}, headers=admin)
     r.raise_for_status()
     cid = r.json()["contact_id"]
-    key = key_of(cid)
-    page.wait_for_function("(k) => window.__drawn[k] && window.__drawn[k].painted", arg=key, timeout=30_000)
-    painted = page.evaluate("(k) => window.__drawn[k].painted", key)
+    out = []
+    for key in keys_of(cid):
+        page.wait_for_function("(k) => window.__drawn[k] && window.__drawn[k].painted", arg=key, timeout=30_000)
+        out.append(page.evaluate("(k) => window.__drawn[k].painted", key) - t0)
     api.post(f"/api/contacts/{cid}/abandon", headers=admin).raise_for_status()
     page.wait_for_selector("#contact", state="hidden", timeout=30_000)
     page.wait_for_function("() => document.querySelector('#state-label').textContent === 'Available'", timeout=30_000)
-    return painted - t0
+    return out
 
 
 def run(args: argparse.Namespace) -> None:
@@ -168,19 +175,24 @@ def run(args: argparse.Namespace) -> None:
             page.wait_for_function("() => document.querySelector('#state-label').textContent === 'Available'")
             page.evaluate(OBSERVER)
             record: list[float] = []
+            full: list[float] = []
             new: list[float] = []
             for n, i in enumerate(known):
                 cust = first + i - 1
                 # Callers dial nationally; the pop normalises with the tenant's region.
-                a = sample(page, api, admin, number_of(i).replace("+49", "0"), lambda cid, c=cust: f"c{c}")
-                b = sample(page, api, admin, f"030 9{n:07d}", lambda cid: f"n{cid}")
+                a, f = sample(page, api, admin, number_of(i).replace("+49", "0"), lambda cid, c=cust: [f"c{c}", f"f{c}"])
+                (b,) = sample(page, api, admin, f"030 9{n:07d}", lambda cid: [f"n{cid}"])
                 if n >= args.warmup:
                     record.append(a)
+                    full.append(f)
                     new.append(b)
             browser.close()
         print(f"pops: {len(record)} known callers among {args.customers:,} customers, {len(new)} unknown callers,"
               " interleaved; arrival -> drawn and painted in Chromium")
-        print(f"  known caller, record drawn      p50 {statistics.median(record):7.1f} ms   p99 {pct(record, 99):7.1f} ms")
+        print(f"  known caller, record drawn      p50 {statistics.median(record):7.1f} ms   p99 {pct(record, 99):7.1f} ms"
+              "   (the pop's brief with the offer: name, company, numbers, last contacts)")
+        print(f"  known caller, full record       p50 {statistics.median(full):7.1f} ms   p99 {pct(full, 99):7.1f} ms"
+              "   (after GET /api/customers/{id} and its history)")
         print(f"  unknown caller, form (baseline) p50 {statistics.median(new):7.1f} ms   p99 {pct(new, 99):7.1f} ms")
         print(f"  ratio known / unknown: p50 {statistics.median(record) / statistics.median(new):.2f}"
               f"   p99 {pct(record, 99) / pct(new, 99):.2f}")

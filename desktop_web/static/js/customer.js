@@ -38,20 +38,26 @@ export class CustomerPanel {
     const box = $("#customer");
     show(box, Boolean(contact));
     if (!contact) { this.contactId = null; this.customerId = null; return; }
+    const matches = contact.customers || [];
     if (contact.id !== this.contactId) {
       this.contactId = contact.id;
       this.customerId = contact.customer_id || null;
       this.record = null;
-      if (this.customerId) this.load(this.customerId);
+      this.brief = null;
+      if (this.customerId) {
+        // The offer carries the match's brief: drawn at once, the full record replaces it when loaded.
+        const brief = matches.find((m) => m.id === this.customerId);
+        if (brief) this.drawBrief(brief);
+        this.load(this.customerId);
+      }
     }
-    const matches = contact.customers || [];
     const crm = Object.entries(contact.crm || {});
     $("#crm-fields").replaceChildren(...crm.flatMap(([k, v]) => [el("dt", {}, k), el("dd", { dataset: { crm: k } }, v)]));
     show($("#crm-fields"), crm.length > 0);
     box.dataset.matches = String(matches.length);
     show($("#customer-choose"), !this.customerId && matches.length > 1);
     show($("#customer-new"), !this.customerId && matches.length === 0);
-    show($("#customer-record"), Boolean(this.customerId && this.record));
+    show($("#customer-record"), Boolean(this.customerId && (this.record || this.brief)));
     if (!this.customerId && matches.length > 1) {
       $("#customer-choices").replaceChildren(...matches.map((m) => el("li", {},
         el("button", { type: "button", dataset: { customerId: m.id } }, m.name),
@@ -73,10 +79,31 @@ export class CustomerPanel {
     } catch (err) { toast(err.message); }
   }
 
+  // What the pop brought with the offer: name, company, numbers and the last contacts.
+  drawBrief(b) {
+    this.brief = b;
+    const box = $("#customer");
+    box.dataset.customerId = b.id;
+    box.dataset.record = "brief";
+    $("#customer-name").textContent = b.name;
+    const fields = [["Numbers", (b.numbers || []).join(", ")], ["Company", b.company || ""]].filter(([, v]) => v);
+    $("#customer-fields").replaceChildren(...fields.flatMap(([k, v]) => [el("dt", {}, k), el("dd", { dataset: { field: k } }, v)]));
+    const past = (b.last_contacts || []).filter((h) => h.contact_id !== this.contactId);
+    $("#customer-contacts").replaceChildren(...(past.length ? past.slice(0, 5).map((h) => el("li",
+      { dataset: { contactId: h.contact_id } },
+      `${when(h.at)} · ${h.queue || ""} · ${h.outcome || "in progress"}`,
+      h.wrapup_code ? ` · ${h.wrapup_code}` : "", h.notes ? ` — ${h.notes}` : ""))
+      : [el("li", { class: "muted" }, "No contacts yet")]));
+    show($("#customer-record"), true);
+    show($("#customer-choose"), false);
+    show($("#customer-new"), false);
+  }
+
   draw(c, history) {
     history = history.filter((h) => h.contact_id !== this.contactId); // this contact is no past one
     const box = $("#customer");
     box.dataset.customerId = c.id;
+    box.dataset.record = "full";
     $("#customer-name").textContent = c.name;
     const fields = [
       ["Numbers", c.numbers.map((n) => n.number + (n.label ? ` (${n.label})` : "")).join(", ")],
