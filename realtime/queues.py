@@ -19,7 +19,7 @@ from starlette.routing import Route
 from realtime import acd
 from realtime import protocol as P
 from realtime.api import ApiError, principal, read_body
-from realtime.contacts import ContactCenter, ContactError, Reconfigure, queue_config
+from realtime.contacts import QUEUE_KEYS, ContactCenter, ContactError, Reconfigure, queue_config
 from realtime.directory import Directory
 from realtime.live import LiveStore, stream_agent, stream_board
 from store.models import Queue
@@ -35,6 +35,9 @@ class QueuePatch(msgspec.Struct, forbid_unknown_fields=True):
     service_level_seconds: Annotated[int, msgspec.Meta(ge=1, le=3600)] | None = None
     # Seconds an offer rings before it counts as missed (kept in the queue's routing config).
     ring_timeout: Annotated[float, msgspec.Meta(ge=5, le=300)] | None = None
+    # Further routing settings by the ACD's names (max_wait, overflow, max_length, join_when_empty,
+    # retry_delay, ...: docs/acd.md); a null value returns that setting to its default.
+    routing: Annotated[dict[str, Any], msgspec.Meta(max_length=32)] | None = None
 
 
 def settings_view(q: Queue) -> P.QueueSettingsView:
@@ -69,7 +72,26 @@ class QueueSettings:
 
 
 def _dict(q: Queue) -> dict[str, Any]:
-    return msgspec.to_builtins(settings_view(q))
+    routing = {k: v for k, v in (q.config or {}).items() if k in QUEUE_KEYS}
+    return {**msgspec.to_builtins(settings_view(q)), "routing": routing}
+
+
+def _routing(config: dict[str, Any], patch: dict[str, Any], queues: set[str]) -> dict[str, Any]:
+    """The queue's routing config with `patch` applied; ApiError naming the first bad setting."""
+    out = dict(config)
+    for key, value in patch.items():
+        if key not in QUEUE_KEYS:
+            raise ApiError(400, "bad-request", f"routing.{key[:64]}: not a queue setting")
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, (dict, list)):
+            raise ApiError(400, "bad-request", f"routing.{key}: expected a number or a string")
+        else:
+            out[key] = value
+    overflow = out.get("overflow")
+    if isinstance(overflow, str) and not overflow.startswith("end:") and overflow not in queues:
+        raise ApiError(400, "bad-request", f"routing.overflow: no queue {overflow[:64]!r} in this tenant")
+    return out
 
 
 async def list_queues(request: Request) -> Response:
@@ -94,9 +116,11 @@ async def patch_queue(request: Request) -> Response:
                 setattr(row, key, v)
         if req.ring_timeout is not None:
             row.config = {**(row.config or {}), "ring_timeout": req.ring_timeout}
+        if req.routing is not None:
+            row.config = _routing(row.config or {}, req.routing, {q.name for q in await TenantRepo(s, p.tenant_id).queues()})
         try:
             queue_config(row)  # what the router will build: refused here, before it is stored
-        except (acd.ConfigError, ValueError) as exc:
+        except (acd.ConfigError, ValueError, TypeError) as exc:
             raise ApiError(400, "bad-request", str(exc).replace("QueueConfig.", "")) from None
     await ctx.queue_settings.changed(p.tenant_id, row)
     return JSONResponse(_dict(row))

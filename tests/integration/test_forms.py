@@ -235,3 +235,48 @@ def test_queue_settings_change_live_for_desktops_and_the_router(forms_hub):
         httpx.patch(f"{h.url}/api/queues/sales", json={"label": "Sales", "wrap_up_seconds": 20}, headers=auth(h))
         ws.close()
         board.close()
+
+
+def refused(h, cid: str, timeout: float = 10.0) -> tuple[str, str | None]:
+    """The outcome and end reason of a contact's record, once it is written."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = httpx.get(f"{h.url}/api/contacts/{cid}", headers=auth(h))
+        if r.status_code == 200 and r.json()["outcome"]:
+            return r.json()["outcome"], (r.json()["data"] or {}).get("reason")
+        time.sleep(0.05)  # polling the store for the record, with a deadline
+    raise AssertionError(f"no record of {cid} within {timeout}s")
+
+
+def test_routing_settings_change_live_and_bad_ones_are_named(forms_hub):
+    h = forms_hub
+    for i in range(1, 6):
+        force(h, f"agent{i}", "logged-out")
+    url = f"{h.url}/api/queues/sales"
+    try:
+        for body, field in (({"routing": {"colour": 1}}, "routing.colour"),
+                            ({"routing": {"overflow": "nowhere"}}, "routing.overflow"),
+                            ({"routing": {"max_length": -2}}, "max_length"),
+                            ({"routing": {"max_wait": [1]}}, "routing.max_wait")):
+            r = httpx.patch(url, json=body, headers=auth(h))
+            assert r.status_code == 400 and field in r.json()["message"], (body, r.text)
+        # At most one contact waiting in sales from now on, without a restart: the second is refused.
+        r = httpx.patch(url, json={"routing": {"max_length": 1, "join_when_empty": "allow"}}, headers=auth(h))
+        assert r.status_code == 200 and r.json()["routing"]["max_length"] == 1, r.text
+        first = httpx.post(f"{h.url}/api/contacts", json={"queue": "sales", "caller": "+4930555011"}, headers=auth(h))
+        assert first.status_code == 201, first.text
+        second = httpx.post(f"{h.url}/api/contacts", json={"queue": "sales", "caller": "+4930555012"}, headers=auth(h))
+        assert second.status_code == 201, second.text
+        assert refused(h, second.json()["contact_id"]) == ("rejected", "queue-full")
+        httpx.post(f"{h.url}/api/contacts/{first.json()['contact_id']}/abandon", headers=auth(h))
+        # A null takes the setting back to its default: the queue is open again.
+        r = httpx.patch(url, json={"routing": {"max_length": None, "join_when_empty": None}}, headers=auth(h))
+        assert r.status_code == 200 and "max_length" not in r.json()["routing"], r.text
+        again = [httpx.post(f"{h.url}/api/contacts", json={"queue": "sales", "caller": f"+493055502{i}"},
+                            headers=auth(h)) for i in range(2)]
+        assert [x.status_code for x in again] == [201, 201], [x.text for x in again]
+        for x in again:  # both waited (a refused one could not be abandoned)
+            httpx.post(f"{h.url}/api/contacts/{x.json()['contact_id']}/abandon", headers=auth(h))
+            assert refused(h, x.json()["contact_id"])[0] == "abandoned"
+    finally:
+        httpx.patch(url, json={"routing": {"max_length": None, "join_when_empty": None}}, headers=auth(h))
