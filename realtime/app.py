@@ -18,7 +18,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from realtime import api, customers as customers_api, knowledge_api, recordings_api, reports, wallboards, webinars
+from realtime import api, customers as customers_api, knowledge_api, recordings_api, reports, teams, wallboards, webinars
 from realtime.agents import AgentService
 from realtime.auth import LoginThrottle, RedisLoginThrottle, TokenService
 from realtime.config import Settings
@@ -182,6 +182,7 @@ def build_app(settings: Settings) -> Starlette:
         *support_api.routes,
         *knowledge_api.routes,
         *webinars.routes,
+        *teams.routes,
         WebSocketRoute("/ws", ctx.hub.endpoint),
         Route("/", _page("index.html")),
         Route("/agent", _page("agent.html")),

@@ -146,6 +146,10 @@ class LiveStore:
         for key, value in items.items():
             await self.map_put(name, key, value)
 
+    async def map_put_new(self, name: str, key: str, value: bytes) -> bool:
+        """Put the field unless it exists (across hubs: one of two racing writers wins); True if put."""
+        raise NotImplementedError
+
     async def map_delete(self, name: str, key: str) -> None:
         raise NotImplementedError
 
@@ -215,6 +219,13 @@ class MemoryLiveStore(LiveStore):
 
     async def map_put(self, name: str, key: str, value: bytes) -> None:
         self._maps.setdefault(name, {})[key] = value
+
+    async def map_put_new(self, name: str, key: str, value: bytes) -> bool:
+        m = self._maps.setdefault(name, {})
+        if key in m:
+            return False
+        m[key] = value
+        return True
 
     async def map_delete(self, name: str, key: str) -> None:
         self._maps.get(name, {}).pop(key, None)
@@ -447,6 +458,9 @@ class RedisLiveStore(LiveStore):
     async def map_put_many(self, name: str, items: dict[str, bytes]) -> None:
         if items:
             await self.redis.hset(f"{self.prefix}:map:{name}", mapping=items)  # type: ignore[arg-type]
+
+    async def map_put_new(self, name: str, key: str, value: bytes) -> bool:
+        return bool(await self.redis.hsetnx(f"{self.prefix}:map:{name}", key, value))
 
     async def map_delete(self, name: str, key: str) -> None:
         await self.redis.hdel(f"{self.prefix}:map:{name}", key)

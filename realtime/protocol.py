@@ -30,6 +30,7 @@ from realtime.protocol_meetings import (  # noqa: F401
     SupportEnd, RoomId, SlotName, MemberId, WebinarJoin, WebinarOffer,
     WebinarAction, WebinarAsk, WebinarHand, WebinarChat, WebinarLeave, WebinarMemberView,
     WebinarQuestionView, WebinarState, WebinarAnswer, WebinarChatMessage, WebinarClosed, SupportView,
+    WebinarMediaLost, WebinarListing, WebinarInvited,
     SupportChanged, SupportRelayed,
 )
 
@@ -724,7 +725,7 @@ ServerFrame = Union[
     Welcome, Snapshot, AgentStateChanged, ContactOffered, ContactChanged, QueueStatsChanged, WallboardView, PhoneAnswer,
     PhoneState, PhoneCheck, CallChanged, CallDigits, MonitorChanged, LiveCallsChanged, AlertChanged, ChatReceived,
     HandChanged, MediaCommands, SupportChanged, SupportRelayed, InstructionPublished, InstructionAcked, ContentChanged,
-    WebinarState, WebinarAnswer, WebinarChatMessage, WebinarClosed,
+    WebinarState, WebinarAnswer, WebinarChatMessage, WebinarClosed, WebinarMediaLost, WebinarInvited,
     Ack, Pong, Error, DeskPhone
 ]
 
