@@ -17,8 +17,15 @@ and `…-v` (receiving); offers go to the worker as `webinar-publish` /
 the session id's prefix. Attendance: every stay that ends (leaving, removed,
 the webinar ended) is written to `webinar_attendance`.
 
-REST: POST /api/webinars (create), POST /api/webinars/{room}/invites (a guest
-link), GET /api/webinars/{room}/attendance (the training record).
+Scheduling: every webinar has a row of `webinar_schedules` (when, how long, its
+audience of queues and teams); a scheduled one comes to life in the live map
+when its first member joins (from 10 minutes before its start), and its
+audience's desktops get `webinar-invited`. When the media worker carrying a
+room dies, the room moves to another worker (members offer again) or ends.
+
+REST: POST /api/webinars (start now or schedule), GET /api/webinars (those the
+caller may join), POST /api/webinars/{room}/invites (a guest link),
+GET /api/webinars/{room}/attendance (the training record).
 """
 
 from __future__ import annotations
