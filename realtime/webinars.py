@@ -32,11 +32,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 import re
 import secrets
 import time
-from collections.abc import Callable
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from sqlalchemy import select, update
@@ -59,6 +60,9 @@ log = logging.getLogger("unidesk.webinars")
 TRAINERS = ("trainer", "supervisor", "admin")
 SESSION = re.compile(r"^wb(\d+)-([0-9a-f]+)-([ug]\d+)-([pv])$")
 INVITE_MINUTES = 24 * 60
+# Reads, decisions and writes of one room retried when other hubs wrote it meanwhile.
+SAVE_TRIES = 20
+T = TypeVar("T")
 # A webinar started and never ended leaves the listings this long after its planned end.
 OVERRUN = 3600
 
@@ -89,6 +93,19 @@ class _Room(msgspec.Struct):
     worker: str
     # {"queues": [ids], "teams": [ids]}: only their agents (and invited guests) may join; None: any user.
     audience: dict[str, list[int]] | None = None
+
+
+@dataclass
+class _Held:
+    """A room as read: its worker and audience, and the bytes read (what `_save` expects to replace)."""
+
+    worker: str
+    audience: dict[str, list[int]] | None
+    raw: bytes | None = None
+
+
+class _Conflict(Exception):
+    """Another hub wrote the room since it was read."""
 
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
@@ -136,7 +153,7 @@ class Webinars:
         if starts_at is None:
             worker = await self._pick_worker(room)
             w = Webinar(room, title[:200], presenter=member_of(p), starts_at=now, started=True)
-            await self._save(p.tenant_id, w, _Room({}, worker, audience))
+            await self._save(p.tenant_id, w, _Held(worker, audience))
         async with self.sessionmaker() as s, s.begin():
             s.add(WebinarSchedule(
                 tenant_id=p.tenant_id, room=room, title=title[:200], presenter_id=p.user_id,
@@ -153,16 +170,16 @@ class Webinars:
         # The least loaded worker would be better; any connected one carries a room.
         return workers[int(room, 16) % len(workers)]
 
-    async def _load(self, tenant_id: int, room: str, open_: bool = False) -> tuple[Webinar, _Room]:
+    async def _load(self, tenant_id: int, room: str, open_: bool = False) -> tuple[Webinar, _Held]:
         raw = await self.live.map_get(rooms_map(tenant_id), room)
         if raw is None:
             if open_:
                 return await self._open(tenant_id, room)
             raise WebinarError(P.NOT_FOUND, f"no webinar {room}")
         r = msgspec.json.decode(raw, type=_Room)
-        return Webinar.from_dict(r.webinar), r
+        return Webinar.from_dict(r.webinar), _Held(r.worker, r.audience, raw)
 
-    async def _open(self, tenant_id: int, room: str) -> tuple[Webinar, _Room]:
+    async def _open(self, tenant_id: int, room: str) -> tuple[Webinar, _Held]:
         """A scheduled webinar's first member: its room comes to life from the schedule."""
         row = await self._schedule(tenant_id, room)
         if row is None:
@@ -170,14 +187,16 @@ class Webinars:
         if row.ended_at is not None:
             raise WebinarError(P.CONFLICT, "the webinar has ended")
         w = Webinar(room, row.title, f"u{row.presenter_id}", starts_at=row.starts_at, started=row.started_at is not None)
-        r = _Room(w.to_dict(), await self._pick_worker(room), row.audience)
-        if not await self.live.map_put_new(rooms_map(tenant_id), room, msgspec.json.encode(r)):
-            return await self._load(tenant_id, room)  # another hub opened it meanwhile
-        await self.live.map_put(worker_rooms(r.worker), f"{tenant_id}:{room}", b"1")
+        r = _Held(await self._pick_worker(room), row.audience)
+        await self._save(tenant_id, w, r)  # put if absent: when another hub opened it meanwhile, read that one
         return w, r
 
-    async def _save(self, tenant_id: int, w: Webinar, r: _Room) -> None:
-        await self.live.map_put(rooms_map(tenant_id), w.id, msgspec.json.encode(_Room(w.to_dict(), r.worker, r.audience)))
+    async def _save(self, tenant_id: int, w: Webinar, r: _Held) -> None:
+        """Write the room if nobody else did since it was read (else _Conflict); `r.raw` None: if absent."""
+        new = msgspec.json.encode(_Room(w.to_dict(), r.worker, r.audience))
+        if not await self.live.map_swap(rooms_map(tenant_id), w.id, r.raw, new):
+            raise _Conflict(w.id)
+        r.raw = new
         if w.ended:
             await self.live.map_delete(worker_rooms(r.worker), f"{tenant_id}:{w.id}")
         else:
@@ -255,6 +274,17 @@ class Webinars:
 
     # ------------------------------------------------------------ frames from members
 
+    async def _changing(self, tenant_id: int, room: str, change: Callable[[], Awaitable[T]]) -> T:
+        """Run `change` (read the room, decide, `_save` it, then act) under this hub's lock of the room,
+        again from the read when another hub wrote the room meanwhile (`_save`'s compare-and-set)."""
+        async with self._lock(tenant_id, room):
+            for _ in range(SAVE_TRIES):
+                try:
+                    return await change()
+                except _Conflict:
+                    continue
+        raise WebinarError(P.CONFLICT, "the webinar changed too often at once; try again")
+
     async def handle(self, p: Principal, member: str | None, frame: P.ClientMessage, follow: Callable[[str], None],
                      joined: Callable[[tuple[int, str, str] | None], None]) -> None:
         """One webinar frame of a connection; `member` is the room and member it joined, if any.
@@ -264,11 +294,15 @@ class Webinars:
             if p.kind == "webinar" and p.room != frame.room:
                 raise WebinarError(P.FORBIDDEN, "this invitation is for another webinar")
             me = member_of(p)
-            async with self._lock(t, frame.room):
+
+            async def join() -> Webinar:
                 w, r = await self._load(t, frame.room, open_=True)
                 invited = p.kind == "webinar" or me == w.presenter or await self._invited(t, p.user_id, r.audience)
                 w.join(me, p.username, self.clock(), guest=p.kind == "webinar", invited=invited)
                 await self._save(t, w, r)
+                return w
+
+            w = await self._changing(t, frame.room, join)
             follow(member_stream(t, frame.room, me))
             joined((t, frame.room, me))
             await self._announce(t, w)
@@ -276,9 +310,9 @@ class Webinars:
         if member is None:
             raise WebinarError(P.CONFLICT, "join a webinar first (webinar-join)")
         room, me = member.split(":", 1)
-        async with self._lock(t, room):
+
+        async def change() -> None:
             w, r = await self._load(t, room)
-            worker = r.worker
             w.need_member(me)
             now = self.clock()
             match frame:
@@ -290,16 +324,13 @@ class Webinars:
                     elif "a=sendrecv" in sdp or "a=sendonly" in sdp:
                         raise WebinarError(P.FORBIDDEN, "attendees receive only: offer recvonly media, or ask to speak")
                     op = "webinar-publish" if publish else "webinar-view"
-                    await self.phone.command(worker, P.MediaCommand(
+                    await self.phone.command(r.worker, P.MediaCommand(
                         op=op, session_id=media_session(t, room, me, publish), offer_id=oid, sdp=sdp, room=room,
                         slots=list(slots) if slots else None,
                     ))
                     return
                 case P.WebinarAction(action=action, member=target, question=question):
                     w.act(me, action, now, target=target, question=question)
-                    if action == "start":
-                        await self._mark(t, room, started_at=now)
-                        await self._invite(t, room)
                 case P.WebinarAsk(text=text):
                     w.ask(me, text, now)
                 case P.WebinarHand(on=on):
@@ -313,17 +344,24 @@ class Webinars:
                     w.leave(me, now)
                     joined(None)
             await self._apply(t, w, r, now)
+            if isinstance(frame, P.WebinarAction) and frame.action == "start":
+                await self._mark(t, room, started_at=now)
+                await self._invite(t, room)
+
+        await self._changing(t, room, change)
 
     async def left(self, tenant_id: int, room: str, member: str) -> None:
         """The member's connection closed: it leaves (its media closes, its stay is recorded)."""
-        async with self._lock(tenant_id, room):
+        async def leave() -> None:
             try:
                 w, r = await self._load(tenant_id, room)
             except WebinarError:
                 return
             w.leave(member, self.clock())
-            await self._command_closes(r.worker, tenant_id, room, member)
             await self._apply(tenant_id, w, r, self.clock())
+            await self._command_closes(r.worker, tenant_id, room, member)
+
+        await self._changing(tenant_id, room, leave)
 
     async def _command_closes(self, worker: str, tenant_id: int, room: str, member: str, publish_only: bool = False) -> None:
         sessions = [media_session(tenant_id, room, member, True)]
@@ -331,11 +369,15 @@ class Webinars:
             sessions.append(media_session(tenant_id, room, member, False))
         await self.phone.command(worker, *(P.MediaCommand(op="webinar-close", session_id=s) for s in sessions))
 
-    async def _apply(self, t: int, w: Webinar, r: _Room, now: float, closed: str = "the webinar has ended") -> None:
-        """Save the room, carry out its commands, record ended stays, tell every member."""
+    async def _apply(self, t: int, w: Webinar, r: _Held, now: float, closed: str = "the webinar has ended",
+                     first: list[tuple[str, bytes]] | None = None) -> None:
+        """Save the room (raises _Conflict when another hub wrote it since it was read; nothing was done
+        then), then carry out its commands, record ended stays, tell every member (`first` before all)."""
+        commands = w.commands_out()
+        await self._save(t, w, r)
         worker = r.worker
-        out: list[tuple[str, bytes]] = []
-        for c in w.commands_out():
+        out: list[tuple[str, bytes]] = list(first or [])
+        for c in commands:
             match c.op:
                 case "mute":
                     await self.phone.command(worker, P.MediaCommand(op="webinar-mute", session_id="speaker", room=w.id,
@@ -353,7 +395,6 @@ class Webinars:
                     await self._mark(t, w.id, ended_at=now)
                     ended = P.encode(P.WebinarClosed(reason="ended", message=closed))
                     out += [(member_stream(t, w.id, m), ended) for m in w.members]
-        await self._save(t, w, r)
         await self._record(t, w)
         if out:
             await self.live.publish(out)
@@ -415,33 +456,33 @@ class Webinars:
         for key in await self.live.map_all(worker_rooms(worker)):
             tid, _, room = key.partition(":")
             t = int(tid)
-            async with self._lock(t, room):
-                await self.live.map_delete(worker_rooms(worker), key)
-                try:
-                    w, r = await self._load(t, room)
-                except WebinarError:
-                    continue
-                if r.worker != worker or w.ended:
-                    continue
-                online = [m.id for m in w.online()]
-                now = self.clock()
-                try:
-                    r.worker = await self._pick_worker(room, gone=worker)
-                except WebinarError:
-                    lost = P.WebinarMediaLost(room=room, moved=False, message="the media server carrying the webinar "
-                                              "went away and no other is connected: the webinar ended")
-                    w.close(now)
-                    closed = "the webinar ended: its media server went away"
-                else:
-                    lost = P.WebinarMediaLost(room=room, moved=True, message="the media server carrying the webinar "
-                                              "went away; reconnecting to another")
-                    w.media_moved()
-                    closed = ""
-                log.warning("webinar %s lost its media worker %s; %s", room, worker,
-                            f"moved to {r.worker}" if lost.moved else "ended")
-                frame = P.encode(lost)
-                await self.live.publish([(member_stream(t, room, m), frame) for m in online])
-                await self._apply(t, w, r, now, closed=closed)
+            await self.live.map_delete(worker_rooms(worker), key)
+            await self._changing(t, room, lambda t=t, room=room: self._move(t, room, worker))
+
+    async def _move(self, t: int, room: str, gone: str) -> None:
+        try:
+            w, r = await self._load(t, room)
+        except WebinarError:
+            return
+        if r.worker != gone or w.ended:
+            return
+        online = [m.id for m in w.online()]
+        now = self.clock()
+        try:
+            r.worker = await self._pick_worker(room, gone=gone)
+        except WebinarError:
+            lost = P.WebinarMediaLost(room=room, moved=False, message="the media server carrying the webinar "
+                                      "went away and no other is connected: the webinar ended")
+            w.close(now)
+            closed = "the webinar ended: its media server went away"
+        else:
+            lost = P.WebinarMediaLost(room=room, moved=True, message="the media server carrying the webinar "
+                                      "went away; reconnecting to another")
+            w.media_moved()
+            closed = ""
+        frame = P.encode(lost)
+        await self._apply(t, w, r, now, closed=closed, first=[(member_stream(t, room, m), frame) for m in online])
+        log.warning("webinar %s lost its media worker %s; %s", room, gone, f"moved to {r.worker}" if lost.moved else "ended")
 
     # ------------------------------------------------------------ REST
 
