@@ -38,7 +38,7 @@ from realtime.transfers import Transfers
 from realtime.monitors import Monitors
 from realtime.chat import Chat
 from realtime.support import Support
-from realtime import support as support_api
+from realtime import support as support_api, support_send
 from realtime.knowledge import Knowledge
 from realtime.alerts import Alerts, LiveCalls
 from realtime.trunks import TrunkService
@@ -180,6 +180,7 @@ def build_app(settings: Settings) -> Starlette:
         *wallboards.routes,
         *recordings_api.routes,
         *support_api.routes,
+        *support_send.routes,
         *knowledge_api.routes,
         *webinars.routes,
         *teams.routes,
