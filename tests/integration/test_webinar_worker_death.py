@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import WorkerProcess
+from tests.conftest import WorkerProcess, drop_backend, prepared_backend
 from tests.helpers import bearer, cached_login
 from tests.integration.test_webinars import PRESENTER_HZ, Member, post, until
 from webrtc.webinar_bot import Attendee, Publisher
@@ -17,8 +17,16 @@ from webrtc.webinar_bot import Attendee, Publisher
 pytestmark = pytest.mark.timeout(240)
 
 
-async def test_a_webinar_moves_off_a_dead_worker_and_ends_when_none_is_left(start_hub, tmp_path: Path):
-    hub = start_hub()
+@pytest.fixture
+def own_hub(start_hub, tmp_path):
+    """A hub on a backend of its own: no other hub's media workers share its live store."""
+    b = prepared_backend(tmp_path)
+    yield start_hub(b)
+    drop_backend(b)
+
+
+async def test_a_webinar_moves_off_a_dead_worker_and_ends_when_none_is_left(own_hub, tmp_path: Path):
+    hub = own_hub
     workers: dict[str, WorkerProcess] = {}
     peers: list = []  # type: ignore[type-arg]
     host, guest = Member(hub), Member(hub)
