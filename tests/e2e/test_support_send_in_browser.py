@@ -10,7 +10,7 @@ import httpx
 from playwright.sync_api import expect
 
 from tests.e2e.test_desktop_and_board import log_in
-from tests.helpers import bearer, cached_login
+from tests.helpers import bearer, cached_login, connect_as
 from tests.integration.test_support_send import PASSWORD, USER, mailbox  # noqa: F401  (a fixture)
 
 
@@ -22,6 +22,7 @@ def test_the_agent_sends_the_link_by_email_from_the_card(hub, browser, mailbox):
     assert r.status_code == 200, r.text
     ctx = browser.new_context()
     errors: list[str] = []
+    sid = ""
     try:
         page = ctx.new_page()
         page.on("pageerror", lambda e: errors.append(str(e)))
@@ -29,6 +30,7 @@ def test_the_agent_sends_the_link_by_email_from_the_card(hub, browser, mailbox):
         expect(page.locator("#conn")).to_have_text("Connected")
         page.click("#vs-start")
         expect(page.locator("#vs-link")).to_have_value(re.compile(r"/support/"))
+        sid = page.locator("#vs-link").input_value().split("/support/")[1].split("#")[0]
         expect(page.locator("#vs-send")).to_be_visible()
 
         page.fill("#vs-send-to", "erika@")
@@ -42,9 +44,12 @@ def test_the_agent_sends_the_link_by_email_from_the_card(hub, browser, mailbox):
         expect(status).to_have_attribute("data-state", "sent")
         expect(status).to_contain_text("Sent by e-mail to erika@example.com")
         (envelope,) = mailbox.messages
-        sid = page.locator("#vs-link").input_value().split("/support/")[1].split("#")[0]
         text = email.message_from_bytes(envelope.content).get_payload(decode=True).decode()
         assert envelope.rcpt_tos == ["erika@example.com"] and f"/support/{sid}#t=" in text
         assert not errors, errors
     finally:
         ctx.close()
+        if sid:  # the agent's desktop keeps no session open for later tests
+            ws, _ = connect_as(hub, "agent5")
+            assert ws.request({"type": "support-end", "session_id": sid})["type"] == "ack"
+            ws.close()

@@ -174,4 +174,8 @@ def test_the_link_goes_out_by_email_and_sms_and_bad_input_is_refused(hub, mailbo
     r = send(hub, tokens, sid, {"sms": "+4930123456"})
     assert r.status_code == 502 and "answered 401" in r.json()["message"], r.text
     assert send(hub, tokens, sid, {"email": "erika@example.com"}).status_code == 200
+    # Ended (the agent's desktop has no session left open), and then nothing more is sent for it.
+    assert agent.request({"type": "support-end", "session_id": sid})["type"] == "ack"
+    r = send(hub, tokens, sid, {"email": "erika@example.com"})
+    assert r.status_code == 404 and "no open support session" in r.json()["message"], r.text
     agent.close()
