@@ -19,10 +19,12 @@ from dataclasses import asdict, dataclass, field
 PRESENTER = "presenter"
 SPEAKER = "speaker"
 ATTENDEE = "attendee"
-ACTIONS = ("promote", "demote", "mute-all", "unmute-all", "remove", "lock", "unlock", "answer", "end")
+ACTIONS = ("start", "promote", "demote", "mute-all", "unmute-all", "remove", "lock", "unlock", "answer", "end")
 # What each role may publish (webrtc/webinar.py slots).
 PUBLISH = {PRESENTER: ("camera", "audio", "screen"), SPEAKER: ("speaker",), ATTENDEE: ()}
 MAX_QUESTIONS = 500
+# A scheduled webinar opens (its audience may come in and wait) this long before its start.
+OPEN_BEFORE = 10 * 60
 
 
 class WebinarError(Exception):
@@ -85,6 +87,10 @@ class Webinar:
     locked: bool = False
     speakers_muted: bool = False
     ended: bool = False
+    starts_at: float = 0.0
+    "When the webinar is scheduled to start (0: started at once)."
+    started: bool = True
+    "Whether the presenter started it (a scheduled one waits for the presenter at or after `starts_at`)."
     members: dict[str, Member] = field(default_factory=dict)
     removed: list[str] = field(default_factory=list)
     questions: list[Question] = field(default_factory=list)
@@ -94,11 +100,17 @@ class Webinar:
 
     # ------------------------------------------------------------ joining
 
-    def join(self, member: str, name: str, now: float, guest: bool = False) -> Member:
-        """A member enters (or comes back). Refused when the room ended, is locked (except for the
-        presenter and members already inside) or removed them."""
+    def join(self, member: str, name: str, now: float, guest: bool = False, invited: bool = True) -> Member:
+        """A member enters (or comes back). Refused when the room ended, has not opened yet (a
+        scheduled one opens OPEN_BEFORE its start), the member is not in its audience (`invited`),
+        it is locked (except for the presenter and members already inside) or removed them."""
         if self.ended:
             raise WebinarError("conflict", "the webinar has ended")
+        if member != self.presenter:
+            if not invited:
+                raise WebinarError("forbidden", "this webinar is for its invited audience only")
+            if now < self.starts_at - OPEN_BEFORE:
+                raise WebinarError("conflict", f"the webinar opens {OPEN_BEFORE // 60} minutes before its start")
         if member in self.removed:
             raise WebinarError("forbidden", "you were removed from this webinar")
         known = self.members.get(member)
@@ -142,6 +154,8 @@ class Webinar:
     def check_publish(self, member: str, slots: list[str]) -> None:
         """Refuses publishing by anyone but the presenter (camera, audio, screen) and speakers (speaker)."""
         m = self.need_member(member)
+        if m.role == PRESENTER and not self.started:
+            raise WebinarError("conflict", "start the webinar first (at or after its scheduled time)")
         allowed = PUBLISH[m.role]
         if not allowed:
             raise WebinarError("forbidden", "attendees receive only; the presenter can promote you to speak")
@@ -171,6 +185,12 @@ class Webinar:
         if mod.role != PRESENTER:
             raise WebinarError("forbidden", f"only the presenter can {action.replace('-', ' ')}")
         match action:
+            case "start":
+                if self.started:
+                    raise WebinarError("conflict", "the webinar has started already")
+                if now < self.starts_at:
+                    raise WebinarError("conflict", "the webinar cannot start before its scheduled time")
+                self.started = True
             case "promote" | "demote" | "remove":
                 t = self.members.get(target or "")
                 if t is None or not t.online:
@@ -199,12 +219,23 @@ class Webinar:
                     raise WebinarError("not-found", f"no question {question}")
                 q.answered = True
             case "end":
-                self.ended = True
-                for m in self.members.values():
-                    if m.online:
-                        m.online = False
-                        self._close_visit(m.id, now)
-                self._out.append(Command("end"))
+                self.close(now)
+
+    def close(self, now: float) -> None:
+        """The webinar ends (the presenter ended it, or no media worker is left to carry it): every
+        stay ends, and the worker drops the room."""
+        self.ended = True
+        for m in self.members.values():
+            if m.online:
+                m.online = False
+                self._close_visit(m.id, now)
+        self._out.append(Command("end"))
+
+    def media_moved(self) -> None:
+        """The room's media moved to another worker (the old one died): nobody publishes there yet, so
+        promoted speakers publish again and the new worker learns the speakers' mute."""
+        if self.speakers_muted:
+            self._out.append(Command("mute", on=True))
 
     def commands_out(self) -> list[Command]:
         out, self._out = self._out, []
@@ -235,7 +266,8 @@ class Webinar:
 
     @classmethod
     def from_dict(cls, d: dict) -> Webinar:
-        w = cls(d["id"], d["title"], d["presenter"], d["locked"], d["speakers_muted"], d["ended"])
+        w = cls(d["id"], d["title"], d["presenter"], d["locked"], d["speakers_muted"], d["ended"],
+                d.get("starts_at", 0.0), d.get("started", True))
         w.members = {k: Member(**v) for k, v in d["members"].items()}
         w.removed = list(d["removed"])
         w.questions = [Question(**q) for q in d["questions"]]

@@ -18,7 +18,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from realtime import api, customers as customers_api, knowledge_api, recordings_api, reports, wallboards, webinars
+from realtime import api, customers as customers_api, knowledge_api, recordings_api, reports, teams, wallboards, webinars
 from realtime import forms_api, queues as queues_api
 from realtime import scripts as scripts_api
 from realtime.agents import AgentService
@@ -40,7 +40,7 @@ from realtime.transfers import Transfers
 from realtime.monitors import Monitors
 from realtime.chat import Chat
 from realtime.support import Support
-from realtime import support as support_api
+from realtime import support as support_api, support_send
 from realtime.knowledge import Knowledge
 from realtime.scripts import ScriptService
 from realtime.alerts import Alerts, LiveCalls
@@ -191,11 +191,13 @@ def build_app(settings: Settings) -> Starlette:
         *wallboards.routes,
         *recordings_api.routes,
         *support_api.routes,
+        *support_send.routes,
         *knowledge_api.routes,
         *forms_api.routes,
         *queues_api.routes,
         *webinars.routes,
         *scripts_api.routes,
+        *teams.routes,
         WebSocketRoute("/ws", ctx.hub.endpoint),
         Route("/", _page("index.html")),
         Route("/agent", _page("agent.html")),

@@ -126,9 +126,10 @@ class Chat:
 
     async def lower(self, tenant_id: int, agent_id: int, by: str) -> bool:
         raw = await self.live.map_get(hands_map(tenant_id), str(agent_id))
-        if raw is None:
+        # Compare-and-set: of two supervisors lowering it at once (on two hubs) one does; a hand raised
+        # again meanwhile is a new call for help and stays up.
+        if raw is None or not await self.live.map_swap(hands_map(tenant_id), str(agent_id), raw, None):
             return False
-        await self.live.map_delete(hands_map(tenant_id), str(agent_id))
         await self._tell(tenant_id, _hand_dec.decode(raw), raised=False, by=by)
         return True
 

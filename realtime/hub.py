@@ -653,6 +653,8 @@ class Hub:
                 await self.trunks.worker_gone(name)
             if self.desk is not None:
                 await self.desk.worker_gone(name)
+            if self.webinars is not None:
+                await self.webinars.worker_gone(name)
 
     def _later(self, delay: float, coro: Coroutine[Any, Any, None]) -> None:
         async def run() -> None:

@@ -146,6 +146,13 @@ class LiveStore:
         for key, value in items.items():
             await self.map_put(name, key, value)
 
+    async def map_swap(self, name: str, key: str, expected: bytes | None, new: bytes | None) -> bool:
+        """Compare-and-set of one field: write `new` (None: delete the field) only if the field still
+        holds `expected` (None: absent). False, with nothing written, when another writer (another hub)
+        changed it since it was read: the caller reads again, decides again and retries. The stored
+        bytes are the version (a room's whole state), so no counter is kept beside them."""
+        raise NotImplementedError
+
     async def map_delete(self, name: str, key: str) -> None:
         raise NotImplementedError
 
@@ -215,6 +222,16 @@ class MemoryLiveStore(LiveStore):
 
     async def map_put(self, name: str, key: str, value: bytes) -> None:
         self._maps.setdefault(name, {})[key] = value
+
+    async def map_swap(self, name: str, key: str, expected: bytes | None, new: bytes | None) -> bool:
+        m = self._maps.setdefault(name, {})
+        if m.get(key) != expected:
+            return False
+        if new is None:
+            m.pop(key, None)
+        else:
+            m[key] = new
+        return True
 
     async def map_delete(self, name: str, key: str) -> None:
         self._maps.get(name, {}).pop(key, None)
@@ -327,6 +344,19 @@ return items
 """
 
 
+# A field's compare-and-set: ARGV = key, expected present (0/1), expected, new present (0/1), new.
+_SWAP_LUA = """
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if ARGV[2] == '1' then
+  if cur ~= ARGV[3] then return 0 end
+elseif cur then
+  return 0
+end
+if ARGV[4] == '1' then redis.call('HSET', KEYS[1], ARGV[1], ARGV[5]) else redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 1
+"""
+
+
 class RedisLiveStore(LiveStore):
     def __init__(self, url: str, prefix: str, replay_events: int = 10_000) -> None:
         super().__init__(replay_events)
@@ -343,6 +373,7 @@ class RedisLiveStore(LiveStore):
         self._due = self.redis.register_script(_DUE_LUA)
         self._publish = self.redis.register_script(_PUBLISH_LUA)
         self._lease = self.redis.register_script(_LEASE_LUA)
+        self._swap = self.redis.register_script(_SWAP_LUA)
         # Blocking pops get a connection of their own.
         self._inbox_conn: Any = aioredis.from_url(url)
         self._task: asyncio.Task[None] | None = None
@@ -447,6 +478,10 @@ class RedisLiveStore(LiveStore):
     async def map_put_many(self, name: str, items: dict[str, bytes]) -> None:
         if items:
             await self.redis.hset(f"{self.prefix}:map:{name}", mapping=items)  # type: ignore[arg-type]
+
+    async def map_swap(self, name: str, key: str, expected: bytes | None, new: bytes | None) -> bool:
+        args = [key, "1" if expected is not None else "0", expected or b"", "1" if new is not None else "0", new or b""]
+        return bool(await self._swap(keys=[f"{self.prefix}:map:{name}"], args=args))
 
     async def map_delete(self, name: str, key: str) -> None:
         await self.redis.hdel(f"{self.prefix}:map:{name}", key)

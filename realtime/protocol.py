@@ -30,6 +30,7 @@ from realtime.protocol_meetings import (  # noqa: F401
     SupportEnd, RoomId, SlotName, MemberId, WebinarJoin, WebinarOffer,
     WebinarAction, WebinarAsk, WebinarHand, WebinarChat, WebinarLeave, WebinarMemberView,
     WebinarQuestionView, WebinarState, WebinarAnswer, WebinarChatMessage, WebinarClosed, SupportView,
+    WebinarMediaLost, WebinarListing, WebinarInvited,
     SupportChanged, SupportRelayed,
 )
 
@@ -752,7 +753,7 @@ ServerFrame = Union[
     PhoneState, PhoneCheck, CallChanged, CallDigits, MonitorChanged, LiveCallsChanged, AlertChanged, ChatReceived,
     HandChanged, MediaCommands, SupportChanged, SupportRelayed, InstructionPublished, InstructionAcked, ContentChanged,
     FormChanged, QueueChanged,
-    WebinarState, WebinarAnswer, WebinarChatMessage, WebinarClosed,
+    WebinarState, WebinarAnswer, WebinarChatMessage, WebinarClosed, WebinarMediaLost, WebinarInvited,
     Ack, Pong, Error, DeskPhone
 ]
 

@@ -82,11 +82,12 @@ class WebinarOffer(ClientMessage, tag="webinar-offer"):
 
 
 class WebinarAction(ClientMessage, tag="webinar-action"):
-    """A moderator action (the presenter only): promote or demote an attendee (`member`), mute-all and
+    """A moderator action (the presenter only): start a scheduled webinar (at or after its time),
+    promote or demote an attendee (`member`), mute-all and
     unmute-all (the speakers), remove an attendee, lock or unlock the room, mark a question answered
     (`question`), end the webinar."""
 
-    action: Literal["promote", "demote", "mute-all", "unmute-all", "remove", "lock", "unlock", "answer", "end"]
+    action: Literal["start", "promote", "demote", "mute-all", "unmute-all", "remove", "lock", "unlock", "answer", "end"]
     member: MemberId | None = None
     question: Annotated[int, msgspec.Meta(ge=1)] | None = None
 
@@ -143,6 +144,10 @@ class WebinarState(ServerMessage, tag="webinar-state"):
     questions: list[WebinarQuestionView] = []
     locked: bool = False
     speakers_muted: bool = False
+    # A scheduled webinar: when it starts, and whether the presenter started it (until then the
+    # presenter cannot publish and attendees wait).
+    starts_at: float = 0.0
+    started: bool = True
     seq: int = 0
 
 
@@ -170,6 +175,41 @@ class WebinarClosed(ServerMessage, tag="webinar-closed"):
 
     reason: Literal["removed", "ended", "failed", "left"]
     message: str = ""
+    seq: int = 0
+
+
+class WebinarMediaLost(ServerMessage, tag="webinar-media-lost"):
+    """The media worker carrying the room went away: every peer connection of the room is gone.
+    `moved`: the room continues on another worker (offer again: publish, view); otherwise the webinar
+    ended (`webinar-closed` follows)."""
+
+    room: str
+    moved: bool
+    message: str = ""
+    seq: int = 0
+
+
+class WebinarListing(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """A webinar its reader may join (GET /api/webinars, `webinar-invited`)."""
+
+    room: str
+    title: str
+    presenter: str
+    starts_at: float
+    minutes: int
+    # Members may come in from `opens_at` (a scheduled webinar opens 10 minutes before its start).
+    opens_at: float
+    # scheduled (not started yet), live, ended
+    state: str
+    # The reader presents it.
+    presenting: bool = False
+
+
+class WebinarInvited(ServerMessage, tag="webinar-invited"):
+    """To each agent of a webinar's audience (their agent stream) when it is scheduled and when it
+    starts: the desktop lists it with a join button once it opens."""
+
+    webinar: WebinarListing
     seq: int = 0
 
 

@@ -14,6 +14,7 @@ token travels in the link's fragment, so it never reaches a server log).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import secrets
@@ -68,6 +69,14 @@ def view(r: SupportRoom) -> P.SupportView:
     )
 
 
+class _Conflict(Exception):
+    """Another hub changed the room since it was read."""
+
+
+# Reads, decisions and writes of one room retried when another hub wrote it meanwhile.
+SAVE_TRIES = 20
+
+
 class Support:
     def __init__(self, live: LiveStore, sessionmaker: async_sessionmaker[AsyncSession], directory: Directory,
                  tokens: TokenService, link_ttl: int) -> None:
@@ -87,7 +96,7 @@ class Support:
         async with self.sessionmaker() as s, s.begin():
             s.add(SupportSessionRecord(id=room.id, tenant_id=p.tenant_id, agent_id=p.user_id, contact_id=contact_id,
                                        created_at=now, expires_at=room.expires_at))
-        await self._save(room)
+        await self._save(room, None)
         await self._tell(room, P.SupportChanged(session=view(room)), guest=False)
         return room, token
 
@@ -99,7 +108,8 @@ class Support:
             if room.host_id != host_id:
                 continue
             if room.expire(time.time()):
-                await self._finish(room)
+                with contextlib.suppress(_Conflict):  # changed meanwhile (the guest came): seen next time
+                    await self._finish(room, raw)
                 continue
             out.append(view(room))
         return sorted(out, key=lambda v: v.created_at)
@@ -110,16 +120,22 @@ class Support:
         """A guest's `auth`: the token's room must exist and take this browser's key."""
         if guest_key is None:
             raise SupportError(P.BAD_FRAME, "a support link's auth frame carries the browser's `guest_key`")
-        room = await self._load(p.tenant_id, p.username)
         d = await self.directory.get(p.tenant_id)
-        if room is None or d is None:
-            raise SupportError(P.SUPPORT_ENDED, "this support session has ended or does not exist; ask your agent for a new link")
-        try:
-            room.bind_guest(key_hash(guest_key), time.time())
-        except RoomError as exc:
-            raise SupportError(exc.code, str(exc)) from None
-        await self._save(room)
-        return room, P.TenantInfo(id=d.tenant_id, slug=d.slug, name=d.name)
+        for _ in range(SAVE_TRIES):
+            room, raw = await self._load(p.tenant_id, p.username)
+            if room is None or d is None:
+                raise SupportError(P.SUPPORT_ENDED,
+                                   "this support session has ended or does not exist; ask your agent for a new link")
+            try:
+                room.bind_guest(key_hash(guest_key), time.time())
+            except RoomError as exc:
+                raise SupportError(exc.code, str(exc)) from None
+            try:
+                await self._save(room, raw)
+            except _Conflict:
+                continue
+            return room, P.TenantInfo(id=d.tenant_id, slug=d.slug, name=d.name)
+        raise SupportError(P.CONFLICT, "the support session changed too often at once; try again")
 
     # ------------------------------------------------------------ frames
 
@@ -131,7 +147,17 @@ class Support:
         role = Role.GUEST if p.kind == GUEST else Role.HOST
         if role is Role.GUEST and frame.session_id != p.username:
             raise SupportError(P.FORBIDDEN, "this link is for another support session")
-        room = await self._load(p.tenant_id, frame.session_id)
+        for _ in range(SAVE_TRIES):
+            if await self._apply(p, role, guest_key, frame):
+                return
+        raise SupportError(P.CONFLICT, "the support session changed too often at once; try again")
+
+    async def _apply(self, p: Principal, role: Role, guest_key: str | None, frame: P.ClientMessage) -> bool:
+        """Read the room, apply the frame, write it back unless another hub changed it meanwhile
+        (False: nothing was done, read again)."""
+        assert isinstance(frame, P.SupportJoin | P.SupportAdmit | P.SupportSignal | P.SupportChat
+                          | P.SupportScreen | P.SupportEnd)
+        room, raw = await self._load(p.tenant_id, frame.session_id)
         if room is None or (role is Role.HOST and room.host_id != p.user_id):
             raise SupportError(P.NOT_FOUND, f"no support session {frame.session_id} of yours")
         now = time.time()
@@ -150,15 +176,19 @@ class Support:
                     room.end(role, now)
                 case P.SupportSignal() | P.SupportChat() | P.SupportScreen():
                     await self._relay(room, role, frame, now)
-                    return
+                    return True
         except RoomError as exc:
             raise SupportError(exc.code, str(exc)) from None
-        if room.phase is Phase.ENDED:
-            await self._finish(room)
-        else:
-            await self._save(room)
-            await self._record(room)
+        try:
+            if room.phase is Phase.ENDED:
+                await self._finish(room, raw)
+            else:
+                await self._save(room, raw)
+                await self._record(room)
+        except _Conflict:
+            return False
         await self._tell(room, P.SupportChanged(session=view(room)))
+        return True
 
     async def guest_agent(self, p: Principal, user_agent: str) -> None:
         """The guest browser's User-Agent, kept on the record (from the websocket's headers)."""
@@ -194,16 +224,20 @@ class Support:
         u = d.users.get(room.host_id) if d else None
         return u.display_name if u else "Agent"
 
-    async def _load(self, tenant_id: int, room_id: str) -> SupportRoom | None:
+    async def _load(self, tenant_id: int, room_id: str) -> tuple[SupportRoom | None, bytes | None]:
+        """The room and the bytes read (what `_save` and `_finish` expect to replace)."""
         raw = await self.live.map_get(support_map(tenant_id), room_id)
-        return SupportRoom.load(raw) if raw is not None else None
+        return (SupportRoom.load(raw) if raw is not None else None), raw
 
-    async def _save(self, room: SupportRoom) -> None:
-        await self.live.map_put(support_map(room.tenant_id), room.id, room.dump())
+    async def _save(self, room: SupportRoom, raw: bytes | None) -> None:
+        """Write the room unless another hub changed it since `raw` was read (then _Conflict)."""
+        if not await self.live.map_swap(support_map(room.tenant_id), room.id, raw, room.dump()):
+            raise _Conflict(room.id)
 
-    async def _finish(self, room: SupportRoom) -> None:
+    async def _finish(self, room: SupportRoom, raw: bytes) -> None:
         """An ended room leaves the live store (its link stops working) and its record is completed."""
-        await self.live.map_delete(support_map(room.tenant_id), room.id)
+        if not await self.live.map_swap(support_map(room.tenant_id), room.id, raw, None):
+            raise _Conflict(room.id)
         await self._record(room)
         log.info("support session ended", extra={"ud_tenant": room.tenant_id, "ud_support": room.id,
                                                   "ud_reason": room.end_reason})

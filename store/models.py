@@ -660,3 +660,42 @@ class ContactScript(Base):
     updated_at: Mapped[float] = mapped_column(Float)
     # Set when the contact is wrapped up; the path no longer changes.
     finished_at: Mapped[float | None] = mapped_column(Float)
+
+
+class Team(Base):
+    """A named group of users (a training cohort, a shift), e.g. a webinar's audience."""
+
+    __tablename__ = "teams"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+
+
+class TeamMember(Base):
+    __tablename__ = "team_members"
+    __table_args__ = (UniqueConstraint("team_id", "user_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+
+
+class WebinarSchedule(Base):
+    """A webinar scheduled or started (realtime/webinars.py): when, for how long, and for whom."""
+
+    __tablename__ = "webinar_schedules"
+    __table_args__ = (UniqueConstraint("room"), Index("ix_webinar_schedules_tenant_starts", "tenant_id", "starts_at"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    room: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(String(200))
+    presenter_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    starts_at: Mapped[float] = mapped_column(Float)
+    minutes: Mapped[int] = mapped_column(Integer)
+    # {"queues": [queue ids], "teams": [team ids]}: only their agents (and invited guests) may join;
+    # None: every user of the tenant may.
+    audience: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[float | None] = mapped_column(Float)
+    ended_at: Mapped[float | None] = mapped_column(Float)

@@ -303,8 +303,9 @@ class Worker:
             case "webinar-mute":
                 # Mute all: the speaker slot goes silent for everyone (`session_id`: the slot).
                 assert c.room, "webinar-mute names the room"
-                if c.room in self.webinars.rooms:
-                    self.webinars.mute(c.room, sid, bool(c.on))
+                # A room moved here from a worker that died is told its mute before anyone offers.
+                self.webinars.room(c.room)
+                self.webinars.mute(c.room, sid, bool(c.on))
             case "webinar-end":
                 await self.webinars.close_room(sid)
             case "connect":

@@ -146,6 +146,16 @@ async def test_webinar_through_the_hub(hub, media_worker):
         assert no["code"] == "forbidden" and "another webinar" in no["message"], no
         no = await intruders[1].request({"type": "set-state", "state": "available"})
         assert no["code"] == "forbidden", no
+        # Another tenant's invitation naming this room, and a forged one.
+        acme = Member(hub)
+        intruders.append(acme)
+        await acme.connect(tokens.issue_webinar_guest(2, "acme", room, 98, "Acme", expires_at=time.time() + 600))
+        no = await acme.request({"type": "webinar-join", "room": room})
+        assert no["type"] == "error" and no["code"] == "not-found" and "no webinar" in no["message"], no
+        forged = TokenService("another-secret-" + "y" * 40, 900, 3600).issue_webinar_guest(
+            1, "demo", room, 97, "Forger", expires_at=time.time() + 600)
+        no = await intruders[2].connect(forged)
+        assert no["type"] == "error" and no["code"] == "unauthorized" and "signature" in no["message"], no
         await until(lambda: all(a.hears(0, PRESENTER_HZ) for a in attendees), 10, "the presenter still heard")
 
         # Questions and hands.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from meetings.webinar import ATTENDEE, PRESENTER, SPEAKER, Command, Webinar, WebinarError
+from meetings.webinar import ATTENDEE, OPEN_BEFORE, PRESENTER, SPEAKER, Command, Webinar, WebinarError
 
 
 def room() -> Webinar:
@@ -90,3 +90,47 @@ def test_questions_marked_answered_and_a_round_trip() -> None:
     assert copy.to_dict() == w.to_dict() and copy.questions[0].answered
     with pytest.raises(WebinarError, match="join the webinar first"):
         w.ask("u9", "hello", now=5.0)
+
+
+def test_a_scheduled_webinar_opens_before_its_start_and_starts_at_its_time() -> None:
+    w = Webinar("r2", "Scheduled", presenter="u1", starts_at=10_000.0, started=False)
+    with pytest.raises(WebinarError, match="opens 10 minutes before") as exc:
+        w.join("u2", "Ann", now=10_000.0 - OPEN_BEFORE - 1)
+    assert exc.value.code == "conflict"
+    w.join("u1", "Trainer", now=9_000.0)  # the presenter may come in earlier to get ready
+    w.join("u2", "Ann", now=10_000.0 - OPEN_BEFORE)
+    with pytest.raises(WebinarError, match="start the webinar first"):
+        w.check_publish("u1", ["camera"])
+    with pytest.raises(WebinarError, match="before its scheduled time"):
+        w.act("u1", "start", now=9_999.0)
+    with pytest.raises(WebinarError, match="only the presenter can start"):
+        w.act("u2", "start", now=10_000.0)
+    w.act("u1", "start", now=10_000.0)
+    assert w.started
+    w.check_publish("u1", ["camera", "audio", "screen"])
+    with pytest.raises(WebinarError, match="started already"):
+        w.act("u1", "start", now=10_001.0)
+    assert Webinar.from_dict(w.to_dict()).started and Webinar.from_dict(w.to_dict()).starts_at == 10_000.0
+
+
+def test_only_the_audience_joins() -> None:
+    w = Webinar("r3", "Audience", presenter="u1")
+    with pytest.raises(WebinarError, match="invited audience only") as exc:
+        w.join("u5", "Eve", now=1.0, invited=False)
+    assert exc.value.code == "forbidden" and "u5" not in w.members
+    w.join("u1", "Trainer", now=1.0, invited=False)  # the presenter always may
+    w.join("u2", "Ann", now=2.0, invited=True)
+    assert w.attendees() == 1
+
+
+def test_closing_for_lost_media_records_every_stay_and_moving_keeps_the_mute() -> None:
+    w = room()
+    w.act("u1", "mute-all", now=3.0)
+    w.commands_out()
+    w.media_moved()
+    assert w.commands_out() == [Command("mute", on=True)]
+    w.close(now=10.0)
+    assert w.ended and w.online() == [] and w.commands_out() == [Command("end")]
+    assert sorted((v.member, v.left_at) for v in w.visits_out()) == [("g7", 10.0), ("u1", 10.0), ("u2", 10.0)]
+    with pytest.raises(WebinarError, match="has ended"):
+        w.join("u2", "Ann", now=11.0)

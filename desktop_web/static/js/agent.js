@@ -208,6 +208,16 @@ hub.addEventListener("queue-changed", (e) => {
   queueLabels.set(e.detail.queue.name, e.detail.queue.label);
   render();
 });
+
+// A webinar scheduled for this agent, or starting: the header's link to the webinar page says so.
+hub.addEventListener("webinar-invited", (e) => {
+  const w = e.detail.webinar, link = $("#webinars-link");
+  link.dataset.count = String(Number(link.dataset.count) + 1);
+  link.textContent = `Webinars (${link.dataset.count} new)`;
+  toast(w.state === "live" ? `Webinar "${w.title}" is live now` :
+    `Webinar "${w.title}" scheduled for ${new Date(w.starts_at * 1000).toLocaleString()}`, "info");
+});
+
 hub.addEventListener("agent-state", (e) => {
   if (me && e.detail.agent.id === me.id) {
     agent = e.detail.agent;

@@ -41,6 +41,7 @@ export function videoSupport(hub, contactId) {
       : phase === "ended" ? `Ended — ${ENDED[session.end_reason] || session.end_reason}`
       : phase === "lobby" ? `${session.guest_name} is waiting in the lobby` : PHASES[phase];
     show($("#vs-link-box"), phase === "waiting" || phase === "lobby");
+    show($("#vs-send"), phase === "waiting" || phase === "lobby");
     show($("#vs-lobby"), phase === "lobby");
     show($("#vs-call"), phase === "live");
     $("#vs-start").disabled = phase === "waiting" || phase === "lobby" || phase === "live";
@@ -98,6 +99,23 @@ export function videoSupport(hub, contactId) {
       }
     } catch (err) {
       toast(`No support session: ${err.message}`);
+    }
+  });
+  // The link by e-mail or SMS through the tenant's sender; a bad address or number is said plainly.
+  $("#vs-send").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const channel = e.submitter?.dataset.channel || "email";
+    const status = $("#vs-send-status");
+    status.dataset.state = "sending";
+    status.textContent = "Sending…";
+    try {
+      const r = await api(`/api/support-sessions/${session.id}/send`,
+        { method: "POST", body: { [channel]: $("#vs-send-to").value.trim() } });
+      status.dataset.state = "sent";
+      status.textContent = `Sent by ${r.sent === "sms" ? "SMS" : "e-mail"} to ${r.to}`;
+    } catch (err) {
+      status.dataset.state = "failed";
+      status.textContent = err.message;
     }
   });
   $("#vs-copy").addEventListener("click", async () => {

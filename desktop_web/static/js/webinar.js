@@ -1,7 +1,9 @@
 // A webinar room in the browser: the presenter publishes camera and microphone (and a screen
 // share) and moderates; attendees receive only; a promoted attendee publishes its microphone.
-// ?room=ID&token=T for a guest's invitation; a logged-in user's own token otherwise (a trainer
-// without ?room starts a new webinar). Signaling goes over the hub's websocket (docs/protocol.md).
+// ?room=ID&token=T for a guest's invitation; a logged-in user's own token otherwise. Without ?room
+// the page lists the user's webinars (scheduled for them or live, a join button once one opens,
+// refreshed when the hub says one was scheduled or started) and a trainer starts or schedules one.
+// Signaling goes over the hub's websocket (docs/protocol.md).
 
 import * as rtc from "./rtc.js";
 import { api, session, toast } from "./util.js";
@@ -48,6 +50,8 @@ function onFrame(m) {
   else if (m.type === "webinar-answer") answers.get(m.offer_id)?.(m.sdp);
   else if (m.type === "webinar-chat-message") addLine("#chat", `${m.name}: ${m.text}`);
   else if (m.type === "webinar-closed") { setStatus("closed", m.message || m.reason); closeAll(); }
+  else if (m.type === "webinar-media-lost") onMediaLost(m);
+  else if (m.type === "webinar-invited") listWebinars().catch((e) => toast(e.message, "error"));
   else if (m.type === "error") toast(m.message, "error");
 }
 
@@ -117,6 +121,17 @@ async function startSpeaking() {
   await negotiate(pcs.publish, true, ["speaker"]);
 }
 
+// The media server carrying the room went away: every connection is gone; offer again on the
+// room's new server (or wait for `webinar-closed` when there is none).
+function onMediaLost(m) {
+  closeAll();
+  setStatus(m.moved ? "reconnecting" : "closed", m.message);
+  if (!m.moved || !state) return;
+  const again = state.role === "presenter" ? (state.started === false ? Promise.resolve() : startPresenting())
+    : startViewing().then(() => (state.role === "speaker" ? startSpeaking() : null));
+  again.catch((e) => toast(e.message, "error"));
+}
+
 function closeAll() {
   for (const k of Object.keys(pcs)) { pcs[k]?.close(); pcs[k] = null; }
 }
@@ -128,12 +143,16 @@ function addLine(list, text) {
 }
 
 function onState(m) {
-  const first = state === null, was = state?.role;
+  const first = state === null, was = state?.role, wasStarted = state?.started !== false && !first;
   state = m;
   $("#title").textContent = m.title;
   $("#count").dataset.count = String(m.attendees);
   $("#count").textContent = `${m.attendees} attendee${m.attendees === 1 ? "" : "s"}`;
   $("#moderation").hidden = m.role !== "presenter";
+  const started = m.started !== false;
+  $("#begin").hidden = started;
+  $("#when").hidden = started;
+  if (!started) $("#when").textContent = `Starts at ${new Date(m.starts_at * 1000).toLocaleString()}`;
   $("#members").replaceChildren(...m.members.map((x) => {
     const li = document.createElement("li");
     li.dataset.member = x.id;
@@ -157,7 +176,9 @@ function onState(m) {
     }
     return li;
   }));
-  if (first) (m.role === "presenter" ? startPresenting() : startViewing()).catch((e) => toast(e.message, "error"));
+  const go = m.role === "presenter" ? (started ? startPresenting : null) : startViewing;
+  if ((first || (m.role === "presenter" && !wasStarted && started)) && go) go().catch((e) => toast(e.message, "error"));
+  else if (first) setStatus("waiting", "Waiting for the start");
   else if (was !== "speaker" && m.role === "speaker") startSpeaking().catch((e) => toast(e.message, "error"));
   else if (was === "speaker" && m.role !== "speaker") { pcs.publish?.close(); pcs.publish = null; }
 }
@@ -187,12 +208,57 @@ $("#share").onclick = async () => {
 };
 $("#create").onsubmit = async (e) => {
   e.preventDefault();
-  const r = await api("/api/webinars", { method: "POST", body: { title: e.target.title.value } });
-  history.replaceState(null, "", `?room=${r.room}`);
-  room = r.room;
-  $("#start").hidden = true;
-  await connect();
+  const f = e.target, names = (v) => v.split(",").map((x) => x.trim()).filter(Boolean);
+  const body = { title: f.title.value, minutes: Number(f.minutes.value) };
+  if (f.starts.value) body.starts_at = new Date(f.starts.value).getTime() / 1000;
+  if (f.queues.value.trim() || f.teams.value.trim()) body.audience = { queues: names(f.queues.value), teams: names(f.teams.value) };
+  let r;
+  try { r = await api("/api/webinars", { method: "POST", body }); } catch (err) { toast(err.message, "error"); return; }
+  if (body.starts_at) { toast("Scheduled", "info"); f.reset(); await listWebinars(); return; }
+  location.href = `/webinar?room=${r.room}`;
 };
+
+// The user's webinars, soonest first: joinable from their opening (10 minutes before the start).
+let listed = null;
+async function listWebinars() {
+  const r = await api("/api/webinars");
+  const skew = r.now - Date.now() / 1000;
+  listed = r.webinars;
+  const render = () => {
+    const now = Date.now() / 1000 + skew;
+    $("#none").hidden = listed.length > 0;
+    $("#webinars").replaceChildren(...listed.map((w) => {
+      const li = document.createElement("li");
+      li.dataset.room = w.room;
+      li.dataset.state = w.state;
+      const when = new Date(w.starts_at * 1000).toLocaleString();
+      li.textContent = `${w.title} — ${w.presenter}, ${w.state === "live" ? "live now" : `starts ${when}`}, ${w.minutes} min `;
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "join";
+      b.textContent = w.presenting ? "Open" : "Join";
+      b.disabled = !w.presenting && now < w.opens_at;
+      if (b.disabled) b.title = `Opens at ${new Date(w.opens_at * 1000).toLocaleTimeString()}`;
+      b.onclick = () => { location.href = `/webinar?room=${w.room}`; };
+      li.append(b);
+      return li;
+    }));
+  };
+  render();
+  setStatus("listing", `${listed.length} webinar${listed.length === 1 ? "" : "s"}`);
+  clearInterval(listWebinars.timer);
+  listWebinars.timer = setInterval(render, 15000);
+}
+
+// The list page's own connection: the hub tells it when a webinar is scheduled for the user or starts.
+async function follow() {
+  ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
+  ws.onmessage = (e) => onFrame(JSON.parse(e.data));
+  await new Promise((r) => { ws.onopen = r; });
+  const welcome = await send({ type: "auth", token });
+  $("#start").hidden = !(welcome.user?.roles || []).some((x) => ["trainer", "supervisor", "admin"].includes(x));
+  setInterval(() => ws.readyState === 1 && ws.send(JSON.stringify({ type: "ping" })), 10000);
+}
 
 // For tests and diagnostics: decoded video frames and what the room sounds like.
 window.__pcs = pcs;
@@ -232,5 +298,8 @@ window.unideskWebinar = {
 };
 
 if (!token) location.href = `/?next=${encodeURIComponent(location.pathname + location.search)}`;
-else if (!room) $("#start").hidden = false;
+else if (!room) {
+  $("#list").hidden = false;
+  follow().then(listWebinars).catch((e) => { setStatus("failed", e.message); toast(e.message, "error"); });
+}
 else connect().catch((e) => { setStatus("failed", e.message); toast(e.message, "error"); });
