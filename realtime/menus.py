@@ -3,15 +3,18 @@
 A caller's place in a menu (realtime/ivr.py `MenuCall.saved()`), the prompt
 playing and when it will have played, and the call itself live in the map
 `sip-menus`: "<worker>|<call id>" → `MenuState`. Whichever hub receives the
-call's next `sip-dtmf` (or `sip-ended`) loads it, feeds the pure core, carries
-out its commands and saves it again. Timers (a prompt that has played, the
+call's next `sip-dtmf` (or `sip-ended`) loads it, feeds the pure core, writes
+the result back with a compare-and-set of what it loaded (`map_swap`), and only
+then carries out its commands: a decision taken on a state another hub has
+replaced meanwhile is refused, taken again on the new state, and sends nothing. Timers (a prompt that has played, the
 silence after it) are run by the hub the call's worker is connected to: each
 hub looks at the map five to ten times a second for its own workers' callers.
 So when the hub that answered the call stops, and the worker reconnects to
 another hub, that hub resumes the menu where it was.
 
 Within a hub, one caller's inputs are handled one at a time (a lock per call);
-across hubs, a worker's frames all reach the one hub it is connected to.
+across hubs, a worker's frames all reach the one hub it is connected to, except
+while it moves from one hub to another, which the compare-and-set covers.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ SIP_MENUS = "sip-menus"
 PROMPT_TAIL = 0.3
 # How often a hub looks for its callers' timers (seconds).
 TICK = 0.1
+# Reads and decisions again when another hub changed a caller's menu in between (compare-and-set).
+SWAP_TRIES = 20
 
 
 class MenuState(msgspec.Struct, kw_only=True):
@@ -88,15 +93,16 @@ class Menus:
         state = MenuState(worker=worker, tenant_id=tenant_id, call=m, menu=dataclasses.asdict(menu))
         async with self._lock(key(worker, m.call_id)):
             core.start(time.time())
-            await self._run(state, core)
+            if not await self._run(state, core, None):
+                log.warning("SIP call %s is in a menu already: not started again", m.call_id)
 
     async def start_closed(self, worker: str, m: P.SipIncoming, tenant_id: int, prompt: str) -> None:
         """The caller (answered) hears that we are closed; the call ends once it has played."""
         log.info("SIP call %s to %r outside opening hours", m.call_id, m.to_user)
         state = MenuState(worker=worker, tenant_id=tenant_id, call=m, playing=0,
                           played_at=time.time() + _seconds(prompt) + PROMPT_TAIL)
-        await self._command(worker, P.MediaCommand(op="prompt", session_id=_leg(m.call_id), prompts=[prompt]))
-        await self._save(state)
+        if await self.live.map_swap(SIP_MENUS, key(worker, m.call_id), None, _enc.encode(state)):
+            await self._command(worker, P.MediaCommand(op="prompt", session_id=_leg(m.call_id), prompts=[prompt]))
 
     # ------------------------------------------------------------ inputs
 
@@ -104,25 +110,32 @@ class Menus:
         """Digits of a caller in a menu (or hearing the closed prompt): True when they were this module's."""
         k = key(worker, m.call_id)
         async with self._lock(k):
-            state = await self._load(k)
-            if state is None:
-                return False
-            if state.menu is None:
-                return True  # closed: digits mean nothing
-            core = self._core(state)
-            now = time.time()
-            for d in m.digits:
-                core.digit(d, now)
-            await self._run(state, core)
+            for _ in range(SWAP_TRIES):
+                raw = await self.live.map_get(SIP_MENUS, k)
+                if raw is None:
+                    return False
+                state = _dec.decode(raw)
+                if state.menu is None:
+                    return True  # closed: digits mean nothing
+                core = self._core(state)
+                now = time.time()
+                for d in m.digits:
+                    core.digit(d, now)
+                if await self._run(state, core, raw):
+                    return True
+            log.error("SIP call %s: the menu kept changing under its digits %r", m.call_id, m.digits)
             return True
 
     async def ended(self, worker: str, call_id: str) -> bool:
         """The caller hung up: True when it was in a menu (there is no contact yet)."""
         k = key(worker, call_id)
         async with self._lock(k):
-            if await self.live.map_get(SIP_MENUS, k) is None:
-                return False
-            await self.live.map_delete(SIP_MENUS, k)
+            for _ in range(SWAP_TRIES):
+                raw = await self.live.map_get(SIP_MENUS, k)
+                if raw is None:
+                    return False
+                if await self.live.map_swap(SIP_MENUS, k, raw, None):
+                    return True
             return True
 
     async def forget_worker(self, worker: str) -> None:
@@ -142,10 +155,13 @@ class Menus:
             if state.worker not in mine or due is None or due > now:
                 continue
             async with self._lock(k):
-                state = await self._load(k)  # again, under the lock: an input may have moved it on
-                if state is None or (state.due() or now + 1) > now:
-                    continue
-                await self._timeout(state, now)
+                for _ in range(SWAP_TRIES):
+                    raw = await self.live.map_get(SIP_MENUS, k)  # again, under the lock: an input may have moved it on
+                    if raw is None:
+                        break
+                    state = _dec.decode(raw)
+                    if (state.due() or now + 1) > now or await self._timeout(state, now, raw):
+                        break
 
     async def clock(self, workers: Callable[[], Iterable[str]]) -> None:
         """Run `tick` every TICK seconds for the workers connected now (a hub's background task)."""
@@ -158,55 +174,57 @@ class Menus:
 
     # ------------------------------------------------------------ inside
 
-    async def _timeout(self, state: MenuState, now: float) -> None:
+    async def _timeout(self, state: MenuState, now: float, raw: bytes) -> bool:
+        """A timer of the caller is due; False when the state changed since `raw` was read."""
         if state.menu is None:
             # The closed prompt has played: goodbye.
-            await self.live.map_delete(SIP_MENUS, key(state.worker, state.call.call_id))
+            if not await self.live.map_swap(SIP_MENUS, key(state.worker, state.call.call_id), raw, None):
+                return False
             await self._command(state.worker, P.MediaCommand(op="sip-hangup", session_id=state.call.call_id, code=200,
                                                              reason="closed"))
-            return
+            return True
         core = self._core(state)
         if state.played_at is not None and now >= state.played_at:
             token, state.playing, state.played_at = state.playing, None, None
             core.prompt_done(token or 0, now)
         core.handle_timeout(now)
-        await self._run(state, core)
+        return await self._run(state, core, raw)
 
-    async def _run(self, state: MenuState, core: ivr.MenuCall) -> None:
-        """Carry out the core's commands, then save the caller (or forget it: the menu is over)."""
+    async def _run(self, state: MenuState, core: ivr.MenuCall, raw: bytes | None) -> bool:
+        """Save the caller as the core leaves it (or forget it: the menu is over), if the stored state is
+        still `raw` (None: a new caller); then carry out the core's commands. False, with nothing sent,
+        when another hub changed the caller in between: the input is decided again on what it wrote."""
         worker, m = state.worker, state.call
-        k = key(worker, m.call_id)
         leg = _leg(m.call_id)
+        sends: list[P.MediaCommand] = []
+        end: ivr.ChooseQueue | ivr.Hangup | None = None
         for cmd in core.commands_out():
             match cmd:
                 case ivr.PlayPrompt(name=name, token=token):
-                    await self._command(worker, P.MediaCommand(op="prompt", session_id=leg, prompts=[name]))
+                    sends.append(P.MediaCommand(op="prompt", session_id=leg, prompts=[name]))
                     state.playing, state.played_at = token, time.time() + _seconds(name) + PROMPT_TAIL
-                case ivr.ChooseQueue(queue=queue):
-                    log.info("SIP call %s chose %s (digits %r)", m.call_id, queue, core.digits)
-                    await self.live.map_delete(SIP_MENUS, k)
-                    await self._command(worker, P.MediaCommand(op="prompt", session_id=leg))
-                    await self._enqueue(worker, m, state.tenant_id, queue, core.digits)
-                    return
-                case ivr.Hangup(reason=reason):
-                    log.info("SIP call %s left the menu: %s (digits %r)", m.call_id, reason, core.digits)
-                    await self.live.map_delete(SIP_MENUS, k)
-                    await self._command(worker, P.MediaCommand(op="sip-hangup", session_id=m.call_id, code=200,
-                                                               reason=reason))
-                    return
+                case ivr.ChooseQueue() | ivr.Hangup():
+                    end = cmd
+                    break
         state.core = core.saved()
-        await self._save(state)
+        if not await self.live.map_swap(SIP_MENUS, key(worker, m.call_id), raw, None if end else _enc.encode(state)):
+            return False
+        for c in sends:
+            await self._command(worker, c)
+        match end:
+            case ivr.ChooseQueue(queue=queue):
+                log.info("SIP call %s chose %s (digits %r)", m.call_id, queue, core.digits)
+                await self._command(worker, P.MediaCommand(op="prompt", session_id=leg))
+                await self._enqueue(worker, m, state.tenant_id, queue, core.digits)
+            case ivr.Hangup(reason=reason):
+                log.info("SIP call %s left the menu: %s (digits %r)", m.call_id, reason, core.digits)
+                await self._command(worker, P.MediaCommand(op="sip-hangup", session_id=m.call_id, code=200,
+                                                           reason=reason))
+        return True
 
     def _core(self, state: MenuState) -> ivr.MenuCall:
         assert state.menu is not None and state.core is not None, "a caller in a menu has its core"
         return ivr.MenuCall.restored(ivr.Menu.from_json(state.menu), state.core)
-
-    async def _load(self, k: str) -> MenuState | None:
-        raw = await self.live.map_get(SIP_MENUS, k)
-        return _dec.decode(raw) if raw is not None else None
-
-    async def _save(self, state: MenuState) -> None:
-        await self.live.map_put(SIP_MENUS, key(state.worker, state.call.call_id), _enc.encode(state))
 
     def _lock(self, k: str) -> _KeyLock:
         return _KeyLock(self._locks, k)
