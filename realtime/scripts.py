@@ -301,8 +301,8 @@ async def contact_script(request: Request) -> Response:
     """GET /api/contacts/{id}/script: the contact's script and where the agent is in it (pinned on first sight)."""
     p, rec = await _contact(request, write=False)
     pinned = await request.app.state.ctx.scripts.pin(p.tenant_id, rec.contact_id)
-    if pinned is None:
-        raise ApiError(404, "no-script", f"no script for the queue of contact {rec.contact_id}")
+    if pinned is None:  # an answer, not an error: most queues may have no script
+        return _json({"contact_id": rec.contact_id, "none": True})
     return _json(await _state(request, p, rec, *pinned))
 
 

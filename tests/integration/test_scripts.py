@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import HubProcess, drop_backend, prepared_backend
-from tests.helpers import connect_as
+from tests.helpers import connect_as, force
 from tests.integration.test_contacts import changed, offered
 from tests.integration.test_customers import auth, create_contact, new_customer, only_available
 
@@ -221,5 +221,28 @@ def test_moves_are_checked_and_other_agents_and_tenants_see_no_contact(script_hu
         assert err["type"] == "error"
         assert ws.request({"type": "reject-offer", "contact_id": cid})["type"] == "ack"
         httpx.post(f"{h.url}/api/contacts/{cid}/abandon", headers=auth(h, "admin"))
+    finally:
+        ws.close()
+
+
+def test_a_contact_whose_queue_has_no_script_gets_none_not_an_error(script_hub):
+    # Tenant acme has published no script: its agent's desktop asks, and is told there is none.
+    h = script_hub
+    for i in range(1, 6):
+        force(h, f"agent{i}", "logged-out", tenant="acme")
+    assert force(h, "agent2", "available", tenant="acme").status_code == 200
+    ws, _ = connect_as(h, "agent2", tenant="acme")
+    try:
+        r = httpx.post(f"{h.url}/api/contacts", json={"queue": "support", "caller": "+49 30 1112299"},
+                       headers=auth(h, "admin", "acme"))
+        assert r.status_code == 201, r.text
+        cid = r.json()["contact_id"]
+        offered(ws)
+        r = httpx.get(f"{h.url}/api/contacts/{cid}/script", headers=auth(h, "agent2", "acme"))
+        assert r.status_code == 200 and r.json() == {"contact_id": cid, "none": True}, r.text
+        # Moving in a script that does not exist is still refused.
+        r = httpx.post(f"{h.url}/api/contacts/{cid}/script", json={"step": "hello"}, headers=auth(h, "agent2", "acme"))
+        assert r.status_code == 404 and r.json()["error"] == "no-script", r.text
+        httpx.post(f"{h.url}/api/contacts/{cid}/abandon", headers=auth(h, "admin", "acme"))
     finally:
         ws.close()

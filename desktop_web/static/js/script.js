@@ -75,16 +75,14 @@ class ScriptCard {
     try {
       const state = await api(`/api/contacts/${encodeURIComponent(id)}/script`);
       if (this.contactId !== id) return;
-      this.state = state;
-      toForm(state.fields);
+      this.state = state.none ? { none: true } : state; // none: the contact's queue has no script
+      if (!state.none) toForm(state.fields);
     } catch (err) {
       if (this.contactId !== id) return;
-      this.state = err.code === "no-script" ? { none: true } : null;
-      if (err.code !== "no-script") {
-        // A contact that just arrived, or a hub restarting: try again shortly before telling the agent.
-        if (tries > 1) { setTimeout(() => { if (this.contactId === id && !this.state) this.load(id, tries - 1); }, 1000); }
-        else toast(err.message);
-      }
+      this.state = null;
+      // A contact that just arrived, or a hub restarting: try again shortly before telling the agent.
+      if (tries > 1) { setTimeout(() => { if (this.contactId === id && !this.state) this.load(id, tries - 1); }, 1000); }
+      else toast(err.message);
     }
     this.render();
   }
