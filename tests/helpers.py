@@ -18,15 +18,20 @@ def login(base_url: str, username: str, password: str = "demo", tenant: str = "d
     return r.json()
 
 
-_cache: dict[tuple[str, str, str], dict[str, Any]] = {}
+_cache: dict[tuple[str, str, str], tuple[float, dict[str, Any]]] = {}
 
 
 def cached_login(base_url: str, username: str, tenant: str = "demo") -> dict[str, Any]:
-    """A login reused across calls (password hashing is deliberately slow)."""
+    """A login reused across calls (password hashing is deliberately slow), renewed a minute before
+    its access token expires (a hub shared by the whole run outlives the token's 15 minutes)."""
     key = (base_url, username, tenant)
-    if key not in _cache:
-        _cache[key] = login(base_url, username, tenant=tenant)
-    return _cache[key]
+    hit = _cache.get(key)
+    if hit is None or time.monotonic() >= hit[0]:
+        started = time.monotonic()
+        tokens = login(base_url, username, tenant=tenant)
+        _cache[key] = (started + float(tokens.get("expires_in", 900)) - 60.0, tokens)
+        return tokens
+    return hit[1]
 
 
 def bearer(tokens: dict[str, Any] | str) -> dict[str, str]:

@@ -49,6 +49,8 @@ def test_the_agent_sends_the_link_by_email_from_the_card(hub, browser, mailbox):
         assert not errors, errors
     finally:
         ctx.close()
+        # The tenant's sender goes again: the hub is shared with later tests.
+        httpx.put(f"{hub.url}/api/support-sender", headers=bearer(admin), timeout=10, json={})
         if sid:  # the agent's desktop keeps no session open for later tests
             ws, _ = connect_as(hub, "agent5")
             assert ws.request({"type": "support-end", "session_id": sid})["type"] == "ack"
