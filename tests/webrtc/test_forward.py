@@ -13,7 +13,8 @@ import pytest
 from aiortc.codecs.vpx import Vp8Encoder
 
 from webrtc.audio import MediaError
-from webrtc.forward import PassThroughPacker, Tap, is_vp8_keyframe
+from webrtc.forward import Tap, is_vp8_keyframe
+from webrtc.rtp_send import DirectSender
 from webrtc.webinar import WebinarMedia, map_slots, check_offer
 from webrtc.webinar_bot import Attendee, Publisher
 
@@ -54,21 +55,6 @@ def test_vp8_keyframe_bit() -> None:
     assert not is_vp8_keyframe(b"")
 
 
-def test_passthrough_packer_packetizes_without_encoding() -> None:
-    from webrtc.forward import Encoded
-
-    data = bytes(range(256)) * 10
-    packer = PassThroughPacker("video/VP8")
-    payloads, ts = packer.pack(Encoded(data, 3000, True))
-    assert ts == 3000 and len(payloads) == 2
-    # The payloads are aiortc's RFC 7741 packetization of the very same bytes.
-    assert payloads == Vp8Encoder._packetize(data, packer.picture_id - 1)
-    (opus,), ts = PassThroughPacker("audio/opus").pack(Encoded(b"\x01\x02", 960, False))
-    assert opus == b"\x01\x02" and ts == 960
-    with pytest.raises(MediaError):
-        packer.encode(object())
-
-
 async def test_presenter_reaches_attendees_without_reencoding() -> None:
     media = WebinarMedia()
     presenter = Publisher(PRESENTER_HZ)
@@ -81,12 +67,15 @@ async def test_presenter_reaches_attendees_without_reencoding() -> None:
         # Every attendee decodes video and hears the presenter's tone.
         await until(lambda: all(a.video_frames and a.video_frames[0] > 30 for a in attendees), 30, "video decoded")
         await until(lambda: all(a.hears(0, PRESENTER_HZ) for a in attendees), 15, "the presenter's tone")
-        # Nothing encodes on the way: every viewer sender packetizes what the presenter sent.
+        # Nothing encodes on the way: every viewer's frames go out through its direct send path.
         for i in range(3):
             conn = media._conns[f"a{i}"]
             for t in conn.pc.getTransceivers():
-                if t.sender.track is not None:
-                    assert isinstance(t.sender._RTCRtpSender__encoder, PassThroughPacker)
+                track = t.sender.track
+                if track is not None:
+                    assert isinstance(track.out, DirectSender)
+                    assert track.out.packets > 0 or track.slot.source is None
+                    assert t.sender._RTCRtpSender__encoder is None
         s = media.stats("a0")
         assert s.frames["camera"] > 30 and s.frames["audio"] >= 25
 
