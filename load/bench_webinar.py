@@ -33,6 +33,7 @@ import hashlib
 import json
 import os
 import random
+import socket
 import struct
 import subprocess
 import sys
@@ -55,6 +56,14 @@ AUDIO_PER_S = 50
 VIDEO_TB = fractions.Fraction(1, 90000)
 AUDIO_TB = fractions.Fraction(1, 48000)
 RTP_HEADER = struct.Struct("!HII")  # sequence number, timestamp, SSRC
+RECEIVE_BUFFER = 256 * 1024
+
+
+def udp_receive_drops() -> int:
+    """Datagrams the machine's kernel dropped for a full socket receive buffer (RcvbufErrors)."""
+    with open("/proc/net/snmp") as f:
+        names, values = [line.split() for line in f if line.startswith("Udp:")][:2]
+    return int(values[names.index("RcvbufErrors")])
 
 
 # ---------------------------------------------------------------- the clip
@@ -271,6 +280,10 @@ class Wire:
         self.undecryptable = 0
         for protocol in self.dtls.transport._connection._protocols:
             protocol.datagram_received = self._wrap(protocol.datagram_received)
+            # The receive buffer libwebrtc asks for (without NACKs a burst the kernel drops is lost).
+            sock = protocol.transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
 
     def _wrap(self, original):  # type: ignore[no-untyped-def]
         def datagram_received(data: bytes, addr: tuple) -> None:
@@ -410,13 +423,13 @@ def step(kind: str, port: int, n: int, args: argparse.Namespace, clip: str) -> d
         joined = [answer(b) for b in bots]
         time.sleep(args.warmup)
         stats = lambda: json.loads(asyncio.run(http(port, "GET", "/stats")))  # noqa: E731
-        s0, m0, p0 = stats(), machine_busy_seconds(), cpu_pressure_seconds()
+        s0, m0, p0, d0 = stats(), machine_busy_seconds(), cpu_pressure_seconds(), udp_receive_drops()
         tell(bots, "start")
         t0 = time.monotonic()
         time.sleep(args.hold)
         tell(bots, "stop")
         secs = time.monotonic() - t0
-        s1, m1, p1 = stats(), machine_busy_seconds(), cpu_pressure_seconds()
+        s1, m1, p1, d1 = stats(), machine_busy_seconds(), cpu_pressure_seconds(), udp_receive_drops()
         results = [answer(b) for b in bots]
         asyncio.run(http(port, "POST", "/reset"))
         tell(bots, "close")
@@ -438,7 +451,7 @@ def step(kind: str, port: int, n: int, args: argparse.Namespace, clip: str) -> d
         cpu_ms=server_cpu / (n * secs) * 1000, cpu_total=server_cpu / secs, bot_cpu=bot_cpu / secs,
         other=max(0.0, (m1 - m0 - bot_cpu - server_cpu) / secs), pressure=(p1 - p0) / secs,
         held=loss < 0.01 and stalls == 0 and bad == 0, join_s=max(j["join_seconds"] for j in joined),
-        never=sum(j["never_connected"] for j in joined), load=os.getloadavg()[0],
+        never=sum(j["never_connected"] for j in joined), load=os.getloadavg()[0], udp_drops=d1 - d0,
     )
 
 
@@ -446,7 +459,8 @@ def show(kind: str, row: dict) -> None:
     print(f"{kind:8} N={row['n']:4d}  worst attendee loss {row['worst_loss']*100:5.2f}%  stalls {row['stalls']:3d}"
           f"  bad frames {row['bad']:3d}  max gap {row['max_gap_ms']:5.0f} ms  cpu {row['cpu_ms']:6.2f} ms/s/attendee"
           f" ({row['cpu_total']*100:3.0f}% of a core; attendees' processes {row['bot_cpu']*100:3.0f}%,"
-          f" other {row['other']:.2f} cores, cpu pressure {row['pressure']*100:3.0f}%)"
+          f" other {row['other']:.2f} cores, cpu pressure {row['pressure']*100:3.0f}%,"
+          f" {row['udp_drops']} datagrams dropped by the kernel)"
           f"  all receiving after {row['join_s']:.1f} s{' (' + str(row['never']) + ' never)' if row['never'] else ''}"
           f"  load average {row['load']:.2f}  {'held' if row['held'] else 'NOT held'}", flush=True)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import queue
 import time
 
 import pytest
@@ -55,6 +56,31 @@ def test_vp8_keyframe_bit() -> None:
     assert not is_vp8_keyframe(b"")
 
 
+async def test_aiortc_internals_forwarding_relies_on() -> None:
+    """The private parts of aiortc 1.16 and aioice that forward.py and rtp_send.py use (see their
+    docstrings): if an upgrade moves them, this says where."""
+    from aiortc import RTCPeerConnection
+
+    from webrtc.rtp_send import _DTLS_COUNTERS, _SENDER_COUNTERS, _STARTED
+
+    pc = RTCPeerConnection()
+    try:
+        t = pc.addTransceiver("video", direction="sendonly")
+        sender, dtls = t.sender, t.sender.transport
+        for name in (_STARTED, *_SENDER_COUNTERS, "_ssrc", "_rtx_ssrc", "_enabled"):
+            assert hasattr(sender, name), name
+        assert getattr(sender, _STARTED) is False
+        assert callable(sender._retransmit) and callable(sender._send_keyframe)
+        assert isinstance(getattr(t.receiver, "_RTCRtpReceiver__decoder_queue"), queue.Queue)
+        assert callable(t.receiver._send_rtcp_pli)
+        for name in (*_DTLS_COUNTERS, "_state", "_tx_srtp", "_rx_srtp"):
+            assert hasattr(dtls, name), name
+        assert isinstance(dtls.transport._connection._nominated, dict)
+        assert isinstance(dtls.transport._connection._protocols, list)
+    finally:
+        await pc.close()
+
+
 async def test_presenter_reaches_attendees_without_reencoding() -> None:
     media = WebinarMedia()
     presenter = Publisher(PRESENTER_HZ)
@@ -76,6 +102,8 @@ async def test_presenter_reaches_attendees_without_reencoding() -> None:
                     assert isinstance(track.out, DirectSender)
                     assert track.out.packets > 0 or track.slot.source is None
                     assert t.sender._RTCRtpSender__encoder is None
+                    pair = t.sender.transport.transport._connection._nominated[1]
+                    assert callable(pair.protocol.transport.sendto)
         s = media.stats("a0")
         assert s.frames["camera"] > 30 and s.frames["audio"] >= 25
 
