@@ -64,9 +64,10 @@ class Frame:
         "The abs-send-time header extension's 3 bytes (6.18 fixed point seconds)."
 
 
-def _extension_parts(ext_map: HeaderExtensionsMap, mid: str | None) -> tuple[bytes, bytes]:
+def extension_parts(ext_map: HeaderExtensionsMap, mid: str | None) -> tuple[bytes, bytes | None]:
     """The header extension block (profile and length included) before and after the 3
-    abs-send-time bytes, laid out by aiortc itself; (b"", b"") when nothing is negotiated."""
+    abs-send-time bytes, laid out by aiortc itself; the whole block and None without
+    abs-send-time (b"" when nothing is negotiated)."""
 
     def block(abs_send_time: int) -> bytes:
         profile, value = ext_map.set(HeaderExtensions(mid=mid, abs_send_time=abs_send_time))
@@ -74,7 +75,7 @@ def _extension_parts(ext_map: HeaderExtensionsMap, mid: str | None) -> tuple[byt
 
     low, high = block(0), block(0xFFFFFF)
     if low == high:  # no abs-send-time: the block never changes
-        return low, b""
+        return low, None
     at = next(i for i in range(len(low)) if low[i] != high[i])
     return low[:at], low[at + 3:]
 
@@ -90,7 +91,7 @@ class DirectSender:
         self._pt = 0
         self._rtx_pt: int | None = None
         self._ext_map = HeaderExtensionsMap()
-        self._ext_head = self._ext_tail = b""
+        self._ext_head, self._ext_tail = b"", None
         self._seq = random.randint(0, 0xFFFF)
         self._rtx_seq = random.randint(0, 0xFFFF)
         self._origin = random.randint(0, 0xFFFFFFFF)
@@ -114,7 +115,7 @@ class DirectSender:
                 self._rtx_pt = c.payloadType
                 break
         self._ext_map.configure(parameters)
-        self._ext_head, self._ext_tail = _extension_parts(self._ext_map, parameters.muxId)
+        self._ext_head, self._ext_tail = extension_parts(self._ext_map, parameters.muxId)
         self._dtls = self.sender.transport
 
     def _path(self):  # type: ignore[no-untyped-def]
@@ -139,7 +140,8 @@ class DirectSender:
         protect, sendto, addr = path
         sender = self.sender
         timestamp = (self._origin + timestamp) & 0xFFFFFFFF
-        ext = self._ext_head + frame.abs_send_time + self._ext_tail if self._ext_tail else self._ext_head
+        tail = self._ext_tail
+        ext = self._ext_head if tail is None else self._ext_head + frame.abs_send_time + tail
         first = 0x90 if ext else 0x80
         pack, history, ssrc, pt = _HEADER.pack, self._history, sender._ssrc, self._pt
         payloads = frame.payloads

@@ -10,13 +10,14 @@ import time
 
 import pytest
 from aiortc.codecs.vpx import VpxPayloadDescriptor
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.rtp import (
-    RTCP_PSFB_PLI, RTCP_RTPFB_NACK, RtcpPsfbPacket, RtcpRtpfbPacket, RtpPacket,
+    RTCP_PSFB_PLI, RTCP_RTPFB_NACK, HeaderExtensionsMap, RtcpPsfbPacket, RtcpRtpfbPacket, RtpPacket,
 )
 
 from webrtc.audio import MediaError
 from webrtc.forward import KEYFRAME_INTERVAL, is_vp8_keyframe
-from webrtc.rtp_send import DirectSender
+from webrtc.rtp_send import DirectSender, Frame, extension_parts
 from webrtc.webinar import WebinarMedia
 from webrtc.webinar_bot import Attendee, Publisher
 
@@ -60,6 +61,26 @@ class Wiretap:
 
     async def send_rtcp(self, packet: object) -> None:
         await self.dtls._send_rtp(bytes(packet))
+
+
+MID = "urn:ietf:params:rtp-hdrext:sdes:mid"
+ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+
+
+@pytest.mark.parametrize("mid", ["0", "12", "123", "1234", "a" * 16, None])
+@pytest.mark.parametrize("uris", [(MID, ABS_SEND_TIME), (MID,), (ABS_SEND_TIME,), ()])
+def test_header_extensions_as_aiortc_lays_them_out(mid: str | None, uris: tuple[str, ...]) -> None:
+    ext_map = HeaderExtensionsMap()
+    ext_map.configure(RTCRtpParameters(headerExtensions=[
+        RTCRtpHeaderExtensionParameters(id=i + 1, uri=uri) for i, uri in enumerate(uris)]))
+    head, tail = extension_parts(ext_map, mid)
+    frame = Frame([b"x"], 0, False, 0x0123456789ABCDEF)
+    block = head if tail is None else head + frame.abs_send_time + tail
+    packet = RtpPacket(payload_type=96, sequence_number=1, timestamp=2, ssrc=3, payload=b"x")
+    packet.extensions.mid = mid
+    packet.extensions.abs_send_time = (0x0123456789ABCDEF >> 14) & 0xFFFFFF
+    assert packet.serialize(ext_map)[12:-1] == block
+    assert (tail is None) == (ABS_SEND_TIME not in uris)
 
 
 @pytest.fixture
