@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import fractions
+import gc
 import hashlib
 import json
 import os
@@ -67,6 +68,25 @@ VIDEO_TB = fractions.Fraction(1, 90000)
 AUDIO_TB = fractions.Fraction(1, 48000)
 RTP_HEADER = struct.Struct("!HII")  # sequence number, timestamp, SSRC
 RECEIVE_BUFFER = 256 * 1024
+
+
+class GcPauses:
+    """The longest garbage collection pause of this process (every attendee waits through it)."""
+
+    def __init__(self) -> None:
+        self.longest = 0.0
+        self._start = 0.0
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.longest = max(self.longest, time.perf_counter() - self._start)
+
+    def take(self) -> float:
+        longest, self.longest = self.longest, 0.0
+        return longest
 
 
 def udp_drops() -> int:
@@ -149,6 +169,7 @@ async def run_server(kind: str, port: int) -> None:
 
     media = WebinarMedia()
     relay = MediaRelay()
+    pauses = GcPauses()
     pcs: dict[str, RTCPeerConnection] = {}
     published: dict[str, object] = {}
 
@@ -184,7 +205,7 @@ async def run_server(kind: str, port: int) -> None:
                 await pcs.pop(cid).close()
             return "ok"
         if path == "/stats":
-            return json.dumps(dict(cpu=cpu_seconds(), rss=rss_bytes(), drops=udp_drops()))
+            return json.dumps(dict(cpu=cpu_seconds(), rss=rss_bytes(), drops=udp_drops(), gc=pauses.take()))
         raise ValueError(f"no route {path}")
 
     await serve_http(port, handle)
@@ -363,6 +384,7 @@ async def run_attendees(port: int, first: int, n: int, clip_path: str | None) ->
     faulthandler.dump_traceback_later(600 + n, exit=True)
     known = {bytes.fromhex(h) for h in json.load(open(clip_path))} if clip_path else None
     wires: list[Wire] = []
+    pauses = GcPauses()
 
     async def one(i: int) -> None:
         pc = RTCPeerConnection(max_bundle([]))
@@ -395,7 +417,7 @@ async def run_attendees(port: int, first: int, n: int, clip_path: str | None) ->
     waiting = sum(1 for w in wires if any(c.seen == 0 for c in w.counters.values()))
     print(json.dumps(dict(join_seconds=time.monotonic() - joined, never_connected=waiting)), flush=True)
     command = await loop.run_in_executor(None, sys.stdin.readline)
-    t0, c0, d0 = time.monotonic(), cpu_seconds(), udp_drops()
+    t0, c0, d0, _ = time.monotonic(), cpu_seconds(), udp_drops(), pauses.take()
     for c in counters():
         c.counting, c.last = True, None
     command = await loop.run_in_executor(None, sys.stdin.readline)
@@ -405,7 +427,7 @@ async def run_attendees(port: int, first: int, n: int, clip_path: str | None) ->
     rows = [dict(video=w.counters[v].frames, audio=w.counters[a].frames, bad=w.counters[v].bad,
                  gap=max(w.counters[v].max_gap, w.counters[a].max_gap), undecryptable=w.undecryptable)
             for w in wires for v, a in [sorted(w.counters, key=lambda pt: w.counters[pt].kind != "video")]]
-    print(json.dumps(dict(rows=rows, seconds=secs, bot_cpu=bot_cpu, drops=drops)), flush=True)
+    print(json.dumps(dict(rows=rows, seconds=secs, bot_cpu=bot_cpu, drops=drops, gc=pauses.take())), flush=True)
     command = await loop.run_in_executor(None, sys.stdin.readline)
     assert command.strip() in ("close", "")
     reporting.cancel()
@@ -476,6 +498,7 @@ def step(kind: str, port: int, n: int, args: argparse.Namespace, clip: str) -> d
         held=loss < 0.01 and stalls == 0 and bad == 0, join_s=max(j["join_seconds"] for j in joined),
         never=sum(j["never_connected"] for j in joined), load=os.getloadavg()[0],
         drops=sum(r["drops"] for r in results), server_drops=s1["drops"] - s0["drops"],
+        gc_ms=1000 * s1["gc"], bot_gc_ms=1000 * max(r["gc"] for r in results),
     )
 
 
@@ -484,7 +507,8 @@ def show(kind: str, row: dict) -> None:
           f"  bad frames {row['bad']:3d}  max gap {row['max_gap_ms']:5.0f} ms  cpu {row['cpu_ms']:6.2f} ms/s/attendee"
           f" ({row['cpu_total']*100:3.0f}% of a core; attendees' processes {row['bot_cpu']*100:3.0f}%,"
           f" other {row['other']:.2f} cores, cpu pressure {row['pressure']*100:3.0f}%,"
-          f" datagrams the kernel dropped: {row['drops']} at attendees, {row['server_drops']} at the server)"
+          f" datagrams the kernel dropped: {row['drops']} at attendees, {row['server_drops']} at the server;"
+          f" longest GC pause {row['gc_ms']:.0f} ms at the server, {row['bot_gc_ms']:.0f} ms at attendees)"
           f"  all receiving after {row['join_s']:.1f} s{' (' + str(row['never']) + ' never)' if row['never'] else ''}"
           f"  load average {row['load']:.2f}  {'held' if row['held'] else 'NOT held'}", flush=True)
 
