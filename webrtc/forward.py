@@ -12,20 +12,23 @@ attendee. Here nothing is decoded or encoded:
 - A `Slot` is one forwarded stream of a room ("camera", "screen", "audio",
   "speaker"): whichever publisher feeds it now, fanned out to every
   `ForwardTrack` subscribed to it.
-- A `ForwardTrack` is a viewer's outbound track. It yields the encoded frame
-  itself; the viewer's `RTCRtpSender` gets a `PassThroughPacker` in place of
-  its encoder, which only packetizes (RFC 7741 payload descriptor with the
-  viewer's own picture id for VP8; the payload as is for audio). The sender
-  keeps its own SSRC, sequence numbers and timestamp origin, answers NACKs
-  from its history, and a PLI or FIR from the viewer becomes a keyframe
-  request to the publisher (RFC 4585 §6.3.1, RFC 5104 §4.3.1), rate-limited.
+- The slot packetizes each frame once for all its viewers (RFC 7741 payload
+  descriptors with the slot's picture id sequence for VP8, which every viewer
+  receiving every frame sees go up by one; the payload as is for audio).
+- A `ForwardTrack` is a viewer's outbound track. Its `DirectSender`
+  (webrtc/rtp_send.py) sends each frame from the slot's fan-out, with the
+  viewer's own SSRC, sequence numbers and timestamp origin and SRTP keys, no
+  task or queue in between; it answers NACKs from its history, and a PLI or
+  FIR from the viewer becomes a keyframe request to the publisher (RFC 4585
+  §6.3.1, RFC 5104 §4.3.1), rate-limited. A viewer not connected yet (or any
+  more) gets nothing.
 - A video track joining late (or one that dropped frames) forwards nothing
   until the next keyframe and asks for one at once, so a late joiner sees
   video after one round trip to the publisher, not after the next periodic
   keyframe.
 
 This reaches into private attributes of aiortc 1.16 (`_RTCRtpReceiver__decoder_queue`,
-`_RTCRtpSender__encoder`, `RTCRtpSender._send_keyframe`, `RTCRtpReceiver._send_rtcp_pli`);
+`RTCRtpSender._send_keyframe`, `RTCRtpReceiver._send_rtcp_pli`, and rtp_send.py's);
 tests/webrtc/test_forward.py pins them.
 """
 
@@ -37,22 +40,19 @@ import queue
 import random
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 
 from aiortc import MediaStreamTrack, RTCRtpReceiver, RTCRtpSender
+from aiortc.clock import current_ntp_time
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.mediastreams import MediaStreamError
 
 from .audio import MediaError
+from .rtp_send import DirectSender, Frame
 
 log = logging.getLogger(__name__)
 
 _DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
-_ENCODER = "_RTCRtpSender__encoder"
-
-# Frames a viewer may fall behind before the oldest are dropped (about a second of video).
-TRACK_QUEUE = 32
 # At most one keyframe request to a publisher per this many seconds, however many viewers ask.
 KEYFRAME_INTERVAL = 0.3
 # Nominal frame step in RTP clock units, used to keep a viewer's timestamps going up when a slot's
@@ -64,38 +64,6 @@ FORWARDED_MIMES = ("video/vp8", "audio/opus", "audio/pcmu", "audio/pcma")
 def is_vp8_keyframe(data: bytes) -> bool:
     """RFC 6386 §9.1: bit 0 of the frame tag is 0 for a key frame."""
     return bool(data) and not data[0] & 0x01
-
-
-class Encoded:
-    """One encoded frame as a viewer's sender gets it."""
-
-    __slots__ = ("data", "timestamp", "keyframe")
-
-    def __init__(self, data: bytes, timestamp: int, keyframe: bool) -> None:
-        self.data = data
-        "The frame: VP8 bitstream (no payload descriptor), or one Opus/G.711 payload."
-        self.timestamp = timestamp
-        "RTP timestamp relative to the viewer's first frame, in the codec's clock."
-        self.keyframe = keyframe
-
-
-class PassThroughPacker:
-    """Stands in for a viewer sender's encoder: packetizes, never encodes."""
-
-    def __init__(self, mime: str) -> None:
-        self.mime = mime.lower()
-        self._vp8 = self.mime == "video/vp8"
-        self.picture_id = random.randint(0, (1 << 15) - 1)
-
-    def pack(self, frame: Encoded) -> tuple[list[bytes], int]:
-        if self._vp8:
-            payloads = Vp8Encoder._packetize(frame.data, self.picture_id)
-            self.picture_id = (self.picture_id + 1) % (1 << 15)
-            return payloads, frame.timestamp
-        return [frame.data], frame.timestamp
-
-    def encode(self, frame: object, force_keyframe: bool = False) -> tuple[list[bytes], int]:
-        raise MediaError("a forwarded track carries encoded frames only")
 
 
 # ---------------------------------------------------------------- slots
@@ -125,6 +93,7 @@ class Slot:
         self.stats = SlotStats()
         self._clock = clock
         self._last_request = -1e9
+        self._picture_id = random.randint(0, (1 << 15) - 1)
 
     def attach(self, tap: Tap) -> None:
         """`tap` feeds this slot from now on (the previous publisher's frames are ignored)."""
@@ -145,10 +114,19 @@ class Slot:
         key = self.kind == "video" and is_vp8_keyframe(data)
         if key:
             stats.keyframes += 1
-        if self.muted:
+        if self.muted or not self.tracks:
             return
+        if mime == "video/vp8":
+            payloads = Vp8Encoder._packetize(data, self._picture_id)
+            self._picture_id = (self._picture_id + 1) % (1 << 15)
+        else:
+            payloads = [data]
+        frame = Frame(payloads, timestamp, key, current_ntp_time())
         for track in self.tracks:
-            track.offer(tap, mime, data, timestamp, key)
+            try:
+                track.offer(tap, mime, frame)
+            except Exception:  # one failing viewer must not keep the frame from the others
+                log.exception("forwarding a %s frame to a viewer failed", self.name)
 
     def request_keyframe(self, force: bool = False) -> None:
         """Ask the publisher for a keyframe (a viewer's PLI/FIR, a late joiner), at most every
@@ -212,16 +190,20 @@ class Tap:
 
 
 class ForwardTrack(MediaStreamTrack):
-    """A viewer's outbound track: a slot's encoded frames, not decoded, not re-encoded."""
+    """A viewer's outbound track: a slot's encoded frames, not decoded, not re-encoded.
 
-    def __init__(self, slot: Slot, mime: str, queue_size: int = TRACK_QUEUE) -> None:
+    aiortc's sender for it never gets a frame from `recv` (it waits there until the
+    track stops): `install_packer` gives the track a `DirectSender`, which sends each
+    frame from the slot's fan-out as it arrives.
+    """
+
+    def __init__(self, slot: Slot, mime: str) -> None:
         super().__init__()
         self.kind = slot.kind
         self.slot = slot
         self.mime = mime.lower()
-        self._frames: deque[Encoded] = deque()
-        self._size = queue_size
-        self._waiter: asyncio.Future[None] | None = None
+        self.out: DirectSender | None = None
+        self._stopped: asyncio.Future[None] | None = None
         self._need_key = slot.kind == "video"
         self._source: Tap | None = None
         self._offset = 0
@@ -233,65 +215,52 @@ class ForwardTrack(MediaStreamTrack):
         slot.tracks.add(self)
         slot.request_keyframe(force=True)
 
-    def offer(self, source: Tap, mime: str, data: bytes, timestamp: int, key: bool) -> None:
+    def offer(self, source: Tap, mime: str, frame: Frame) -> None:
         if mime != self.mime:
             self.slot.stats.wrong_codec += 1
             return
-        if self._need_key:
-            if not key:
-                # Ask again (rate-limited): the request made on joining may have gone nowhere, e.g. when the
-                # publisher's first packets had not arrived yet.
+        out = self.out
+        if self._need_key and not frame.key:
+            if out is not None and out.ready():
+                # Ask again (rate-limited): the request made on joining may have gone nowhere, e.g. when
+                # the publisher's first packets had not arrived yet, or the viewer connected since.
                 self.skipped += 1
                 self.slot.request_keyframe()
-                return
-            self._need_key = False
+            return
+        offset = self._offset
         if source is not self._source:
             # Another publisher (or the same one again): continue our timestamps one frame on.
-            self._source = source
-            self._offset = 0 if self._last_out is None else self._last_out + self._step - timestamp
-        ts = (timestamp + self._offset) & 0xFFFFFFFF
-        self._last_out = ts
-        frames = self._frames
-        if len(frames) >= self._size:
-            # The viewer's sender fell behind: what is queued is stale; start again at a keyframe.
-            self.dropped += len(frames)
-            frames.clear()
-            if self.kind == "video":
-                if not key:
-                    self._need_key = True
-                    self.slot.request_keyframe()
-                    return
-        frames.append(Encoded(data, ts, key))
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def recv(self) -> Encoded:
-        while not self._frames:
-            if self.readyState != "live":
-                raise MediaStreamError
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        if self.readyState != "live":
-            raise MediaStreamError
+            offset = 0 if self._last_out is None else self._last_out + self._step - frame.timestamp
+        ts = (frame.timestamp + offset) & 0xFFFFFFFF
+        if out is None or not out.send(frame, ts):
+            # Not connected (yet, or any more): start again at a keyframe once it is.
+            self.dropped += 1
+            self._need_key = self.kind == "video"
+            return
+        self._need_key = False
+        self._source, self._offset, self._last_out = source, offset, ts
         self.sent += 1
-        return self._frames.popleft()
+
+    async def recv(self) -> None:
+        if self.readyState == "live":
+            self._stopped = asyncio.get_running_loop().create_future()
+            try:
+                await self._stopped
+            finally:
+                self._stopped = None
+        raise MediaStreamError
 
     def stop(self) -> None:
         super().stop()
         self.slot.tracks.discard(self)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        stopped = self._stopped
+        if stopped is not None and not stopped.done():
+            stopped.set_result(None)
 
 
 def install_packer(sender: RTCRtpSender, track: ForwardTrack) -> None:
-    """Make `sender` packetize `track`'s frames as they are, and pass its keyframe requests on."""
-    if not hasattr(sender, _ENCODER):
-        raise MediaError(f"aiortc's sender has no {_ENCODER}: forwarding is not possible")
-    setattr(sender, _ENCODER, PassThroughPacker(track.mime))
+    """Make `track`'s frames go out through `sender`'s SSRC and connection as they are (a
+    `DirectSender`, installed before the sender starts), and pass its keyframe requests on."""
+    track.out = DirectSender(sender)
     # RTCRtpSender._handle_rtcp_packet calls this on a PLI or FIR from the viewer.
     sender._send_keyframe = track.slot.request_keyframe  # type: ignore[method-assign]

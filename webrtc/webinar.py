@@ -111,7 +111,7 @@ class ConnStats:
     frames: dict[str, int]
     "Publisher: frames received per slot; viewer: frames sent per slot."
     dropped: int
-    "Viewer: frames dropped because its sender fell behind."
+    "Viewer: frames not sent while its connection was down (it restarts at a keyframe)."
     skipped: int
     "Viewer: video frames skipped while waiting for a keyframe."
     connection_state: str

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import queue
 import time
 
 import pytest
 from aiortc.codecs.vpx import Vp8Encoder
 
 from webrtc.audio import MediaError
-from webrtc.forward import PassThroughPacker, Tap, is_vp8_keyframe
+from webrtc.forward import Tap, is_vp8_keyframe
+from webrtc.rtp_send import DirectSender
 from webrtc.webinar import WebinarMedia, map_slots, check_offer
 from webrtc.webinar_bot import Attendee, Publisher
 
@@ -54,19 +56,29 @@ def test_vp8_keyframe_bit() -> None:
     assert not is_vp8_keyframe(b"")
 
 
-def test_passthrough_packer_packetizes_without_encoding() -> None:
-    from webrtc.forward import Encoded
+async def test_aiortc_internals_forwarding_relies_on() -> None:
+    """The private parts of aiortc 1.16 and aioice that forward.py and rtp_send.py use (see their
+    docstrings): if an upgrade moves them, this says where."""
+    from aiortc import RTCPeerConnection
 
-    data = bytes(range(256)) * 10
-    packer = PassThroughPacker("video/VP8")
-    payloads, ts = packer.pack(Encoded(data, 3000, True))
-    assert ts == 3000 and len(payloads) == 2
-    # The payloads are aiortc's RFC 7741 packetization of the very same bytes.
-    assert payloads == Vp8Encoder._packetize(data, packer.picture_id - 1)
-    (opus,), ts = PassThroughPacker("audio/opus").pack(Encoded(b"\x01\x02", 960, False))
-    assert opus == b"\x01\x02" and ts == 960
-    with pytest.raises(MediaError):
-        packer.encode(object())
+    from webrtc.rtp_send import _DTLS_COUNTERS, _SENDER_COUNTERS, _STARTED
+
+    pc = RTCPeerConnection()
+    try:
+        t = pc.addTransceiver("video", direction="sendonly")
+        sender, dtls = t.sender, t.sender.transport
+        for name in (_STARTED, *_SENDER_COUNTERS, "_ssrc", "_rtx_ssrc", "_enabled"):
+            assert hasattr(sender, name), name
+        assert getattr(sender, _STARTED) is False
+        assert callable(sender._retransmit) and callable(sender._send_keyframe)
+        assert isinstance(getattr(t.receiver, "_RTCRtpReceiver__decoder_queue"), queue.Queue)
+        assert callable(t.receiver._send_rtcp_pli)
+        for name in (*_DTLS_COUNTERS, "_state", "_tx_srtp", "_rx_srtp"):
+            assert hasattr(dtls, name), name
+        assert isinstance(dtls.transport._connection._nominated, dict)
+        assert isinstance(dtls.transport._connection._protocols, list)
+    finally:
+        await pc.close()
 
 
 async def test_presenter_reaches_attendees_without_reencoding() -> None:
@@ -81,12 +93,17 @@ async def test_presenter_reaches_attendees_without_reencoding() -> None:
         # Every attendee decodes video and hears the presenter's tone.
         await until(lambda: all(a.video_frames and a.video_frames[0] > 30 for a in attendees), 30, "video decoded")
         await until(lambda: all(a.hears(0, PRESENTER_HZ) for a in attendees), 15, "the presenter's tone")
-        # Nothing encodes on the way: every viewer sender packetizes what the presenter sent.
+        # Nothing encodes on the way: every viewer's frames go out through its direct send path.
         for i in range(3):
             conn = media._conns[f"a{i}"]
             for t in conn.pc.getTransceivers():
-                if t.sender.track is not None:
-                    assert isinstance(t.sender._RTCRtpSender__encoder, PassThroughPacker)
+                track = t.sender.track
+                if track is not None:
+                    assert isinstance(track.out, DirectSender)
+                    assert track.out.packets > 0 or track.slot.source is None
+                    assert t.sender._RTCRtpSender__encoder is None
+                    pair = t.sender.transport.transport._connection._nominated[1]
+                    assert callable(pair.protocol.transport.sendto)
         s = media.stats("a0")
         assert s.frames["camera"] > 30 and s.frames["audio"] >= 25
 
