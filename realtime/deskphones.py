@@ -7,16 +7,16 @@ HA1) when it says hello and whenever they change. A worker reports each
 registration (`sip-registered`, `expires` 0 when it ends); the hub keeps
 them per tenant and tells the agent (`desk-phone`).
 
-An agent whose phone is "desk" and whose desk phone is registered with the
-worker that carries a caller is rung there when the ACD offers the caller:
-the worker INVITEs the phone's contact, naming the answered call's leg
+An agent whose phone is "desk" is rung when the ACD offers a caller: the
+worker the desk phone is registered with INVITEs the phone's contact, naming the answered call's leg
 after the agent's session (`session_id(tenant, agent)`), where a softphone
 would be. The desktop shows the offer as usual.
 
 - The phone answers: the agent accepts the contact (the ACD's `Accept`);
   the desk call stands as the agent's softphone (map `phones:<tenant>`),
   so connecting to the caller, hold, mute, transfer and hang-up from the
-  desktop work unchanged.
+  desktop work unchanged. A desk phone registered with another worker than
+  the caller's is linked to it like a softphone there (realtime/medialinks.py).
 - The phone declines, or rings out: the agent rejects the offer (the
   caller goes to the next agent). The offer ends otherwise (ring timeout,
   the caller left, accepted on the desktop): the phone stops ringing.
@@ -26,8 +26,8 @@ would be. The desktop shows the offer as usual.
 
 Calls between agents (`call-dial`, a consult before an attended transfer)
 ring the called agent's desk phone in the same way when its phone is
-"desk": it must be registered with the worker of the calling agent's
-softphone. Answered on the phone, the call is answered (the two legs are
+"desk": it must be registered with the worker mixing the call (the calling
+agent's, or that of the caller the agent holds). Answered on the phone, the call is answered (the two legs are
 connected on that worker); declined, the call ends `declined`; hung up on
 the phone, the call ends; the call ending elsewhere (the caller hangs up,
 no answer in time) stops the ringing or sends a BYE. A consult completed as
@@ -230,7 +230,9 @@ class DeskPhones:
         if reg is None:
             log.info("agent %s takes calls on a desk phone, but none is registered: offered on the desktop only", agent_id)
             return
-        if reg.worker != caller.worker:
+        if reg.worker != caller.worker and not (
+            await self.phone.link_address(reg.worker) and await self.phone.link_address(caller.worker)
+        ):
             log.warning("agent %s's desk phone is registered with %s, the caller is on %s: not rung",
                         agent_id, reg.worker, caller.worker)
             return
