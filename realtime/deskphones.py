@@ -383,6 +383,16 @@ class DeskPhones:
 
     # ------------------------------------------------------------ helpers
 
+    async def transfer_refused(self, tenant_id: int, agent_id: int) -> None:
+        """The caller an attended transfer was to bring to this agent's desk call did not come (the queue
+        refused the new contact): the desk call ends (BYE) rather than staying up in silence."""
+        call = await self._by_contact(tenant_id, _handed(agent_id))
+        if call is None:
+            return
+        await self._forget(call)
+        await self._release_phone(call)
+        await self.phone.command(call.worker, P.MediaCommand(op="sip-hangup", session_id=call.call_id, code=200))
+
     async def _release_phone(self, call: DeskCall) -> None:
         raw = await self.live.map_get(phones_map(call.tenant_id), str(call.agent_id))
         if raw is not None and raw.decode() == f"{call.worker}\n{DESK}":

@@ -175,6 +175,9 @@ class Transfers:
         try:
             return await self.sip.requeue(call, agent_id, queue, other, answer_now=True, data={"transfer": "attended"})
         except ContactError as exc:
+            # The caller stays with the agent; a desk call kept for the caller is not left up in silence.
+            if self.phone.desk is not None:
+                await self.phone.desk.transfer_refused(t, other)
             raise PhoneError(exc.code, str(exc)) from None
 
     async def conference(self, call: SipCall, agent_id: int, consult_id: str) -> None:
