@@ -26,8 +26,8 @@ would be. The desktop shows the offer as usual.
 
 Calls between agents (`call-dial`, a consult before an attended transfer)
 ring the called agent's desk phone in the same way when its phone is
-"desk": it must be registered with the worker mixing the call (the calling
-agent's, or that of the caller the agent holds). Answered on the phone, the call is answered (the two legs are
+"desk", from the worker it is registered with (it joins the call's mix over a
+link when that is another worker). Answered on the phone, the call is answered (the two legs are
 connected on that worker); declined, the call ends `declined`; hung up on
 the phone, the call ends; the call ending elsewhere (the caller hangs up,
 no answer in time) stops the ringing or sends a BYE. A consult completed as
@@ -274,18 +274,18 @@ class DeskPhones:
 
     # ------------------------------------------------------------ calls between agents (realtime/phone.py)
 
-    async def takes_agent_call(self, tenant_id: int, agent_id: int, name: str, worker: str) -> bool:
-        """Whether a call from another agent (whose softphone is on `worker`) rings this agent's desk phone;
-        PhoneError when the agent takes calls on a desk phone that cannot be rung from there."""
+    async def takes_agent_call(self, tenant_id: int, agent_id: int, name: str, worker: str) -> str | None:
+        """The worker of this agent's desk phone when a call from another agent (mixed on `worker`) rings it
+        (None: the agent takes calls in the browser); PhoneError when the desk phone cannot be rung."""
         if not await self.on_desk(tenant_id, agent_id):
-            return False
+            return None
         reg = await self.registration(tenant_id, agent_id)
         if reg is None:
             raise PhoneError(P.NO_PHONE, f"{name} takes calls on a desk phone, and it is not registered")
-        if reg.worker != worker:
+        if reg.worker != worker and not (await self.phone.link_address(reg.worker) and await self.phone.link_address(worker)):
             raise PhoneError(P.NO_MEDIA_WORKER,
-                             f"{name}'s desk phone is registered with another media worker than your softphone's")
-        return True
+                             f"{name}'s desk phone is registered with another media worker, and the two cannot be linked")
+        return reg.worker
 
     async def ring_agent_call(self, tenant_id: int, c: Call, worker: str) -> None:
         """Ring the called agent's desk phone for the call `c` (checked by `takes_agent_call`)."""

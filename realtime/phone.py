@@ -453,9 +453,9 @@ class PhoneService:
         if callee.id == agent_id:
             raise PhoneError(P.BAD_FRAME, "an agent cannot call itself")
         mine = await self._home(tenant_id, agent_id)
-        # An agent on a desk phone is rung there (it must be registered with the worker mixing the call).
-        desk = self.desk is not None and await self.desk.takes_agent_call(tenant_id, callee.id, to, mine)
-        theirs = mine if desk else await self._worker_of(tenant_id, callee.id)
+        # An agent on a desk phone is rung there (from the worker it is registered with).
+        desk = await self.desk.takes_agent_call(tenant_id, callee.id, to, mine) if self.desk is not None else None
+        theirs = desk or await self._worker_of(tenant_id, callee.id)
         if theirs is None:
             raise PhoneError(P.NO_PHONE, f"{to} has no softphone connected")
         if theirs != mine and (self.links is None or not await self.link_address(mine) or not await self.link_address(theirs)):
@@ -470,7 +470,7 @@ class PhoneService:
                 await self.on_busy(tenant_id, who, True)
         await self._announce(tenant_id, c)
         if desk:
-            await self.desk.ring_agent_call(tenant_id, c, mine)
+            await self.desk.ring_agent_call(tenant_id, c, desk)
         return c.id
 
     async def _home(self, tenant_id: int, agent_id: int) -> str:

@@ -9,7 +9,9 @@ phone taking a queued call: each party proves by frequency what it hears, and wh
 import asyncio
 
 from tests.conftest import HOLD_MUSIC_HZ, HubProcess, WorkerProcess, drop_backend, prepared_backend
-from tests.integration.test_deskphone import credentials_in_force, desk_agent, registered, set_desk_phone
+from tests.integration.test_deskphone import (
+    credentials_in_force, desk_agent, hangups, registered, set_desk_phone, wait_hangups,
+)
 from tests.integration.test_sip import available_bot, only, record
 from tests.integration.test_sip_link import link_lines, wait_for
 from tests.sip_peers import Baresip, ended, hears, hears_all, hears_not
@@ -206,4 +208,62 @@ async def test_a_desk_phone_registered_with_another_worker_takes_a_queued_call(t
             if me:
                 set_desk_phone(w.hub, me, phone="browser")
             await agent.close()
+        w.stop()
+
+
+async def test_a_consult_to_a_desk_phone_on_another_worker_and_its_transfer(tmp_path):
+    w = TwoWorkers(tmp_path)
+    first = desk_bot = None
+    me = 0
+    desk = Baresip(tmp_path / "desk", int(DESK_HZ), user="agent2", auto_answer=True,
+                   registrar=f"127.0.0.1:{w.b.sip_port}", password="desk-2")
+    phone = Baresip(tmp_path / "phone", int(CALLER_HZ))
+    try:
+        only(w.hub)
+        desk_bot, me = await desk_agent(w.hub, "agent2")
+        assert set_desk_phone(w.hub, me, password="desk-2", phone="desk").status_code == 200
+        await credentials_in_force(w.b.sip_port, "agent2", "desk-2")
+        await asyncio.to_thread(desk.listen, 90)
+        await registered(desk_bot)
+        first = await available_bot(w.hub, "agent1", FIRST_HZ)
+        a = w.callers()
+        cid = await _answered(first, phone, a)
+        assert (await desk_bot.request({"type": "set-state", "state": "available"}))["type"] == "ack"
+
+        # The consult is mixed beside the caller (A); the desk phone is rung from B and joins A.
+        assert (await first.request({"type": "call-hold", "call_id": cid, "on": True}))["type"] == "ack"
+        await first.expect(lambda m: m["type"] == "contact-changed" and m["contact"].get("held"))
+        consult = await first.request({"type": "call-dial", "to": "agent2"})
+        assert consult["type"] == "ack", consult
+        await first.expect(lambda m: m["type"] == "call-changed" and m["call"]["id"] == consult["call_id"]
+                           and m["call"]["status"] == "connected", 15)
+        assert await first.hears(DESK_HZ), f"the consulting agent heard {first.hearing():.0f} Hz, not the desk phone"
+        assert await asyncio.to_thread(hears, desk, FIRST_HZ), "the desk phone does not hear the consulting agent"
+        assert len(link_lines(a, "side a")) == 2, "the desk phone did not join the caller's worker"
+
+        # Completed: the caller reaches the same desk call over its own link; no hang-up on the way.
+        done = await first.request({"type": "call-transfer", "call_id": cid, "consult": consult["call_id"]})
+        assert done["type"] == "ack", done
+        took = await desk_bot.expect(
+            lambda m: m["type"] == "contact-changed" and m["contact"]["id"] == done["call_id"]
+            and m["contact"]["status"] == "connected", 15)
+        assert took["contact"]["agent_id"] == me
+        assert await asyncio.to_thread(hears, desk, CALLER_HZ), "the desk phone does not hear the caller"
+        assert await asyncio.to_thread(hears, phone, DESK_HZ), "the caller does not hear the desk phone"
+        assert await first.hears_not(CALLER_HZ) and await first.hears_not(DESK_HZ)
+        assert hangups(desk) == 0, "the desk call was hung up on the way"
+        assert (await desk_bot.request({"type": "end-contact", "contact_id": done["call_id"]}))["type"] == "ack"
+        assert await asyncio.to_thread(ended, phone), phone.output()[-2000:]
+        assert await wait_hangups(desk, 1), desk.output()[-2000:]
+        for b, contact in ((first, cid), (desk_bot, done["call_id"])):
+            await b.request({"type": "complete-wrap-up", "contact_id": contact, "code": "resolved"})
+    finally:
+        phone.stop()
+        desk.stop()
+        if desk_bot is not None:
+            if me:
+                set_desk_phone(w.hub, me, phone="browser")
+            await desk_bot.close()
+        if first is not None:
+            await first.close()
         w.stop()
