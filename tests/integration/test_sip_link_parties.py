@@ -267,3 +267,43 @@ async def test_a_consult_to_a_desk_phone_on_another_worker_and_its_transfer(tmp_
         if first is not None:
             await first.close()
         w.stop()
+
+
+async def test_the_agents_of_a_conference_across_workers_go_on_when_the_caller_leaves(tmp_path):
+    w = TwoWorkers(tmp_path)
+    first = second = None
+    phone = Baresip(tmp_path / "phone", int(CALLER_HZ))
+    try:
+        only(w.hub)
+        first = await available_bot(w.hub, "agent1", FIRST_HZ)
+        second = await available_bot(w.hub, "agent3", SECOND_HZ)
+        await second.request({"type": "set-state", "state": "paused"})
+        a = w.callers()
+        cid = await _answered(first, phone, a)
+        assert (await first.request({"type": "call-hold", "call_id": cid, "on": True}))["type"] == "ack"
+        await first.expect(lambda m: m["type"] == "contact-changed" and m["contact"].get("held"))
+        consult = (await first.request({"type": "call-dial", "to": "agent3"}))["call_id"]
+        ring = await second.expect(lambda m: m["type"] == "call-changed" and m["call"]["status"] == "ringing")
+        assert (await second.request({"type": "call-answer", "call_id": ring["call"]["id"]}))["type"] == "ack"
+        assert (await first.request({"type": "call-conference", "call_id": cid, "consult": consult}))["type"] == "ack"
+        assert await first.hears_all([CALLER_HZ, SECOND_HZ]) and await second.hears_all([CALLER_HZ, FIRST_HZ])
+
+        # The caller's contact ends: agent1's link to A goes, agent1 joins the agents' call on A again.
+        assert (await first.request({"type": "end-contact", "contact_id": cid}))["type"] == "ack"
+        assert await asyncio.to_thread(ended, phone), phone.output()[-2000:]
+        assert await first.hears(SECOND_HZ), f"agent1 heard {first.hearing():.0f} Hz, not agent3"
+        assert await second.hears(FIRST_HZ), f"agent3 heard {second.hearing():.0f} Hz, not agent1"
+        assert await first.hears_not(CALLER_HZ) and await second.hears_not(CALLER_HZ)
+        assert len(link_lines(a, "side a")) == 3, "agent1 did not join A again"
+
+        # The agents hang up: every link and join is closed on both workers.
+        assert (await second.request({"type": "call-hangup", "call_id": consult}))["type"] == "ack"
+        assert await wait_for(lambda: len(link_lines(a, "closed")) == 3 and len(link_lines(w.b, "closed")) == 3)
+        assert await first.hears_not(SECOND_HZ)
+        await first.request({"type": "complete-wrap-up", "contact_id": cid, "code": "resolved"})
+    finally:
+        phone.stop()
+        for bot_ in (first, second):
+            if bot_ is not None:
+                await bot_.close()
+        w.stop()
