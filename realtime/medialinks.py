@@ -159,6 +159,18 @@ class MediaLinks:
                 return link.caller_worker
         return await self.phone.worker_of(tenant_id, agent_id)
 
+    async def reattach(self, tenant_id: int, agent_id: int, worker: str) -> list[P.MediaCommand]:
+        """Commands that connect the agent's softphone on `worker` (a new peer connection: a fresh leg) to the
+        link legs standing for its callers and calls there again."""
+        me = session_id(tenant_id, agent_id)
+        cmds = []
+        for raw in [*(await self.live.map_all(LINKS)).values(), *(await self.live.map_all(JOINS)).values()]:
+            link = _dec.decode(raw)
+            if (link.tenant_id, link.agent_id) == (tenant_id, agent_id) and link.agent_worker == worker:
+                cmds += [P.MediaCommand(op="connect", session_id=me, peer=link.far_leg),
+                         P.MediaCommand(op="mute", session_id=me, on=False)]
+        return cmds
+
     async def _links(self) -> list[MediaLinkInfo]:
         return [_dec.decode(raw) for raw in (await self.live.map_all(LINKS)).values()]
 

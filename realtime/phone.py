@@ -374,6 +374,9 @@ class PhoneService:
             if not c.held:
                 cmds.append(P.MediaCommand(op="mute", session_id=me, on=agent_id in c.muted))
             (held if c.held else live).extend(cmds)
+        if self.links is not None:
+            # Calls and callers mixed on another worker reach this one over links: their legs here hear it again.
+            live.extend(await self.links.reattach(tenant_id, agent_id, worker))
         if held or live:
             await self._command(worker, *held, *live)
 

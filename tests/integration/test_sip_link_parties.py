@@ -307,3 +307,27 @@ async def test_the_agents_of_a_conference_across_workers_go_on_when_the_caller_l
             if bot_ is not None:
                 await bot_.close()
         w.stop()
+
+
+async def test_a_reloaded_softphone_hears_its_caller_on_the_other_worker_again(tmp_path):
+    w = TwoWorkers(tmp_path)
+    agent = None
+    phone = Baresip(tmp_path / "phone", int(CALLER_HZ))
+    try:
+        only(w.hub)
+        agent = await available_bot(w.hub, "agent1", FIRST_HZ)
+        a = w.callers()
+        await _answered(agent, phone, a)
+        # The agent's page reloads: its peer connection closes, a new one is offered (placed on B again).
+        assert agent.pc is not None
+        await agent.pc.close()
+        await agent.expect(lambda m: m["type"] == "phone-state" and m["state"] == "lost", 10)
+        await agent.new_phone()
+        assert await agent.hears(CALLER_HZ), f"the agent heard {agent.hearing():.0f} Hz after coming back"
+        assert await asyncio.to_thread(hears, phone, FIRST_HZ), "the caller does not hear the agent again"
+        assert len(link_lines(a, "side a")) == 1, "the caller's link was not kept"
+    finally:
+        phone.stop()
+        if agent is not None:
+            await agent.close()
+        w.stop()
