@@ -7,16 +7,16 @@ HA1) when it says hello and whenever they change. A worker reports each
 registration (`sip-registered`, `expires` 0 when it ends); the hub keeps
 them per tenant and tells the agent (`desk-phone`).
 
-An agent whose phone is "desk" and whose desk phone is registered with the
-worker that carries a caller is rung there when the ACD offers the caller:
-the worker INVITEs the phone's contact, naming the answered call's leg
+An agent whose phone is "desk" is rung when the ACD offers a caller: the
+worker the desk phone is registered with INVITEs the phone's contact, naming the answered call's leg
 after the agent's session (`session_id(tenant, agent)`), where a softphone
 would be. The desktop shows the offer as usual.
 
 - The phone answers: the agent accepts the contact (the ACD's `Accept`);
   the desk call stands as the agent's softphone (map `phones:<tenant>`),
   so connecting to the caller, hold, mute, transfer and hang-up from the
-  desktop work unchanged.
+  desktop work unchanged. A desk phone registered with another worker than
+  the caller's is linked to it like a softphone there (realtime/medialinks.py).
 - The phone declines, or rings out: the agent rejects the offer (the
   caller goes to the next agent). The offer ends otherwise (ring timeout,
   the caller left, accepted on the desktop): the phone stops ringing.
@@ -26,8 +26,8 @@ would be. The desktop shows the offer as usual.
 
 Calls between agents (`call-dial`, a consult before an attended transfer)
 ring the called agent's desk phone in the same way when its phone is
-"desk": it must be registered with the worker of the calling agent's
-softphone. Answered on the phone, the call is answered (the two legs are
+"desk", from the worker it is registered with (it joins the call's mix over a
+link when that is another worker). Answered on the phone, the call is answered (the two legs are
 connected on that worker); declined, the call ends `declined`; hung up on
 the phone, the call ends; the call ending elsewhere (the caller hangs up,
 no answer in time) stops the ringing or sends a BYE. A consult completed as
@@ -230,7 +230,9 @@ class DeskPhones:
         if reg is None:
             log.info("agent %s takes calls on a desk phone, but none is registered: offered on the desktop only", agent_id)
             return
-        if reg.worker != caller.worker:
+        if reg.worker != caller.worker and not (
+            await self.phone.link_address(reg.worker) and await self.phone.link_address(caller.worker)
+        ):
             log.warning("agent %s's desk phone is registered with %s, the caller is on %s: not rung",
                         agent_id, reg.worker, caller.worker)
             return
@@ -272,18 +274,18 @@ class DeskPhones:
 
     # ------------------------------------------------------------ calls between agents (realtime/phone.py)
 
-    async def takes_agent_call(self, tenant_id: int, agent_id: int, name: str, worker: str) -> bool:
-        """Whether a call from another agent (whose softphone is on `worker`) rings this agent's desk phone;
-        PhoneError when the agent takes calls on a desk phone that cannot be rung from there."""
+    async def takes_agent_call(self, tenant_id: int, agent_id: int, name: str, worker: str) -> str | None:
+        """The worker of this agent's desk phone when a call from another agent (mixed on `worker`) rings it
+        (None: the agent takes calls in the browser); PhoneError when the desk phone cannot be rung."""
         if not await self.on_desk(tenant_id, agent_id):
-            return False
+            return None
         reg = await self.registration(tenant_id, agent_id)
         if reg is None:
             raise PhoneError(P.NO_PHONE, f"{name} takes calls on a desk phone, and it is not registered")
-        if reg.worker != worker:
+        if reg.worker != worker and not (await self.phone.link_address(reg.worker) and await self.phone.link_address(worker)):
             raise PhoneError(P.NO_MEDIA_WORKER,
-                             f"{name}'s desk phone is registered with another media worker than your softphone's")
-        return True
+                             f"{name}'s desk phone is registered with another media worker, and the two cannot be linked")
+        return reg.worker
 
     async def ring_agent_call(self, tenant_id: int, c: Call, worker: str) -> None:
         """Ring the called agent's desk phone for the call `c` (checked by `takes_agent_call`)."""
@@ -380,6 +382,16 @@ class DeskPhones:
         return True
 
     # ------------------------------------------------------------ helpers
+
+    async def transfer_refused(self, tenant_id: int, agent_id: int) -> None:
+        """The caller an attended transfer was to bring to this agent's desk call did not come (the queue
+        refused the new contact): the desk call ends (BYE) rather than staying up in silence."""
+        call = await self._by_contact(tenant_id, _handed(agent_id))
+        if call is None:
+            return
+        await self._forget(call)
+        await self._release_phone(call)
+        await self.phone.command(call.worker, P.MediaCommand(op="sip-hangup", session_id=call.call_id, code=200))
 
     async def _release_phone(self, call: DeskCall) -> None:
         raw = await self.live.map_get(phones_map(call.tenant_id), str(call.agent_id))

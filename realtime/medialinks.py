@@ -16,7 +16,15 @@ transfer, the caller hangs up): both workers get `link` off. When either
 worker goes away the other end is removed, and a caller whose agent's worker
 went away is ended (`ended_by: media-lost`) like one whose own worker died.
 
-Live state: map `media-links`: "<worker A>|<call id>" → the link.
+The same link also brings any other party's leg to a mix on another worker (a **join**): an agent
+consulted from a call whose caller is elsewhere, both agents of a call between two workers, a supervisor
+listening to a call on another worker. On the mix's worker the link leg takes the party's session id, so
+the mixing commands (`connect`, `hear`, `hold`, `mute`) work there unchanged; on the party's own worker
+the link leg is connected to its softphone (or desk phone). A join serves one purpose (`tag`: the call
+or contact it was made for) and is left when that ends.
+
+Live state: map `media-links`: "<worker A>|<call id>" → the link; map `media-joins`:
+"<mix worker>|<session id>" → a join.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from realtime.phone import PhoneService, session_id
 log = logging.getLogger("unidesk.links")
 
 LINKS = "media-links"
+JOINS = "media-joins"
 
 
 class MediaLinkInfo(msgspec.Struct, kw_only=True):
@@ -45,6 +54,8 @@ class MediaLinkInfo(msgspec.Struct, kw_only=True):
     caller_worker: str
     call_id: str
     agent_worker: str
+    # A join: `caller_worker` is the mix's worker, `contact_id` what it serves (call_id unused).
+    join: bool = False
 
     @property
     def far_leg(self) -> str:
@@ -84,21 +95,84 @@ class MediaLinks:
                              agent_id=agent_id, contact_id=contact_id, caller_worker=caller_worker,
                              call_id=call_id, agent_worker=agent_worker)
         await self.live.map_put(LINKS, _key(caller_worker, call_id), _enc.encode(link))
-        me = session_id(tenant_id, agent_id)
+        await self._start(link, a, b)
+        log.info("call %s on %s linked to agent %s on %s", call_id, caller_worker, agent_id, agent_worker)
+        return True
+
+    async def _start(self, link: MediaLinkInfo, a: str, b: str) -> None:
+        me = session_id(link.tenant_id, link.agent_id)
         await self.phone.command(
-            caller_worker,
+            link.caller_worker,
             P.MediaCommand(op="link", session_id=me, on=True,
                            link=P.MediaLink(id=link.id, key=link.key, side="a", peer=b)),
         )
         await self.phone.command(
-            agent_worker,
+            link.agent_worker,
             P.MediaCommand(op="link", session_id=link.far_leg, on=True,
                            link=P.MediaLink(id=link.id, key=link.key, side="b", peer=a)),
             P.MediaCommand(op="connect", session_id=me, peer=link.far_leg),
             P.MediaCommand(op="mute", session_id=me, on=False),
         )
-        log.info("call %s on %s linked to agent %s on %s", call_id, caller_worker, agent_id, agent_worker)
+
+    # ------------------------------------------------------------ joins
+
+    async def join(self, tenant_id: int, agent_id: int, mix_worker: str, tag: str) -> bool:
+        """Make the agent's leg a party of `mix_worker`'s mix (for `tag`, a call or contact id): True when it
+        is one already (its softphone is there, or a caller's link or a join brought it), or now is; False
+        when it has no leg or the two workers cannot be linked."""
+        worker = await self.phone.worker_of(tenant_id, agent_id)
+        if worker is None:
+            return False
+        if worker == mix_worker or await self.present(tenant_id, agent_id, mix_worker):
+            return True
+        a, b = await self.phone.link_address(mix_worker), await self.phone.link_address(worker)
+        if not a or not b:
+            return False
+        link = MediaLinkInfo(id=secrets.token_hex(8), key=secrets.token_hex(16), tenant_id=tenant_id,
+                             agent_id=agent_id, contact_id=tag, caller_worker=mix_worker, call_id="",
+                             agent_worker=worker, join=True)
+        await self.live.map_put(JOINS, _key(mix_worker, session_id(tenant_id, agent_id)), _enc.encode(link))
+        await self._start(link, a, b)
+        log.info("agent %s on %s joins the mix on %s for %s", agent_id, worker, mix_worker, tag)
         return True
+
+    async def leave(self, tenant_id: int, agent_id: int, mix_worker: str, tag: str) -> None:
+        """End the agent's join to `mix_worker` made for `tag` (none: nothing happens)."""
+        raw = await self.live.map_get(JOINS, _key(mix_worker, session_id(tenant_id, agent_id)))
+        link = _dec.decode(raw) if raw is not None else None
+        if link is not None and link.contact_id == tag:
+            await self._close(link)
+
+    async def present(self, tenant_id: int, agent_id: int, worker: str) -> bool:
+        """Whether the agent's leg is on `worker` through a link (a caller's there, or a join)."""
+        if await self.live.map_get(JOINS, _key(worker, session_id(tenant_id, agent_id))) is not None:
+            return True
+        return any(
+            link.caller_worker == worker for link in await self._links() if (link.tenant_id, link.agent_id) == (tenant_id, agent_id)
+        )
+
+    async def home(self, tenant_id: int, agent_id: int) -> str | None:
+        """Where the agent's calls are mixed: the worker of a caller the agent talks to (or holds) over a
+        link, else the agent's own worker."""
+        for link in await self._links():
+            if (link.tenant_id, link.agent_id) == (tenant_id, agent_id):
+                return link.caller_worker
+        return await self.phone.worker_of(tenant_id, agent_id)
+
+    async def reattach(self, tenant_id: int, agent_id: int, worker: str) -> list[P.MediaCommand]:
+        """Commands that connect the agent's softphone on `worker` (a new peer connection: a fresh leg) to the
+        link legs standing for its callers and calls there again."""
+        me = session_id(tenant_id, agent_id)
+        cmds = []
+        for raw in [*(await self.live.map_all(LINKS)).values(), *(await self.live.map_all(JOINS)).values()]:
+            link = _dec.decode(raw)
+            if (link.tenant_id, link.agent_id) == (tenant_id, agent_id) and link.agent_worker == worker:
+                cmds += [P.MediaCommand(op="connect", session_id=me, peer=link.far_leg),
+                         P.MediaCommand(op="mute", session_id=me, on=False)]
+        return cmds
+
+    async def _links(self) -> list[MediaLinkInfo]:
+        return [_dec.decode(raw) for raw in (await self.live.map_all(LINKS)).values()]
 
     async def close(self, caller_worker: str, call_id: str, contact_id: str | None = None) -> None:
         """End the call's link (only if it still serves `contact_id`, when given)."""
@@ -115,17 +189,20 @@ class MediaLinks:
         """Remove the links of a worker that went away; returns those whose agent's worker it was
         (their callers are still there, without an agent)."""
         orphans = []
-        for raw in (await self.live.map_all(LINKS)).values():
+        for raw in [*(await self.live.map_all(LINKS)).values(), *(await self.live.map_all(JOINS)).values()]:
             link = _dec.decode(raw)
             if name not in (link.caller_worker, link.agent_worker):
                 continue
             await self._close(link, gone=name)
-            if link.agent_worker == name:
+            if link.agent_worker == name and not link.join:
                 orphans.append(link)
         return orphans
 
     async def _close(self, link: MediaLinkInfo, gone: str | None = None) -> None:
-        await self.live.map_delete(LINKS, _key(link.caller_worker, link.call_id))
+        if link.join:
+            await self.live.map_delete(JOINS, _key(link.caller_worker, session_id(link.tenant_id, link.agent_id)))
+        else:
+            await self.live.map_delete(LINKS, _key(link.caller_worker, link.call_id))
         if link.caller_worker != gone:
             await self.phone.command(
                 link.caller_worker,

@@ -12,8 +12,9 @@ mixing happens in the media worker; the hub only sets what each leg hears (`hear
 
 Switching mode re-routes without rejoining. A held caller hears the music whatever the mode (a
 whispering supervisor still reaches the agent). The monitoring ends with `monitor-stop`, or when the
-caller's contact ends (transferred, hung up). The supervisor's softphone must be on the caller's media
-worker (the hub places a tenant's softphones together). Whether the agent is told is the tenant setting
+caller's contact ends (transferred, hung up). A supervisor's softphone on another media worker than the
+caller's joins the call's mix over an audio link (realtime/medialinks.py), left when the monitoring
+ends. Whether the agent is told is the tenant setting
 `monitoring.notify_agent` (default false).
 
 Live state: map `monitors:<tenant>`, contact id → Watch (one supervisor per call).
@@ -78,11 +79,11 @@ class Monitors:
         worker = await self.phone.worker_of(tenant_id, supervisor)
         if worker is None:
             raise PhoneError(P.NO_PHONE, "connect your softphone first")
-        if worker != call.worker:
-            raise PhoneError(P.NO_MEDIA_WORKER, "your softphone is on another media worker than the call")
         raw = await self.live.map_get(monitors_map(tenant_id), contact_id)
         if raw is not None and (old := _dec.decode(raw)).supervisor != supervisor:
             raise PhoneError(P.CONFLICT, f"{old.supervisor_name} monitors this call already")
+        if worker != call.worker and not await self.sip.links.join(tenant_id, supervisor, call.worker, contact_id):
+            raise PhoneError(P.NO_MEDIA_WORKER, "your softphone is on another media worker than the call, and the two cannot be linked")
         watch = Watch(supervisor=supervisor, supervisor_name=name, agent=view.agent_id, mode=mode)
         await self.live.map_put(monitors_map(tenant_id), contact_id, _enc.encode(watch))
         await self._route(call, watch, held=view.held)
@@ -106,6 +107,7 @@ class Monitors:
             else:
                 cmds.append(P.MediaCommand(op="connect", session_id=agent, peer=caller))
             await self.phone.command(call.worker, *cmds)
+            await self.sip.links.leave(tenant_id, supervisor, call.worker, contact_id)
         await self._tell(tenant_id, contact_id, watch, None)
 
     async def _route(self, call: SipCall, w: Watch, held: bool) -> None:
@@ -135,6 +137,7 @@ class Monitors:
         await self.phone.command(
             call.worker, P.MediaCommand(op="hear", session_id=session_id(call.tenant_id, watch.supervisor), peers=[])
         )
+        await self.sip.links.leave(call.tenant_id, watch.supervisor, call.worker, call.contact_id)
         await self._tell(call.tenant_id, call.contact_id, watch, None, reason="call-ended")
 
     async def _tell(self, tenant_id: int, contact_id: str, w: Watch, mode: str | None, reason: str | None = None) -> None:

@@ -18,9 +18,12 @@ Live state (in the live store, shared by all hubs):
 - map `calls:<tenant>`: call id → the call, while it lasts. An ended call is
   written to the store (call_records, direction "internal") and removed.
 
-A call's two softphones must be on one worker (the worker mixes them):
-placement puts a tenant's softphones together on the worker that already
-carries most of them while it has room.
+A call is mixed on one worker (`Call.mix`): the caller agent's, or the worker of
+a caller that agent holds over a link (a consult, so that a conference needs
+no move). A party whose softphone is on another worker joins that mix over an
+audio link (realtime/medialinks.py). Placement still puts a tenant's
+softphones together on the worker that already carries most of them while it
+has room, so most calls need no link.
 """
 
 from __future__ import annotations
@@ -117,6 +120,8 @@ class Call(msgspec.Struct, kw_only=True):
     worker: str | None = None
     # A caller (contact id) joined to this call in a conference (realtime/transfers.py).
     conference: str | None = None
+    # The worker mixing a call between agents (parties elsewhere join it over a link).
+    mix: str | None = None
 
 
 # The callee of a call to a number outside.
@@ -165,6 +170,8 @@ class PhoneService:
         self._timers: set[asyncio.Task[None]] = set()
         # Desk phones (realtime/deskphones.py): an agent who takes calls on one is rung there by other agents.
         self.desk: Any = None
+        # Audio links between workers (realtime/medialinks.py, set by SipCalls).
+        self.links: Any = None
 
     # ------------------------------------------------------------ workers
 
@@ -356,9 +363,9 @@ class PhoneService:
             if c.status != "connected":
                 continue
             other = self._other(c, agent_id)
-            there = c.worker if other == EXTERNAL else await self._worker_of(tenant_id, other)
+            there = c.worker if other == EXTERNAL else (c.mix or await self._worker_of(tenant_id, other))
             if there != worker:
-                continue  # the other party is not back yet; its own answer routes the call
+                continue  # the other party is not back yet (or the call is mixed elsewhere, over a link)
             peer = self._session(tenant_id, c, other)
             cmds = [P.MediaCommand(op="connect", session_id=me, peer=peer)]
             for holder in c.held:
@@ -367,6 +374,9 @@ class PhoneService:
             if not c.held:
                 cmds.append(P.MediaCommand(op="mute", session_id=me, on=agent_id in c.muted))
             (held if c.held else live).extend(cmds)
+        if self.links is not None:
+            # Calls and callers mixed on another worker reach this one over links: their legs here hear it again.
+            live.extend(await self.links.reattach(tenant_id, agent_id, worker))
         if held or live:
             await self._command(worker, *held, *live)
 
@@ -445,26 +455,32 @@ class PhoneService:
             raise PhoneError(P.NOT_FOUND, f"no agent {to!r} in this tenant")
         if callee.id == agent_id:
             raise PhoneError(P.BAD_FRAME, "an agent cannot call itself")
-        mine = await self._need_phone(tenant_id, agent_id)
-        # An agent on a desk phone is rung there (it must be registered with the caller's worker).
-        desk = self.desk is not None and await self.desk.takes_agent_call(tenant_id, callee.id, to, mine)
-        theirs = mine if desk else await self._worker_of(tenant_id, callee.id)
+        mine = await self._home(tenant_id, agent_id)
+        # An agent on a desk phone is rung there (from the worker it is registered with).
+        desk = await self.desk.takes_agent_call(tenant_id, callee.id, to, mine) if self.desk is not None else None
+        theirs = desk or await self._worker_of(tenant_id, callee.id)
         if theirs is None:
             raise PhoneError(P.NO_PHONE, f"{to} has no softphone connected")
-        if theirs != mine:
-            raise PhoneError(P.NO_MEDIA_WORKER, f"{to}'s softphone is on another media worker; calls between workers are not supported yet")
+        if theirs != mine and (self.links is None or not await self.link_address(mine) or not await self.link_address(theirs)):
+            raise PhoneError(P.NO_MEDIA_WORKER, f"{to}'s softphone is on another media worker, and the two cannot be linked")
         await self._may_call(tenant_id, agent_id)
         if await self._calls_of(tenant_id, callee.id):
             raise PhoneError(P.BUSY, f"{to} is on another call")
-        c = Call(id=uuid.uuid4().hex[:16], caller=agent_id, callee=callee.id, status="ringing", started_at=self.clock())
+        c = Call(id=uuid.uuid4().hex[:16], caller=agent_id, callee=callee.id, status="ringing", started_at=self.clock(), mix=mine)
         await self._save(tenant_id, c)
         if self.on_busy is not None:
             for who in (c.caller, c.callee):
                 await self.on_busy(tenant_id, who, True)
         await self._announce(tenant_id, c)
         if desk:
-            await self.desk.ring_agent_call(tenant_id, c, mine)
+            await self.desk.ring_agent_call(tenant_id, c, desk)
         return c.id
+
+    async def _home(self, tenant_id: int, agent_id: int) -> str:
+        """The worker that mixes the agent's calls: that of a caller the agent holds over a link, else the
+        softphone's (realtime/medialinks.py)."""
+        mine = await self._need_phone(tenant_id, agent_id)
+        return (await self.links.home(tenant_id, agent_id) or mine) if self.links is not None else mine
 
     async def _may_call(self, tenant_id: int, agent_id: int) -> None:
         if self.consult_guard is not None:
@@ -477,7 +493,7 @@ class PhoneService:
     async def _dial_out(self, tenant_id: int, agent_id: int, number: str) -> str:
         """A call to a number outside, from the agent's softphone worker, through the tenant's trunk (`route_out`)."""
         uri, from_uri, via = await self.route_out(tenant_id, number)
-        worker = await self._need_phone(tenant_id, agent_id)
+        worker = await self._home(tenant_id, agent_id)
         await self._may_call(tenant_id, agent_id)
         c = Call(
             id="o" + uuid.uuid4().hex[:15], caller=agent_id, callee=EXTERNAL, status="ringing",
@@ -548,7 +564,10 @@ class PhoneService:
         c = await self._own_call(tenant_id, agent_id, call_id)
         if c.callee != agent_id or c.status != "ringing" or c.external:
             raise PhoneError(P.CONFLICT, "only a ringing call to you can be answered")
-        worker = await self._need_phone(tenant_id, agent_id)
+        worker = c.mix or await self._need_phone(tenant_id, agent_id)
+        for who in (c.caller, c.callee):
+            if self.links is not None and not await self.links.join(tenant_id, who, worker, c.id):
+                raise PhoneError(P.NO_MEDIA_WORKER, "the two softphones' media workers cannot be linked")
         c.status = "connected"
         c.answered_at = self.clock()
         await self._save(tenant_id, c)
@@ -580,7 +599,7 @@ class PhoneService:
             raise PhoneError(P.CONFLICT, "only a connected call can be held")
         if c.conference:
             raise PhoneError(P.CONFLICT, "a call in a conference cannot be held; hang it up to leave the conference")
-        worker = await self._need_phone(tenant_id, agent_id)
+        worker = c.mix or await self._need_phone(tenant_id, agent_id)
         other = self._other(c, agent_id)
         if not on:
             for busy in await self._calls_of(tenant_id, agent_id):
@@ -607,6 +626,7 @@ class PhoneService:
     async def mute(self, tenant_id: int, agent_id: int, call_id: str, on: bool) -> None:
         c = await self._own_call(tenant_id, agent_id, call_id)
         worker = await self._need_phone(tenant_id, agent_id)
+        worker = c.mix if c.mix and c.status == "connected" else worker
         if on and agent_id not in c.muted:
             c.muted.append(agent_id)
         elif not on and agent_id in c.muted:
@@ -648,7 +668,7 @@ class PhoneService:
                 cmds.append(P.MediaCommand(op="sip-hangup", session_id=c.id, code=200))
             await self._command(c.worker, *cmds)
         if c.status == "connected":
-            worker = await self._worker_of(tenant_id, c.caller) or await self._worker_of(tenant_id, c.callee)
+            worker = c.mix or await self._worker_of(tenant_id, c.caller) or await self._worker_of(tenant_id, c.callee)
             if worker is not None:
                 # Only the parties with no other call are disconnected: a consulting agent's held call keeps its music.
                 rest = {who: await self._calls_of(tenant_id, who) for who in (c.caller, c.callee) if who != EXTERNAL}
@@ -666,6 +686,9 @@ class PhoneService:
                         if calls and who != EXTERNAL
                     ),
                 )
+        if c.mix and self.links is not None:
+            for who in (c.caller, c.callee):
+                await self.links.leave(tenant_id, who, c.mix, c.id)
         caller = await self._party(tenant_id, c.caller)
         callee = c.external if c.external else (await self._party(tenant_id, c.callee)).username
         kind = "outbound" if c.external else "internal"

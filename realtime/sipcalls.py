@@ -101,6 +101,7 @@ class SipCalls:
         self.on_finished: list[Callable[[SipCall], Awaitable[None]]] = []
         # A caller and an agent on two media workers hear each other over a link (realtime/medialinks.py).
         self.links = MediaLinks(live, phone)
+        phone.links = self.links
         self.on_finished.append(self._unlink)
         contacts.observe(self)
 

@@ -86,6 +86,8 @@ class Transfers:
         phone.on_ended = self.call_ended
         sip.on_conference = self._route_conference
         sip.on_conference_over = self._conference_over
+        # After the caller's link is gone (SipCalls' own hook runs first): the agents' call is routed again.
+        sip.on_finished.append(self._agents_go_on)
 
     # ------------------------------------------------------------ guards
 
@@ -173,6 +175,9 @@ class Transfers:
         try:
             return await self.sip.requeue(call, agent_id, queue, other, answer_now=True, data={"transfer": "attended"})
         except ContactError as exc:
+            # The caller stays with the agent; a desk call kept for the caller is not left up in silence.
+            if self.phone.desk is not None:
+                await self.phone.desk.transfer_refused(t, other)
             raise PhoneError(exc.code, str(exc)) from None
 
     async def conference(self, call: SipCall, agent_id: int, consult_id: str) -> None:
@@ -184,7 +189,8 @@ class Transfers:
         if k.conference:
             raise PhoneError(P.CONFLICT, "that call is in a conference already")
         other = self.phone._other(k, agent_id)
-        there = k.worker if other == EXTERNAL else await self.phone.worker_of(t, other)
+        # The consult is mixed where the caller is (PhoneService._home): its parties are there, in person or linked.
+        there = k.worker if other == EXTERNAL else (k.mix or await self.phone.worker_of(t, other))
         if there != call.worker:
             raise PhoneError(P.NO_MEDIA_WORKER, "the caller and the consulted party are on different media workers")
         view = await self.sip.view(call)
@@ -234,6 +240,18 @@ class Transfers:
         if k is not None and k.conference == call.contact_id:
             k.conference = None
             await self.phone.save(call.tenant_id, k)
+
+    async def _agents_go_on(self, call: SipCall) -> None:
+        """The caller of a conference left: the two agents' call goes on where it is mixed, each agent whose
+        softphone is elsewhere joining it again (the caller's link that carried them is gone)."""
+        k = await self.phone._call(call.tenant_id, call.conference) if call.conference else None
+        if k is None or k.mix is None or k.external or k.status != "connected":
+            return
+        t = call.tenant_id
+        for who in (k.caller, k.callee):
+            await self.sip.links.join(t, who, k.mix, k.id)
+        await self.phone.command(k.mix, P.MediaCommand(op="connect", session_id=session_id(t, k.caller),
+                                                       peer=session_id(t, k.callee)))
 
     # ------------------------------------------------------------ bridged calls (from the worker)
 

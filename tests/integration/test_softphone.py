@@ -276,9 +276,14 @@ async def test_softphones_are_placed_on_workers_with_room(tmp_path):
         call = await bots[0].request({"type": "call-dial", "to": "agent2"})
         assert call["type"] == "ack", call
         assert (await bots[0].request({"type": "call-hangup", "call_id": call["call_id"]}))["type"] == "ack"
-        # agent1 and agent3 do not: a clear refusal, not silence.
-        err = await bots[0].request({"type": "call-dial", "to": "agent3"})
-        assert err["type"] == "error" and err["code"] == "no-media-worker" and "another media worker" in err["message"]
+        # agent1 and agent3 do not: the call is mixed on agent1's worker, agent3 joins it over an audio link.
+        call = await bots[0].request({"type": "call-dial", "to": "agent3"})
+        assert call["type"] == "ack", call
+        assert (await bots[2].request({"type": "call-answer", "call_id": call["call_id"]}))["type"] == "ack"
+        assert await bots[0].hears(700.0), f"agent1 heard {bots[0].hearing():.0f} Hz, not agent3"
+        assert await bots[2].hears(500.0), f"agent3 heard {bots[2].hearing():.0f} Hz, not agent1"
+        assert (await bots[2].request({"type": "call-hangup", "call_id": call["call_id"]}))["type"] == "ack"
+        assert await bots[0].hears_not(700.0)
         # Every worker full: the fifth softphone is refused with a reason.
         err = await bots[4].request({"type": "phone-offer", "offer_id": "o5", "sdp": "v=0\r\nm=audio 9 RTP/AVP 0\r\n"})
         assert err["type"] == "error" and err["code"] == "no-media-worker" and "full" in err["message"]
