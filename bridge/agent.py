@@ -331,7 +331,7 @@ class UserAgent:
         # The bindings that stand, again: an owner that sends the users (a hub after a restart) learns them.
         for user, (contact, until, remote) in self.registrar.bindings.items():
             self.emit(Registered(user, contact, max(1, int(until - now)), remote))
-        if done is not None:
+        if done is not None and not done.done():  # the asking side may have given up (cancelled) meanwhile
             done.set_result(None)
 
     def _expire_registrations(self) -> None:
