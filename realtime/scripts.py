@@ -317,14 +317,9 @@ async def move(request: Request) -> Response:
     except msgspec.DecodeError:
         raise ApiError(400, "bad-request", "the body is not valid JSON") from None
     ctx = request.app.state.ctx
-    if await ctx.scripts.pin(p.tenant_id, rec.contact_id) is None:
-        raise ApiError(404, "no-script", f"no script for the queue of contact {rec.contact_id}")
+    await _pin(ctx, p.tenant_id, rec.contact_id)
     async with ctx.sessionmaker() as s, s.begin():
-        repo = ScriptRepo(s, p.tenant_id)
-        cs = await repo.contact(rec.contact_id, for_update=True)
-        v = await repo.version_by_id(cs.script_version_id) if cs else None
-        if cs is None or v is None:
-            raise ApiError(404, "no-script", "no script for this contact")
+        cs, v = await _locked(s, p.tenant_id, rec.contact_id)
         if cs.finished_at is not None:
             raise ApiError(409, "finished", "the script of this contact is finished (wrapped up)")
         try:
@@ -336,18 +331,29 @@ async def move(request: Request) -> Response:
     return _json(await _state(request, p, rec, cs, v))
 
 
+async def _pin(ctx: Any, tenant_id: int, contact_id: str) -> None:
+    """Pin the contact's script version if it was not yet; 404 `no-script` when its queue has none."""
+    if await ctx.scripts.pin(tenant_id, contact_id) is None:
+        raise ApiError(404, "no-script", f"no script for the queue of contact {contact_id}")
+
+
+async def _locked(s: AsyncSession, tenant_id: int, contact_id: str) -> tuple[Any, Any]:
+    """The contact's script row, locked for this transaction, and its version."""
+    repo = ScriptRepo(s, tenant_id)
+    cs = await repo.contact(contact_id, for_update=True)
+    v = await repo.version_by_id(cs.script_version_id) if cs else None
+    if cs is None or v is None:
+        raise ApiError(404, "no-script", "no script for this contact")
+    return cs, v
+
+
 async def finish(request: Request) -> Response:
     """POST /api/contacts/{id}/script/finish: the contact is wrapped up; the path is final."""
     p, rec = await _contact(request, write=True)
     ctx = request.app.state.ctx
-    if await ctx.scripts.pin(p.tenant_id, rec.contact_id) is None:
-        raise ApiError(404, "no-script", f"no script for the queue of contact {rec.contact_id}")
+    await _pin(ctx, p.tenant_id, rec.contact_id)
     async with ctx.sessionmaker() as s, s.begin():
-        repo = ScriptRepo(s, p.tenant_id)
-        cs = await repo.contact(rec.contact_id, for_update=True)
-        v = await repo.version_by_id(cs.script_version_id) if cs else None
-        if cs is None or v is None:
-            raise ApiError(404, "no-script", "no script for this contact")
+        cs, v = await _locked(s, p.tenant_id, rec.contact_id)
         if cs.finished_at is None:
             cs.finished_at = time.time()
     return _json(await _state(request, p, rec, cs, v))
