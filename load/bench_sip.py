@@ -61,7 +61,7 @@ sys.path[:0] = [str(HERE.parent), str(HERE)]
 
 import numpy as np  # noqa: E402
 
-from sipload.bots import bot_worker  # noqa: E402
+from sipload.bots import start_bots  # noqa: E402
 from sipload.common import (  # noqa: E402
     CYCLE_FRAMES, LOUD_RMS, ONSET_S, SILENT_FRAMES, Meter, free_udp_tcp_port, pct, say, settle, write_pcap,
     write_scenario,
@@ -72,7 +72,6 @@ from sipload.procs import EchoUas, Hub, Sipp, Store, Worker, prepare  # noqa: E4
 GOAL_ONE_WORKER = 30
 GOAL_TWO_WORKERS = 60
 GOAL_DELAY_MS = 40.0
-AGENTS_PER_BOT_PROC = 30
 SETUP_MARGIN_S = 10.0
 WARM_S = 1.0
 
@@ -135,22 +134,7 @@ class Run:
                            self.logs / f"worker-s{s}w{g + 1}.log")
                 ws.append(w)
                 w.wait_registered()
-                procs = max(1, math.ceil(count / AGENTS_PER_BOT_PROC))
-                started = []
-                for k in range(procs):
-                    part = people[k::procs]
-                    a, b = ctx.Pipe()
-                    p = ctx.Process(target=bot_worker, args=(b, {"hub": hub.url, "users": [u for _, u, _ in part],
-                                                                 "tokens": [t for _, _, t in part]}), daemon=True)
-                    p.start()
-                    bots.append((p, a))
-                    started.append((p, a, len(part)))
-                for p, a, want in started:
-                    if not a.poll(60 + 2 * want):
-                        raise RuntimeError("bot agents did not get ready")
-                    msg = a.recv()
-                    if msg[1] != want:
-                        raise RuntimeError(f"only {msg[1]} of {want} bot agents ready: {msg[2]}")
+                start_bots(ctx, hub.url, people, bots)
             say(f"   {n} agents available on {len(ws)} worker(s); placing {n} calls at {args.rate:g}/s,"
                 f" {hold_ms / 1000:.0f} s each")
             t_start = time.time()

@@ -39,8 +39,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]
 
-from bench_sip import AGENTS_PER_BOT_PROC, SETUP_MARGIN_S, WARM_S, Run, analyse, f, ratio  # noqa: E402
-from sipload.bots import bot_worker  # noqa: E402
+from bench_sip import SETUP_MARGIN_S, WARM_S, Run, analyse, f, ratio  # noqa: E402
+from sipload.bots import start_bots  # noqa: E402
 from sipload.common import Meter, free_udp_tcp_port, say, settle  # noqa: E402
 from sipload.procs import Hub, Sipp, Worker, prepare  # noqa: E402
 
@@ -67,22 +67,7 @@ class WorkersRun(Run):
                                  self.logs / f"worker-k{k}w{g + 1}.log"))
             for w in ws:
                 w.wait_registered()
-            procs = max(1, math.ceil(n / AGENTS_PER_BOT_PROC))
-            started = []
-            for j in range(procs):
-                part = people[j::procs]
-                a, b = ctx.Pipe()
-                p = ctx.Process(target=bot_worker, args=(b, {"hub": hub.url, "users": [u for _, u, _ in part],
-                                                             "tokens": [t for _, _, t in part]}), daemon=True)
-                p.start()
-                bots.append((p, a))
-                started.append((p, a, len(part)))
-            for p, a, want in started:
-                if not a.poll(60 + 2 * want):
-                    raise RuntimeError("bot agents did not get ready")
-                msg = a.recv()
-                if msg[1] != want:
-                    raise RuntimeError(f"only {msg[1]} of {want} bot agents ready: {msg[2]}")
+            start_bots(ctx, hub.url, people, bots)
             say(f"   K={k}: {n} agents available; placing {CALLS_PER_WORKER} calls on each worker,"
                 f" {args.rate:g}/s in all, {hold_ms / 1000:.0f} s each")
             t_start = time.time()

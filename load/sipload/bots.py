@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import fractions
 import json
+import math
 import time
 from array import array
 from typing import Any
@@ -57,6 +58,32 @@ class Heard:
             self._quiet = 0
         else:
             self._quiet += 1
+
+
+# Bot agents per process (each process is one event loop with its softphones).
+AGENTS_PER_BOT_PROC = 30
+
+
+def start_bots(ctx: Any, hub_url: str, people: list[tuple[Any, str, str]], bots: list[tuple[Any, Any]]) -> None:
+    """Start `people` ((id, username, token)) as bot agents in processes of AGENTS_PER_BOT_PROC, each
+    added to `bots` as (process, pipe) at once (so the caller stops them whatever happens), and wait
+    until every one is logged in, available and has its softphone up."""
+    procs = max(1, math.ceil(len(people) / AGENTS_PER_BOT_PROC))
+    started = []
+    for j in range(procs):
+        part = people[j::procs]
+        a, b = ctx.Pipe()
+        p = ctx.Process(target=bot_worker, args=(b, {"hub": hub_url, "users": [u for _, u, _ in part],
+                                                     "tokens": [t for _, _, t in part]}), daemon=True)
+        p.start()
+        bots.append((p, a))
+        started.append((a, len(part)))
+    for a, want in started:
+        if not a.poll(60 + 2 * want):
+            raise RuntimeError("bot agents did not get ready")
+        msg = a.recv()
+        if msg[1] != want:
+            raise RuntimeError(f"only {msg[1]} of {want} bot agents ready: {msg[2]}")
 
 
 def bot_worker(pipe: Any, cfg: dict[str, Any]) -> None:
