@@ -52,7 +52,6 @@ class WorkersRun(Run):
         args, hub, store = self.args, self.hub, self.store
         assert hub is not None and store is not None
         self.step_no += 1
-        s = self.step_no
         hold_ms = self.hold_ms(n)
         o = self.agent_offset
         people = store.support[o:o + n]

@@ -89,9 +89,10 @@ class Forms:
 
     async def contact(self, tenant_id: int, user_id: int, contact_id: str
                       ) -> tuple[P.ContactView | None, CallRecord | None]:
-        """The agent's live contact (connected or in wrap-up) with this id, and its call record."""
-        live = next((c for c in await self.contacts.contacts_of(tenant_id, user_id)
-                     if c.id == contact_id and c.status in ("connected", "wrap-up")), None)
+        """The agent's live contact with this id (offered to it, connected or in wrap-up), and its call
+        record. An offered one counts: the desktop may ask as it shows the answer, before the live
+        view it reads here says connected."""
+        live = next((c for c in await self.contacts.contacts_of(tenant_id, user_id) if c.id == contact_id), None)
         async with self.sessionmaker() as s:
             record = await TenantRepo(s, tenant_id).call_record(contact_id)
         return live, record
@@ -251,6 +252,8 @@ async def _contact_form(request: Request, write: bool) -> tuple[Any, ...]:
         raise ApiError(404, "not-found", f"no contact {cid!r} of yours")
     if record is None and live is None:
         raise ApiError(404, "not-found", "no such contact")
+    if write and live is not None and live.status == "ringing":
+        raise ApiError(409, "conflict", "the contact is still ringing: answer it before filling its form")
     return p, cid, live, record
 
 

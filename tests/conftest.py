@@ -48,10 +48,34 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
+# Ports the tests' servers and peers listen on come from below the kernel's ephemeral range (32768 and
+# up), so no outgoing connection takes one between its choice and its bind, and each backend's pass has
+# its own half (the two passes of `make test` run side by side). Ports are even, and the odd one above
+# each is left for peers that listen on a pair (baresip: SIP and TLS).
+_PORTS = (20000, 26000) if BACKEND == "embedded" else (26000, 32000)
+_next_port = _PORTS[0] + 2 * ((os.getpid() * 7919) % ((_PORTS[1] - _PORTS[0]) // 2))
+
+
+def _bindable(port: int) -> bool:
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free for TCP and UDP on 127.0.0.1 (and its odd neighbour too), from this pass's range."""
+    global _next_port
+    low, high = _PORTS
+    for _ in range((high - low) // 2):
+        p = _next_port
+        _next_port = p + 2 if p + 2 < high else low
+        if _bindable(p) and _bindable(p + 1):
+            return p
+    raise RuntimeError(f"no free port in {low}-{high}")
 
 
 # ---------------------------------------------------------------- databases

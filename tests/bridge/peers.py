@@ -10,27 +10,19 @@ from __future__ import annotations
 import asyncio
 import random
 import shutil
-import socket
 import wave
 from pathlib import Path
 
 import numpy as np
+
+from tests.conftest import free_port
 
 SIPP_SHARE = Path("/usr/share/sip-tester")
 
 
 def free_udp_port() -> int:
     """A UDP port free on 127.0.0.1 whose TCP twin is free too (the bridge listens on both)."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind(("127.0.0.1", 0))
-            port = u.getsockname()[1]
-            with socket.socket() as t:
-                try:
-                    t.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
+    return free_port()
 
 
 def rtp_base() -> int:

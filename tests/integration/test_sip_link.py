@@ -6,6 +6,7 @@ to another agent (whose softphone is on B too: a new link, the old one gone).
 """
 
 import asyncio
+import contextlib
 
 from tests.conftest import HOLD_MUSIC_HZ, HubProcess, WorkerProcess, drop_backend, prepared_backend
 from tests.integration.test_sip import AGENT_HZ, CALLER_HZ, available_bot, only, record
@@ -96,7 +97,10 @@ async def test_a_caller_on_one_worker_talks_to_an_agent_on_another(tmp_path):
         drop_backend(backend)
 
 
-async def test_a_caller_whose_agents_worker_dies_is_ended(tmp_path):
+@contextlib.asynccontextmanager
+async def linked_call(tmp_path):
+    """A baresip caller answered on worker A, talking to agent1 (a bot) whose softphone is on worker B,
+    both hearing each other: yields (hub, a, b, agent, phone, contact id); everything goes afterwards."""
     backend = prepared_backend(tmp_path)
     hub = HubProcess(backend, tmp_path / "hub.log").start()
     b = WorkerProcess(hub, tmp_path / "b.log", name="b-agents").start()
@@ -113,12 +117,7 @@ async def test_a_caller_whose_agents_worker_dies_is_ended(tmp_path):
         assert (await agent.request({"type": "accept-offer", "contact_id": cid}))["type"] == "ack"
         assert await agent.hears(CALLER_HZ)
         assert await asyncio.to_thread(hears, phone, AGENT_HZ)
-        # B dies: the caller is not left in silence; A's end of the link goes, the call ends.
-        assert b.proc is not None
-        b.proc.kill()
-        assert await asyncio.to_thread(ended, phone, 20.0), phone.output()[-2000:]
-        assert await wait_for(lambda: len(link_lines(a, "closed")) == 1)
-        assert record(hub, cid)["data"]["ended_by"] == "media-lost"
+        yield hub, a, b, agent, phone, cid
     finally:
         phone.stop()
         if agent is not None:
@@ -130,22 +129,18 @@ async def test_a_caller_whose_agents_worker_dies_is_ended(tmp_path):
         drop_backend(backend)
 
 
+async def test_a_caller_whose_agents_worker_dies_is_ended(tmp_path):
+    async with linked_call(tmp_path) as (hub, a, b, agent, phone, cid):
+        # B dies: the caller is not left in silence; A's end of the link goes, the call ends.
+        assert b.proc is not None
+        b.proc.kill()
+        assert await asyncio.to_thread(ended, phone, 20.0), phone.output()[-2000:]
+        assert await wait_for(lambda: len(link_lines(a, "closed")) == 1)
+        assert record(hub, cid)["data"]["ended_by"] == "media-lost"
+
+
 async def test_the_link_ends_on_the_agents_worker_when_the_callers_worker_dies(tmp_path):
-    backend = prepared_backend(tmp_path)
-    hub = HubProcess(backend, tmp_path / "hub.log").start()
-    b = WorkerProcess(hub, tmp_path / "b.log", name="b-agents").start()
-    agent = None
-    phone = Baresip(tmp_path / "phone", int(CALLER_HZ))
-    a = None
-    try:
-        only(hub)
-        agent = await available_bot(hub, "agent1", AGENT_HZ)
-        a = WorkerProcess(hub, tmp_path / "a.log", name="a-callers").start()
-        phone.call(f"sip:support@127.0.0.1:{a.sip_port}", 60)
-        offer = await agent.expect(lambda m: m["type"] == "contact-offered", 15)
-        cid = offer["contact"]["id"]
-        assert (await agent.request({"type": "accept-offer", "contact_id": cid}))["type"] == "ack"
-        assert await agent.hears(CALLER_HZ)
+    async with linked_call(tmp_path) as (hub, a, b, agent, phone, cid):
         # A dies: the agent's contact ends (media-lost) and B's end of the link goes; the softphone stays.
         assert a.proc is not None
         a.proc.kill()
@@ -154,12 +149,3 @@ async def test_the_link_ends_on_the_agents_worker_when_the_callers_worker_dies(t
         assert await wait_for(lambda: len(link_lines(b, "closed")) == 1)
         assert record(hub, cid)["data"]["ended_by"] == "media-lost"
         assert await agent.hears_not(CALLER_HZ)
-    finally:
-        phone.stop()
-        if agent is not None:
-            await agent.close()
-        if a is not None:
-            a.stop()
-        b.stop()
-        hub.stop()
-        drop_backend(backend)
