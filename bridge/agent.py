@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 # (tests/integration/test_sip_flood.py). Held this long, slots turn over at most
 # max_calls / MIN_REFUSAL_AGE times a second (4 / 0.25 s: 16 calls, 32 sockets in the 500 ms).
 MIN_REFUSAL_AGE = 0.25
+# Seconds an ended call's audio port is kept before it is freed (see `_finish`).
+PORT_GRACE = 2.0
 
 # G.711 only: phone calls stay untranscoded end to end (ARCHITECTURE).
 CODEC_PRIORITY = {"PCMU/8000/1": 255, "PCMA/8000/1": 254}
@@ -147,7 +149,7 @@ class UserAgent:
         self.stopped: concurrent.futures.Future[None] = concurrent.futures.Future()
         self.calls: dict[str, _Call] = {}
         self._graveyard: list[_Call] = []
-        self._dead_ports: list[tuple[FramePort | None, pj.AudioMedia | None]] = []
+        self._dead_ports: list[tuple[float, FramePort | None, pj.AudioMedia | None]] = []
         self._running = True
         self._seq = 0
         self.ep: pj.Endpoint | None = None
@@ -664,10 +666,10 @@ class UserAgent:
             # pjsua frees the call's slot right after, and a Call object deleted later would hang up
             # whatever call took the slot meanwhile (its destructor hangs up by slot number), then
             # abort the process when freed at shutdown. A burst of INVITEs showed both.
-            # Its audio port is freed a turn later, once pjsua has taken the call's media off the
-            # conference bridge: freed now, the media clock could still call into it, half torn
-            # down (AttributeError, then a segfault).
-            self._dead_ports.append((call.port, call.media))
+            # Its audio port is freed PORT_GRACE seconds later, once pjsua has taken the call's media
+            # off the conference bridge: freed sooner, the media clock (late on a busy machine) could
+            # still call into it, half torn down (AttributeError, then a segfault).
+            self._dead_ports.append((time.monotonic() + PORT_GRACE, call.port, call.media))
             call.media = None
             call.port = None
         else:
@@ -677,7 +679,8 @@ class UserAgent:
 
     def _bury(self) -> None:
         if self._dead_ports:
-            self._dead_ports.clear()
+            now = time.monotonic()
+            self._dead_ports = [d for d in self._dead_ports if d[0] > now]
         if self._graveyard:
             dead, self._graveyard = self._graveyard, []
             for call in dead:

@@ -80,6 +80,12 @@ class FramePort(pj.AudioMediaPort):
     is sent. Create, connect and destroy it on the pjsua2 thread only.
     """
 
+    # Class-level defaults: pjsua's media clock may still call a port whose Python side is being torn
+    # down (its instance attributes already gone); it then finds no leg and does nothing.
+    leg: LegPort | None = None
+    _timed = False
+    _out: pj.ByteVector | None = None
+
     def __init__(self, name: str, leg: LegPort | None = None, timed: bool = False) -> None:
         super().__init__()
         self.leg = leg
@@ -109,6 +115,8 @@ class FramePort(pj.AudioMediaPort):
             self.rx_frames += 1
 
     def onFrameRequested(self, frame: pj.MediaFrame) -> None:
+        if self._out is None:  # torn down (see the class attributes)
+            return
         if self._timed:
             t0 = time.perf_counter_ns()
         leg = self.leg
