@@ -61,7 +61,7 @@ sys.path[:0] = [str(HERE.parent), str(HERE)]
 
 import numpy as np  # noqa: E402
 
-from sipload.bots import start_bots  # noqa: E402
+from sipload.bots import start_bots, stop_bots  # noqa: E402
 from sipload.common import (  # noqa: E402
     CYCLE_FRAMES, LOUD_RMS, ONSET_S, SILENT_FRAMES, Meter, free_udp_tcp_port, pct, say, settle, write_pcap,
     write_scenario,
@@ -213,16 +213,7 @@ class Run:
                 load.stop()
             for x in sipps:
                 x.stop(5, signal.SIGINT)
-            for p, a in bots:
-                try:
-                    a.send(("exit",))
-                except (OSError, ValueError):
-                    pass
-            for p, _ in bots:
-                p.join(15)
-                if p.is_alive():
-                    p.terminate()
-                    p.join(5)
+            stop_bots(bots)
             for w in ws:
                 w.stop()
 

@@ -40,7 +40,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]
 
 from bench_sip import SETUP_MARGIN_S, WARM_S, Run, analyse, f, ratio  # noqa: E402
-from sipload.bots import start_bots  # noqa: E402
+from sipload.bots import start_bots, stop_bots  # noqa: E402
 from sipload.common import Meter, free_udp_tcp_port, say, settle  # noqa: E402
 from sipload.procs import Hub, Sipp, Worker, prepare  # noqa: E402
 
@@ -137,16 +137,7 @@ class WorkersRun(Run):
         finally:
             for x in sipps:
                 x.stop(5, signal.SIGINT)
-            for p, a in bots:
-                try:
-                    a.send(("exit",))
-                except (OSError, ValueError):
-                    pass
-            for p, _ in bots:
-                p.join(15)
-                if p.is_alive():
-                    p.terminate()
-                    p.join(5)
+            stop_bots(bots)
             for w in ws:
                 w.stop()
 

@@ -86,6 +86,20 @@ def start_bots(ctx: Any, hub_url: str, people: list[tuple[Any, str, str]], bots:
             raise RuntimeError(f"only {msg[1]} of {want} bot agents ready: {msg[2]}")
 
 
+def stop_bots(bots: list[tuple[Any, Any]]) -> None:
+    """Ask every bot process started by `start_bots` to leave, then end those that do not."""
+    for _, a in bots:
+        try:
+            a.send(("exit",))
+        except (OSError, ValueError):
+            pass
+    for p, _ in bots:
+        p.join(15)
+        if p.is_alive():
+            p.terminate()
+            p.join(5)
+
+
 def bot_worker(pipe: Any, cfg: dict[str, Any]) -> None:
     import logging
     import signal
