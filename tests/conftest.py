@@ -8,11 +8,13 @@ database and Redis key prefix and removes them afterwards.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
+from _pytest.runner import runtestprotocol
 
 from webrtc.tones import write_tone_wav
 
@@ -48,11 +51,79 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
+# ---------------------------------------------------------------- a process per test
+
+# `@pytest.mark.own_process`: the test runs in a forked child, and only its reports come back. pjsua is
+# one per process and a media worker creates it once for its life; tests of the bridge that create and
+# destroy it in the test process would run pjsua2 through cycles it is not built for. A child that dies
+# (a signal) fails its test with the child's last output, and the rest of the pass goes on. Only
+# function-scoped fixtures may serve such a test (the child is not the one that tears the others down).
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    if item.get_closest_marker("own_process") is None:
+        return None
+    hook = item.ihook
+    hook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    with tempfile.TemporaryFile() as out:
+        pid = os.fork()
+        if pid == 0:  # the child: run setup, call and teardown of this test alone, write the reports
+            code = 0
+            try:
+                os.dup2(out.fileno(), 2)  # its stderr (a crash's traceback) goes to the parent's report
+                reports = runtestprotocol(item, log=False, nextitem=item)
+                data = [item.config.hook.pytest_report_to_serializable(config=item.config, report=r) for r in reports]
+                # After anything written to stderr: the two share the file and its offset.
+                os.write(out.fileno(), ("\n" + _REPORTS + json.dumps(data) + "\n").encode())
+            except BaseException:  # anything: the parent reports the output
+                import traceback
+
+                traceback.print_exc()
+                code = 1
+            finally:
+                os._exit(code)
+        stopped = ""
+        try:
+            _, status = os.waitpid(pid, 0)
+        except BaseException as exc:  # the test's timeout (or Ctrl-C) struck here: the child goes too
+            os.kill(pid, 9)
+            _, status = os.waitpid(pid, 0)
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            stopped = f"{exc}\n"
+        out.seek(0)
+        text = stopped + out.read().decode("utf-8", "replace")
+    head, sep, tail = text.rpartition(_REPORTS)
+    if sep and not stopped and os.waitstatus_to_exitcode(status) == 0:
+        for data in json.loads(tail):
+            report = item.config.hook.pytest_report_from_serializable(config=item.config, data=data)
+            hook.pytest_runtest_logreport(report=report)
+        if head.strip():
+            sys.stderr.write(head)
+    else:
+        why = os.waitstatus_to_exitcode(status)
+        what = f"killed by signal {-why}" if why < 0 else f"exited with status {why}"
+        report = pytest.TestReport(
+            item.nodeid, item.location, {k: 1 for k in item.keywords}, "failed",
+            f"the test's process {what}; its last output:\n{text[-6000:]}", "call",
+        )
+        hook.pytest_runtest_logreport(report=report)
+    hook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
+
+
+_REPORTS = "==unidesk-test-reports== "
+
+
 # Ports the tests' servers and peers listen on come from below the kernel's ephemeral range (32768 and
 # up), so no outgoing connection takes one between its choice and its bind, and each backend's pass has
 # its own half (the two passes of `make test` run side by side). Ports are even, and the odd one above
 # each is left for peers that listen on a pair (baresip: SIP and TLS).
 _PORTS = (20000, 26000) if BACKEND == "embedded" else (26000, 32000)
+# The RTP ports a bridge in the test process starts from (pjsua takes pairs upward from there): below
+# the listening ports, each pass its own range, so a peer of one pass never sends to the other's bridge.
+RTP_PORTS = (12000, 16000) if BACKEND == "embedded" else (16000, 20000)
 _next_port = _PORTS[0] + 2 * ((os.getpid() * 7919) % ((_PORTS[1] - _PORTS[0]) // 2))
 
 

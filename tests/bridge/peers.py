@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.conftest import free_port
+from tests.conftest import RTP_PORTS, free_port
 
 SIPP_SHARE = Path("/usr/share/sip-tester")
 
@@ -26,8 +26,8 @@ def free_udp_port() -> int:
 
 
 def rtp_base() -> int:
-    """An even RTP port for the bridge; pjsua moves on to the next pair when one is taken."""
-    return random.randrange(20000, 40000, 2)
+    """An even RTP port for the bridge, from this pass's range; pjsua moves on to the next pair when one is taken."""
+    return random.randrange(RTP_PORTS[0], RTP_PORTS[1] - 64, 2)
 
 
 def copy_pcaps(workdir: Path) -> Path:

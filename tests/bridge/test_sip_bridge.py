@@ -27,7 +27,9 @@ from webrtc.tones import tone_present
 
 from .peers import Baresip, free_udp_port, rtp_base, run_sipp, uac_expecting, uas_answering
 
-pytestmark = pytest.mark.timeout(60)
+# Each test in a process of its own (forked), as each media worker has its own: pjsua is one per process,
+# and creating and destroying it again and again in one process is not something pjsua2 is built for.
+pytestmark = [pytest.mark.timeout(60), pytest.mark.own_process]
 
 CALLER_HZ, OUR_HZ = 1000, 500
 

@@ -15,7 +15,9 @@ from webrtc.engine import MediaEngine
 from .peers import free_udp_port, rtp_base
 from .test_sip_bridge import Events
 
-pytestmark = pytest.mark.timeout(60)
+# Each test in a process of its own (forked), as each media worker has its own: pjsua is one per process,
+# and creating and destroying it again and again in one process is not something pjsua2 is built for.
+pytestmark = [pytest.mark.timeout(60), pytest.mark.own_process]
 
 
 def test_trunk_uris_name_the_transport_unless_udp():
