@@ -12,6 +12,7 @@ per stream, which a reconnecting client sends back in `auth.last_seq`.
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from typing import Annotated, Literal, Union
@@ -787,13 +788,23 @@ def json_schema() -> dict[str, object]:
     (client, server), components = msgspec.json.schema_components(
         [ClientFrame, ServerFrame], ref_template="#/$defs/{name}"
     )
-    return {
+    return _clean_descriptions({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "unidesk websocket protocol",
         "description": "Frames on /ws. clientFrame: client to server; serverFrame: server to client.",
         "$defs": components,
         "properties": {"clientFrame": client, "serverFrame": server},
-    }
+    })
+
+
+def _clean_descriptions(node: object) -> object:
+    """Docstring-made descriptions without their source indentation (msgspec releases differ here)."""
+    if isinstance(node, dict):
+        return {k: inspect.cleandoc(v) if k == "description" and isinstance(v, str) else _clean_descriptions(v)
+                for k, v in node.items()}
+    if isinstance(node, list):
+        return [_clean_descriptions(v) for v in node]
+    return node
 
 
 def schema_text() -> str:
