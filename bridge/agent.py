@@ -30,7 +30,7 @@ from webrtc.mixer import LegPort
 from .events import CallEnded, CallProgress, DtmfReceived, IncomingCall, Registered, Registration, SipError
 from .guard import InviteGuard
 from .pjmodule import RegisterModule, UnknownMethodModule, digest_works, pj_digest
-from .ports import FramePort
+from .ports import FramePort, PortPool
 from .registrar import Registrar, Reply, SipUser
 from .sipmsg import content_length_mismatch, header, repeated_headers, split_name_addr, uri_user, via_transport
 from .trunk import RETRY_SECONDS, Trunk, registration_state, trunk_uri
@@ -44,8 +44,6 @@ log = logging.getLogger(__name__)
 # (tests/integration/test_sip_flood.py). Held this long, slots turn over at most
 # max_calls / MIN_REFUSAL_AGE times a second (4 / 0.25 s: 16 calls, 32 sockets in the 500 ms).
 MIN_REFUSAL_AGE = 0.25
-# Seconds an ended call's audio port is kept before it is freed (see `_finish`).
-PORT_GRACE = 2.0
 
 # G.711 only: phone calls stay untranscoded end to end (ARCHITECTURE).
 CODEC_PRIORITY = {"PCMU/8000/1": 255, "PCMA/8000/1": 254}
@@ -149,7 +147,7 @@ class UserAgent:
         self.stopped: concurrent.futures.Future[None] = concurrent.futures.Future()
         self.calls: dict[str, _Call] = {}
         self._graveyard: list[_Call] = []
-        self._dead_ports: list[tuple[float, FramePort | None, pj.AudioMedia | None]] = []
+        self.ports = PortPool(timed=config.time_ports)
         self._running = True
         self._seq = 0
         self.ep: pj.Endpoint | None = None
@@ -397,7 +395,10 @@ class UserAgent:
         self._graveyard.clear()
         for key in list(self.trunks):
             self._drop_trunk(key, report=False)
-        self._dead_ports.clear()
+        # Ports off the conference bridge before they are freed (bridge/ports.py), while the clock runs.
+        if self.ep is not None:
+            ep = self.ep
+            self.ports.close(lambda: ep.libHandleEvents(10))
         # pjsua2 objects caught in reference cycles go now, while their Endpoint lives: freed later by the
         # collector, a port would be taken off the next Endpoint's conference bridge (slot numbers repeat).
         gc.collect()
@@ -641,7 +642,7 @@ class UserAgent:
                 continue
             media = call.getAudioMedia(mi.index)
             if call.port is None:
-                call.port = FramePort(f"sip-{call.call_id}", call.leg, timed=self.config.time_ports)
+                call.port = self.ports.take(call.leg)
             if call.media is None or call.media.getPortId() != media.getPortId():
                 call.media = media
                 media.startTransmit(call.port)
@@ -655,37 +656,31 @@ class UserAgent:
         self.calls.pop(call.call_id, None)
         port = call.port
         if port is not None:
-            port.leg = None
             cost = self._ended_cost
             cost[0] += port.rx_ns
             cost[1] += port.rx_frames
             cost[2] += port.tx_ns
             cost[3] += port.tx_frames
+            # Lent to another call once it has rested (late frames of this one find no leg).
+            self.ports.give_back(port, time.monotonic())
+            call.port = None
         if in_callback:
             # Freed as the DISCONNECTED callback returns (pjsua2's own samples `delete this` there):
             # pjsua frees the call's slot right after, and a Call object deleted later would hang up
             # whatever call took the slot meanwhile (its destructor hangs up by slot number), then
             # abort the process when freed at shutdown. A burst of INVITEs showed both.
-            # Its audio port is freed PORT_GRACE seconds later, once pjsua has taken the call's media
-            # off the conference bridge: freed sooner, the media clock (late on a busy machine) could
-            # still call into it, half torn down (AttributeError, then a segfault).
-            self._dead_ports.append((time.monotonic() + PORT_GRACE, call.port, call.media))
             call.media = None
-            call.port = None
         else:
             # Not from a pjsua callback (shutdown, a dial that never started): freed on the next turn.
             self._graveyard.append(call)
         self.emit(CallEnded(call.call_id, int(code), reason, "local" if local else "remote"))
 
     def _bury(self) -> None:
-        if self._dead_ports:
-            now = time.monotonic()
-            self._dead_ports = [d for d in self._dead_ports if d[0] > now]
+        self.ports.tick(time.monotonic())
         if self._graveyard:
             dead, self._graveyard = self._graveyard, []
             for call in dead:
                 call.media = None
-                call.port = None
             dead.clear()
 
     def port_cost(self) -> tuple[int, int, int, int]:

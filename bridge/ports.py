@@ -12,6 +12,14 @@ no foreign call, so the GIL is never released mid-callback: a release would
 make the media thread queue behind the event loop for the GIL again).
 `vector_access_works()` checks that layout once at import; if it ever fails
 the port falls back to the slow, portable path.
+
+Ports are lent, not freed (`PortPool`). pjsua2's `~AudioMediaPort` only
+queues the port's removal from the conference bridge (carried out on the
+media clock's next tick) and frees the port at once: in between, the clock
+may call the freed port, and a port whose Python side is being deallocated
+can be called back into (with the GIL released for the C++ destructor). A
+port therefore serves one call after another for the Endpoint's life, and at
+the end every port is taken off the bridge and seen gone before it is freed.
 """
 
 from __future__ import annotations
@@ -19,9 +27,11 @@ from __future__ import annotations
 import ctypes
 import logging
 import time
+from typing import Callable
 
 import numpy as np
 import pjsua2 as pj
+from pjsua2 import _pjsua2
 
 from webrtc.audio import FRAME_SAMPLES, SILENCE
 from webrtc.mixer import LegPort
@@ -35,6 +45,17 @@ _Samples = ctypes.c_int16 * FRAME_SAMPLES
 _at = _Samples.from_address
 _frombuffer = np.frombuffer
 _int16 = np.int16
+
+# The library pjsua2 already loaded (dlopen hands back the same one).
+_lib = ctypes.CDLL(_pjsua2.__file__)
+_lib.pjsua_conf_remove_port.argtypes = [ctypes.c_int]
+_lib.pjsua_conf_remove_port.restype = ctypes.c_int
+_lib.pjsua_conf_get_port_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+_lib.pjsua_conf_get_port_info.restype = ctypes.c_int
+# pjsua_conf_port_info holds a listener array of PJSUA_MAX_CONF_PORTS; room enough for any build.
+_PORT_INFO_BYTES = 16384
+# Seconds a port that served a call rests before it serves another (late frames of the ended call).
+PORT_REST = 2.0
 
 
 def _data(vector: pj.ByteVector) -> int:
@@ -88,15 +109,19 @@ class FramePort(pj.AudioMediaPort):
 
     def __init__(self, name: str, leg: LegPort | None = None, timed: bool = False) -> None:
         super().__init__()
-        self.leg = leg
         self._out = pj.ByteVector(bytes(FRAME_BYTES))
         self._out_view = _view(self._out) if FAST else None
         self._timed = timed
+        self.lend(leg)
+        self.createPort(name, audio_format())
+
+    def lend(self, leg: LegPort | None) -> None:
+        """Serve a new call: its leg, the cost counters from zero."""
         self.rx_ns = 0
         self.tx_ns = 0
         self.rx_frames = 0
         self.tx_frames = 0
-        self.createPort(name, audio_format())
+        self.leg = leg
 
     # Both callbacks run on PJSIP's media clock thread.
 
@@ -131,3 +156,56 @@ class FramePort(pj.AudioMediaPort):
         if self._timed:
             self.tx_ns += time.perf_counter_ns() - t0
             self.tx_frames += 1
+
+
+class PortPool:
+    """The FramePorts of one Endpoint (see the module's doc): `take` one for a call, `give_back` when it
+    ends, `close` before libDestroy. Lives on the pjsua2 thread."""
+
+    def __init__(self, timed: bool = False) -> None:
+        self.timed = timed
+        self._ports: list[FramePort] = []
+        self._free: list[FramePort] = []
+        self._resting: list[tuple[float, FramePort]] = []
+
+    def __len__(self) -> int:
+        return len(self._ports)
+
+    def take(self, leg: LegPort | None) -> FramePort:
+        if self._free:
+            port = self._free.pop()
+            port.lend(leg)
+            return port
+        port = FramePort(f"sip-port-{len(self._ports)}", leg, timed=self.timed)
+        self._ports.append(port)
+        return port
+
+    def give_back(self, port: FramePort, now: float) -> None:
+        port.leg = None
+        self._resting.append((now + PORT_REST, port))
+
+    def tick(self, now: float) -> None:
+        while self._resting and self._resting[0][0] <= now:
+            self._free.append(self._resting.pop(0)[1])
+
+    def close(self, wait: Callable[[], None], timeout: float = 2.0) -> bool:
+        """Take every port off the conference bridge, wait (calling `wait`) until the media clock has
+        done it, then free them. False if the bridge still held one at `timeout` (freed all the same)."""
+        for port in self._ports:
+            port.leg = None
+        ids = [port.getPortId() for port in self._ports]
+        for slot in ids:
+            _lib.pjsua_conf_remove_port(slot)
+        info = ctypes.create_string_buffer(_PORT_INFO_BYTES)
+        until = time.monotonic() + timeout
+        left = ids
+        while left and time.monotonic() < until:
+            wait()
+            left = [slot for slot in left if _lib.pjsua_conf_get_port_info(slot, info) == 0]
+        if left:
+            log.warning("conference bridge still holds ports %s at shutdown", left)
+        # Freed now: each destructor asks again to remove its (empty) slot, and is told it is not there.
+        self._free.clear()
+        self._resting.clear()
+        self._ports.clear()
+        return not left
