@@ -17,8 +17,10 @@ the port falls back to the slow, portable path.
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import time
+from types import ModuleType
 
 import numpy as np
 import pjsua2 as pj
@@ -47,7 +49,7 @@ def _view(vector: pj.ByteVector) -> np.ndarray:
     return _frombuffer(_at(_data(vector)), _int16)
 
 
-def vector_access_works() -> bool:
+def vector_access_works(pj: ModuleType = pj) -> bool:
     """Whether reading/writing ByteVector storage through its data pointer round-trips."""
     try:
         probe = np.arange(FRAME_SAMPLES, dtype=np.int16)
@@ -60,74 +62,82 @@ def vector_access_works() -> bool:
         return False
 
 
-FAST = vector_access_works()
-if not FAST:
-    log.warning("ByteVector layout not recognised: SIP audio uses the slow copy path (~125 µs/frame)")
-
-
-def audio_format() -> pj.MediaFormatAudio:
+def audio_format(pj: ModuleType = pj) -> pj.MediaFormatAudio:
     """8 kHz, mono, 16-bit, 20 ms: the engine's canonical frame."""
     fmt = pj.MediaFormatAudio()
     fmt.init(pj.PJMEDIA_FORMAT_PCM, 8000, 1, 20000, 16)
     return fmt
 
 
-class FramePort(pj.AudioMediaPort):
-    """Moves one call's audio: caller → `leg.push`, `leg.pull` → caller.
+@functools.cache
+def frame_port_class(pj: ModuleType) -> type:
+    """`FramePort` for one pjsua2 module (each lane has its own, bridge/lanes.py)."""
+    FAST = vector_access_works(pj)
+    if not FAST:
+        log.warning("ByteVector layout not recognised: SIP audio uses the slow copy path (~125 µs/frame)")
 
-    `leg` may be set later (an outbound call's leg is created when the owner's
-    loop sees the answer); until then inbound frames are dropped and silence
-    is sent. Create, connect and destroy it on the pjsua2 thread only.
-    """
+    class FramePort(pj.AudioMediaPort):
+        """Moves one call's audio: caller → `leg.push`, `leg.pull` → caller.
 
-    # Class-level defaults: pjsua's media clock may still call a port whose Python side is being torn
-    # down (its instance attributes already gone); it then finds no leg and does nothing.
-    leg: LegPort | None = None
-    _timed = False
-    _out: pj.ByteVector | None = None
+        `leg` may be set later (an outbound call's leg is created when the owner's
+        loop sees the answer); until then inbound frames are dropped and silence
+        is sent. Create, connect and destroy it on the pjsua2 thread only.
+        """
 
-    def __init__(self, name: str, leg: LegPort | None = None, timed: bool = False) -> None:
-        super().__init__()
-        self.leg = leg
-        self._out = pj.ByteVector(bytes(FRAME_BYTES))
-        self._out_view = _view(self._out) if FAST else None
-        self._timed = timed
-        self.rx_ns = 0
-        self.tx_ns = 0
-        self.rx_frames = 0
-        self.tx_frames = 0
-        self.createPort(name, audio_format())
+        # Class-level defaults: pjsua's media clock may still call a port whose Python side is being torn
+        # down (its instance attributes already gone); it then finds no leg and does nothing.
+        leg: LegPort | None = None
+        _timed = False
+        _out: pj.ByteVector | None = None
 
-    # Both callbacks run on PJSIP's media clock thread.
+        def __init__(self, name: str, leg: LegPort | None = None, timed: bool = False) -> None:
+            super().__init__()
+            self.leg = leg
+            self._out = pj.ByteVector(bytes(FRAME_BYTES))
+            self._out_view = _view(self._out) if FAST else None
+            self._timed = timed
+            self.rx_ns = 0
+            self.tx_ns = 0
+            self.rx_frames = 0
+            self.tx_frames = 0
+            self.createPort(name, audio_format(pj))
 
-    def onFrameReceived(self, frame: pj.MediaFrame) -> None:
-        if self._timed:
-            t0 = time.perf_counter_ns()
-        leg = self.leg
-        if leg is not None and frame.type == _AUDIO and frame.size == FRAME_BYTES:
+        # Both callbacks run on PJSIP's media clock thread.
+
+        def onFrameReceived(self, frame: pj.MediaFrame) -> None:
+            if self._timed:
+                t0 = time.perf_counter_ns()
+            leg = self.leg
+            if leg is not None and frame.type == _AUDIO and frame.size == FRAME_BYTES:
+                if FAST:
+                    # A view of pjsua2's buffer: LegPort.push copies it.
+                    leg.push(_frombuffer(_at(_ptr(int(frame.buf.this)).value), _int16))
+                else:
+                    leg.push(_frombuffer(bytes(bytearray(frame.buf)), _int16))
+            if self._timed:
+                self.rx_ns += time.perf_counter_ns() - t0
+                self.rx_frames += 1
+
+        def onFrameRequested(self, frame: pj.MediaFrame) -> None:
+            if self._out is None:  # torn down (see the class attributes)
+                return
+            if self._timed:
+                t0 = time.perf_counter_ns()
+            leg = self.leg
+            samples = SILENCE if leg is None else leg.pull()
             if FAST:
-                # A view of pjsua2's buffer: LegPort.push copies it.
-                leg.push(_frombuffer(_at(_ptr(int(frame.buf.this)).value), _int16))
+                self._out_view[:] = samples
+                frame.buf = self._out  # copied into the frame by SWIG
             else:
-                leg.push(_frombuffer(bytes(bytearray(frame.buf)), _int16))
-        if self._timed:
-            self.rx_ns += time.perf_counter_ns() - t0
-            self.rx_frames += 1
+                frame.buf = pj.ByteVector(samples.tobytes())
+            frame.size = FRAME_BYTES
+            frame.type = _AUDIO
+            if self._timed:
+                self.tx_ns += time.perf_counter_ns() - t0
+                self.tx_frames += 1
 
-    def onFrameRequested(self, frame: pj.MediaFrame) -> None:
-        if self._out is None:  # torn down (see the class attributes)
-            return
-        if self._timed:
-            t0 = time.perf_counter_ns()
-        leg = self.leg
-        samples = SILENCE if leg is None else leg.pull()
-        if FAST:
-            self._out_view[:] = samples
-            frame.buf = self._out  # copied into the frame by SWIG
-        else:
-            frame.buf = pj.ByteVector(samples.tobytes())
-        frame.size = FRAME_BYTES
-        frame.type = _AUDIO
-        if self._timed:
-            self.tx_ns += time.perf_counter_ns() - t0
-            self.tx_frames += 1
+    return FramePort
+
+
+FramePort = frame_port_class(pj)
+FAST = vector_access_works(pj)

@@ -1,0 +1,158 @@
+"""Lanes (bridge/lanes.py, bridge/spread.py): one SIP port, three pjsua2 instances behind it.
+
+The bridge runs in a process of its own (tests/bridge/lane_rig.py), as in the
+media worker; callers are real sipp and baresip processes that know only the
+one public port. Audio is proven by the tone's frequency on both sides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from webrtc.tones import tone_present
+
+from .peers import Baresip, free_udp_port, rtp_base, run_sipp, tone_pcap, uac_expecting, uac_playing
+
+pytestmark = pytest.mark.timeout(120)
+
+CALLER_HZ, OUR_HZ = 1000, 500
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Rig:
+    """The lane rig's process: lines in, JSON lines out (kept in `seen`)."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.seen: list[dict] = []
+        self._unread: asyncio.Queue[dict] = asyncio.Queue()
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.proc.stdout is not None
+        while line := await self.proc.stdout.readline():
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            self.seen.append(msg)
+            self._unread.put_nowait(msg)
+
+    async def expect(self, key: str, n: int = 1, timeout: float = 20.0) -> list[dict]:
+        """The next `n` lines carrying `key` (others stay in `seen`)."""
+        got: list[dict] = []
+        deadline = time.monotonic() + timeout
+        while len(got) < n:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"{len(got)}/{n} {key!r} lines within {timeout} s; seen: {self.seen}")
+            try:
+                msg = await asyncio.wait_for(self._unread.get(), left)
+            except asyncio.TimeoutError:
+                continue
+            if key in msg:
+                got.append(msg)
+        return got
+
+    async def ask(self, line: str, key: str) -> dict:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line.encode() + b"\n")
+        await self.proc.stdin.drain()
+        return (await self.expect(key))[0]
+
+
+async def start_rig(port: int, lane_port: int, lanes: int) -> Rig:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.bridge.lane_rig", str(port), str(lane_port), str(rtp_base()), str(lanes),
+        cwd=ROOT, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )
+    rig = Rig(proc)
+    await rig.expect("ready", timeout=30)
+    return rig
+
+
+async def test_three_lanes_hold_ten_calls_at_one_port_with_audio_then_refuse_past_capacity(tmp_path: Path) -> None:
+    port, lane_port = free_udp_port(), free_udp_port()  # lanes 1 and 2: lane_port, lane_port + 1
+    rig = await start_rig(port, lane_port, 3)
+    target = f"127.0.0.1:{port}"
+    work = tmp_path / "sipp"
+    tone_pcap(work / "pcap" / "tone.pcap", CALLER_HZ, 20)
+    (work / "caller.xml").write_text(uac_playing("pcap/tone.pcap"))
+    (work / "busy.xml").write_text(uac_expecting(486))
+    phones = [Baresip(tmp_path / f"baresip{i}", tone_hz=CALLER_HZ) for i in range(2)]
+    callers: asyncio.Task | None = None
+    try:
+        # Eight sipp callers, each held 14 s, all at the one public port.
+        callers = asyncio.create_task(run_sipp(
+            work, target, "-sf", "caller.xml", "-s", "support", "-m", "8", "-l", "8", "-r", "10",
+            "-d", "14000", "-p", str(free_udp_port()), "-mp", str(rtp_base()), timeout=40,
+        ))
+        offers = await rig.expect("offer", 8)
+        # Then two baresip phones (they follow our Contact: their ACK and BYE carry the lane).
+        for phone in phones:
+            await phone.dial(f"sip:support@{target}", seconds=9)
+            offers += await rig.expect("offer")
+        lanes = [o["lane"] for o in offers]
+        assert sorted(set(lanes)) == [0, 1, 2], lanes
+        assert all(lanes.count(k) <= 4 for k in range(3)), lanes
+        assert all(o["remote"].startswith("127.0.0.1:") and not o["remote"].endswith(f":{port}") for o in offers), offers
+        assert len({o["offer"] for o in offers}) == 10
+        phone_lanes = lanes[8:]
+        assert phone_lanes[0] != phone_lanes[1], f"the phones share lane {phone_lanes[0]}"
+        stats = await rig.ask("stats", "stats")
+        assert stats["calls"] == 10 and sum(stats["lanes"]) == 10, stats
+
+        # Every call carried the caller's tone to its leg (sipp's pcap, baresip's microphone).
+        heard = await rig.expect("heard", 10, timeout=30)
+        assert all(h["caller_tone"] for h in heard), heard
+
+        # Two more fill the twelve slots; the thirteenth is refused with 486, not left unanswered.
+        fill = asyncio.create_task(run_sipp(
+            work, target, "-sf", "caller.xml", "-s", "support", "-m", "2", "-l", "2", "-r", "10",
+            "-d", "3000", "-p", str(free_udp_port()), "-mp", str(rtp_base()), timeout=30,
+        ))
+        await rig.expect("offer", 2)
+        stats = await rig.ask("stats", "stats")
+        assert stats["lanes"] == [4, 4, 4], stats
+        rc, out = await run_sipp(work, target, "-sf", "busy.xml", "-s", "support", "-m", "1",
+                                 "-p", str(free_udp_port()), timeout=15)
+        assert rc == 0, out[-2000:]
+        assert (await fill)[0] == 0
+
+        # Our tone reached both phones, which sit in two different lanes.
+        for phone in phones:
+            assert await phone.wait() == 0
+            samples, rate = phone.heard()
+            assert tone_present(samples[-rate * 2:], rate, OUR_HZ), "our 500 Hz did not reach the phone"
+        rc, out = await callers
+        callers = None
+        assert rc == 0, out[-2000:]
+
+        # Everything hung up by the callers, cleanly, and the lanes are empty again.
+        ended = await rig.expect("ended", 12)
+        assert len(ended) == 12 and all((e["code"], e["by"]) == (200, "remote") for e in ended), ended
+        deadline = time.monotonic() + 10
+        while True:
+            stats = await rig.ask("stats", "stats")
+            if stats["lanes"] == [0, 0, 0] or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)  # bounded poll: pjsua frees its slots on its own thread
+        assert stats["lanes"] == [0, 0, 0] and stats["calls"] == 0, stats
+        assert stats["stats"].get("answered") == 12 and stats["stats"].get("pjsua-486") == 1, stats
+    finally:
+        if callers is not None:
+            callers.cancel()
+        for phone in phones:
+            phone.kill()
+        if rig.proc.returncode is None:
+            try:
+                await asyncio.wait_for(rig.ask("quit", "stopped"), 20)
+            except (AssertionError, asyncio.TimeoutError, BrokenPipeError, ConnectionResetError):
+                rig.proc.kill()
+            await rig.proc.wait()
