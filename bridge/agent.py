@@ -91,7 +91,6 @@ def classes(pj: ModuleType) -> SimpleNamespace:
         def write(self, entry: pj.LogEntry) -> None:  # any pjsip thread
             log.debug("pjsip: %s", entry.msg.rstrip())
 
-
     class Endpoint(pj.Endpoint):
         def __init__(self, agent: UserAgent) -> None:
             super().__init__()
@@ -101,7 +100,6 @@ def classes(pj: ModuleType) -> SimpleNamespace:
             # pjsua refused an INVITE itself (every call slot taken: 486), before any Account saw it.
             self.agent.count(f"pjsua-{prm.statusCode}")
 
-
     class Account(pj.Account):
         def __init__(self, agent: UserAgent) -> None:
             super().__init__()
@@ -109,7 +107,6 @@ def classes(pj: ModuleType) -> SimpleNamespace:
 
         def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
             self.agent.incoming(self, prm)
-
 
     class TrunkAccount(Account):
         """A trunk's account: registers (with `Trunk.register`) and answers digest challenges for its calls."""
@@ -121,7 +118,6 @@ def classes(pj: ModuleType) -> SimpleNamespace:
 
         def onRegState(self, prm: pj.OnRegStateParam) -> None:
             self.agent.reg_state(self, int(prm.code), prm.reason, int(prm.expiration))
-
 
     class Call(pj.Call):
         """One pjsua2 call and what the bridge knows of it."""

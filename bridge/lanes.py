@@ -128,8 +128,3 @@ def load(lane: int) -> ModuleType:
                 sys.modules[key] = saved
         _loaded[lane] = pkg
         return pkg
-
-
-def library(pj: ModuleType) -> str:
-    """The path of the `_pjsua2` library behind a pjsua2 package (for ctypes)."""
-    return importlib.import_module(f"{pj.__name__}._pjsua2").__file__

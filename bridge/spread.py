@@ -43,7 +43,7 @@ import re
 import time
 from typing import TYPE_CHECKING
 
-from .pjmodule import PJ_FALSE, PJ_TRUE, Layout, PjStr, PjsipModule, _lib, _pjstr, _RxCallback, find_layout
+from .pjmodule import PJ_FALSE, PJ_TRUE, Layout, PjsipModule, _lib, _pjstr, _RxCallback, find_layout
 
 if TYPE_CHECKING:
     from .agent import UserAgent
@@ -52,7 +52,6 @@ log = logging.getLogger(__name__)
 
 PRIORITY = 15  # before the transaction layer (PJSIP_MOD_PRIORITY_TSX_LAYER, 16)
 SOURCE_HEADER = "X-Unidesk-Source"
-LANE_PARAM = "ul"
 BRANCH_PREFIX = "z9hG4bK.ul"
 # A Call-ID passed on is remembered this long after its last message (an offered call is answered or
 # refused within the answer timeout; its CANCEL or the ACK of its refusal come before).
@@ -63,7 +62,7 @@ PENDING_SECONDS = 2.0
 # that a retransmission is not passed to another lane; a flood refused on lane 0 leaves little behind.
 LANE0_SECONDS = 32.0
 MAX_AFFINITY = 100_000
-PJSIP_TRANSPORT_UDP = 1
+PJSIP_TRANSPORT_UDP, PJSIP_TRANSPORT_UDP6 = 1, 1 | 128  # pjsip_transport_type_e (| PJSIP_TRANSPORT_IPV6)
 
 c_void_p, c_int = ctypes.c_void_p, ctypes.c_int
 _lib.pjsip_endpt_send_raw.argtypes = [c_void_p, c_int, c_void_p, c_void_p, ctypes.c_size_t, c_void_p, c_int,
@@ -323,8 +322,9 @@ class Spreader:
         if _lib.pj_sockaddr_init(family, addr, ctypes.byref(h), port) != 0:
             return
         buf = ctypes.create_string_buffer(data, len(data))
-        status = _lib.pjsip_endpt_send_raw(self.endpt, PJSIP_TRANSPORT_UDP if ip.version == 4 else PJSIP_TRANSPORT_UDP | 128,
-                                           None, buf, len(data), addr, _lib.pj_sockaddr_get_len(addr), None, None)
+        kind = PJSIP_TRANSPORT_UDP if ip.version == 4 else PJSIP_TRANSPORT_UDP6
+        status = _lib.pjsip_endpt_send_raw(self.endpt, kind, None, buf, len(data), addr,
+                                           _lib.pj_sockaddr_get_len(addr), None, None)
         if status not in (0, 70002):  # PJ_SUCCESS, PJ_EPENDING
             log.info("could not pass a message on to %s:%s (status %s)", host, port, status)
 
@@ -340,5 +340,3 @@ class Spreader:
         for k in old:
             del self.affinity[k]
 
-
-__all__ = ["Spreader", "SOURCE_HEADER", "LANE_PARAM", "PjStr"]

@@ -4,8 +4,9 @@
 
 It answers every offered call at once, plays OUR_HZ into it and reports
 whether the caller's CALLER_HZ reached the call's leg (1 s judged after
-0.4 s of set-up). Lines out: {"ready"}, {"offer"}, {"heard"}, {"ended"},
-{"stats"} (after a "stats" line in), {"stopped"} (after "quit"). Several
+0.4 s of set-up). Lines in: "stats", "dial URI N", "hangup" (every call),
+"quit". Lines out: {"ready"}, {"offer"}, {"heard"}, {"progress"}, {"dialed"},
+{"ended"}, {"stats"}, {"stopped"}. Several
 pjsua2 Endpoints created and destroyed in the test process itself would be
 fragile; one process per bridge is how the media worker runs them.
 """
@@ -18,7 +19,7 @@ import sys
 
 import numpy as np
 
-from bridge.events import CallEnded, IncomingCall
+from bridge.events import CallEnded, CallProgress, IncomingCall
 from bridge.ua import SipBridge
 from webrtc.audio import ToneSource
 from webrtc.engine import MediaEngine
@@ -64,6 +65,8 @@ async def main(port: int, lane_port: int, rtp_port: int, lanes: int) -> None:
             task = asyncio.get_running_loop().create_task(judge(event.call_id, lane))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
+        elif isinstance(event, CallProgress):
+            say(progress=event.call_id, state=event.state, lane=bridge.lane_of(event.call_id))
         elif isinstance(event, CallEnded):
             say(ended=event.call_id, code=event.code, by=event.by)
 
@@ -73,8 +76,16 @@ async def main(port: int, lane_port: int, rtp_port: int, lanes: int) -> None:
     say(ready=True, lanes=bridge.lanes())
     while True:
         line = await asyncio.to_thread(sys.stdin.readline)
+        words = line.split()
         if line.strip() == "stats":
             say(stats=bridge.stats(), lanes=bridge.lanes(), calls=len(bridge.calls()))
+        elif words[:1] == ["dial"]:  # dial URI N: N calls out, each on the lane with the most free slots
+            for i in range(int(words[2])):
+                bridge.dial(f"out{i}", words[1])
+                say(dialed=f"out{i}", lane=bridge.lane_of(f"out{i}"))
+        elif words[:1] == ["hangup"]:  # every call, from our side
+            for call_id in bridge.calls():
+                bridge.hangup(call_id)
         elif not line or line.strip() == "quit":
             break
     await bridge.stop()

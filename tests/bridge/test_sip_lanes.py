@@ -61,10 +61,13 @@ class Rig:
         return got
 
     async def ask(self, line: str, key: str) -> dict:
+        return (await self.ask_all(line, key, 1))[0]
+
+    async def ask_all(self, line: str, key: str, n: int) -> list[dict]:
         assert self.proc.stdin is not None
         self.proc.stdin.write(line.encode() + b"\n")
         await self.proc.stdin.drain()
-        return (await self.expect(key))[0]
+        return await self.expect(key, n)
 
 
 async def start_rig(port: int, lane_port: int, lanes: int) -> Rig:
@@ -150,6 +153,36 @@ async def test_three_lanes_hold_ten_calls_at_one_port_with_audio_then_refuse_pas
             callers.cancel()
         for phone in phones:
             phone.kill()
+        if rig.proc.returncode is None:
+            try:
+                await asyncio.wait_for(rig.ask("quit", "stopped"), 20)
+            except (AssertionError, asyncio.TimeoutError, BrokenPipeError, ConnectionResetError):
+                rig.proc.kill()
+            await rig.proc.wait()
+
+
+async def test_calls_out_spread_over_lanes_and_hang_up_from_each(tmp_path: Path) -> None:
+    port, lane_port, far = free_udp_port(), free_udp_port(), free_udp_port()
+    rig = await start_rig(port, lane_port, 3)
+    # sipp's own UAS answers every INVITE with 200 and waits for our BYE.
+    uas = asyncio.create_task(run_sipp(tmp_path, "-sn", "uas", "-p", str(far), "-m", "6", timeout=40))
+    try:
+        dialed = [d["lane"] for d in await rig.ask_all(f"dial sip:service@127.0.0.1:{far} 6", "dialed", 6)]
+        assert sorted(dialed) == [0, 0, 1, 1, 2, 2], dialed  # the most free slots, lane 0 first among equals
+        answered: list[dict] = []
+        while len(answered) < 6:
+            answered += [p for p in await rig.expect("progress") if p["state"] == "answered"]
+        assert sorted(a["lane"] for a in answered) == [0, 0, 1, 1, 2, 2], answered
+        stats = await rig.ask("stats", "stats")
+        assert stats["lanes"] == [2, 2, 2], stats
+        assert rig.proc.stdin is not None
+        rig.proc.stdin.write(b"hangup\n")
+        ended = await rig.expect("ended", 6)
+        assert all((e["code"], e["by"]) == (200, "local") for e in ended), ended
+        rc, out = await uas
+        assert rc == 0, out[-2000:]
+    finally:
+        uas.cancel()
         if rig.proc.returncode is None:
             try:
                 await asyncio.wait_for(rig.ask("quit", "stopped"), 20)
