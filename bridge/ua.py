@@ -134,7 +134,11 @@ class SipBridge:
         try:
             await self._start_lane(0, config, _lanes.load(0))
             for k in range(1, self._lanes):
-                await self._start_lane(k, self._lane_config(k), await asyncio.to_thread(_lanes.load, k))
+                try:
+                    pj = await asyncio.to_thread(_lanes.load, k)
+                except Exception as exc:  # an unwritable cache folder, a full disk, ...
+                    raise SipError(f"SIP lane {k}: cannot load a copy of pjsua2 under {_lanes.cache_root()}: {exc}") from None
+                await self._start_lane(k, self._lane_config(k), pj)
         except BaseException:
             await self._stop_lanes()
             raise

@@ -19,7 +19,7 @@ import sys
 
 import numpy as np
 
-from bridge.events import CallEnded, CallProgress, IncomingCall
+from bridge.events import CallEnded, CallProgress, IncomingCall, SipError
 from bridge.ua import SipBridge
 from webrtc.audio import ToneSource
 from webrtc.engine import MediaEngine
@@ -72,7 +72,11 @@ async def main(port: int, lane_port: int, rtp_port: int, lanes: int) -> None:
 
     bridge = SipBridge(engine, port=port, transports=("udp",), on_event=on_event, rtp_port=rtp_port,
                        lanes=lanes, lane_port=lane_port)
-    await bridge.start()
+    try:
+        await bridge.start()
+    except SipError as exc:
+        say(error=str(exc))
+        return
     say(ready=True, lanes=bridge.lanes())
     while True:
         line = await asyncio.to_thread(sys.stdin.readline)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -70,13 +71,15 @@ class Rig:
         return await self.expect(key, n)
 
 
-async def start_rig(port: int, lane_port: int, lanes: int) -> Rig:
+async def start_rig(port: int, lane_port: int, lanes: int, env: dict[str, str] | None = None,
+                    ready: bool = True) -> Rig:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.bridge.lane_rig", str(port), str(lane_port), str(rtp_base()), str(lanes),
-        cwd=ROOT, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        cwd=ROOT, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
     )
     rig = Rig(proc)
-    await rig.expect("ready", timeout=30)
+    if ready:
+        await rig.expect("ready", timeout=30)
     return rig
 
 
@@ -189,3 +192,13 @@ async def test_calls_out_spread_over_lanes_and_hang_up_from_each(tmp_path: Path)
             except (AssertionError, asyncio.TimeoutError, BrokenPipeError, ConnectionResetError):
                 rig.proc.kill()
             await rig.proc.wait()
+
+
+async def test_a_lane_that_cannot_be_loaded_fails_the_start_with_a_clear_error(tmp_path: Path) -> None:
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")  # the cache root below a file: no copy can be made
+    env = {**os.environ, "XDG_CACHE_HOME": str(blocked / "cache")}
+    rig = await start_rig(free_udp_port(), free_udp_port(), 2, env=env, ready=False)
+    (msg,) = await rig.expect("error", timeout=30)
+    assert msg["error"].startswith("SIP lane 1: cannot load a copy of pjsua2 under"), msg
+    assert await asyncio.wait_for(rig.proc.wait(), 30) == 0
