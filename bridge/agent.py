@@ -6,6 +6,8 @@ with `threadCnt=0` and `mainThreadOnly=True`, so SIP callbacks fire inside
 arrive on a `queue.SimpleQueue` drained between two `libHandleEvents(10)`;
 events leave through `emit` (the bridge wraps `loop.call_soon_threadsafe`).
 Only the audio callbacks of `FramePort` run elsewhere (PJSIP's media clock).
+With lanes (bridge/lanes.py) there is one `UserAgent`, thread and pjsua2
+module per lane; the pjsua2 subclasses are built per module (`classes`).
 """
 
 from __future__ import annotations

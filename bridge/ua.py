@@ -3,9 +3,10 @@
 The owner (the media worker) calls the methods below on its event loop and
 receives `IncomingCall`, `CallProgress`, `DtmfReceived` and `CallEnded`
 through `on_event`, also on its loop. pjsua2 itself runs on one dedicated
-thread (`bridge.agent.UserAgent`); methods here only check arguments,
+thread (`bridge.agent.UserAgent`), one per lane with `lanes` > 1 (four calls
+each, bridge/lanes.py, bridge/spread.py); methods here only check arguments,
 update the loop's view of the calls, touch the `MediaEngine` (which lives on
-the loop) and queue a command for that thread. See docs/sip.md.
+the loop) and queue a command for the thread of the call's lane. See docs/sip.md.
 """
 
 from __future__ import annotations
