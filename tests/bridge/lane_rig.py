@@ -4,8 +4,8 @@
 
 It answers every offered call at once, plays OUR_HZ into it and reports
 whether the caller's CALLER_HZ reached the call's leg (1 s judged after
-0.4 s of set-up). Lines in: "stats", "dial URI N", "hangup" (every call),
-"quit". Lines out: {"ready"}, {"offer"}, {"heard"}, {"progress"}, {"dialed"},
+0.4 s of set-up). Lines in: "stats", "dial URI N [TRUNK]", "trunk KEY HOST
+USER PASSWORD", "hangup" (every call), "quit". Lines out: {"ready"}, {"offer"}, {"heard"}, {"progress"}, {"dialed"},
 {"ended"}, {"stats"}, {"stopped"}. Several
 pjsua2 Endpoints created and destroyed in the test process itself would be
 fragile; one process per bridge is how the media worker runs them.
@@ -20,6 +20,7 @@ import sys
 import numpy as np
 
 from bridge.events import CallEnded, CallProgress, IncomingCall, SipError
+from bridge.trunk import Trunk
 from bridge.ua import SipBridge
 from webrtc.audio import ToneSource
 from webrtc.engine import MediaEngine
@@ -83,10 +84,12 @@ async def main(port: int, lane_port: int, rtp_port: int, lanes: int) -> None:
         words = line.split()
         if line.strip() == "stats":
             say(stats=bridge.stats(), lanes=bridge.lanes(), calls=len(bridge.calls()))
-        elif words[:1] == ["dial"]:  # dial URI N: N calls out, each on the lane with the most free slots
+        elif words[:1] == ["dial"]:  # dial URI N [TRUNK]: N calls out, each on the lane with the most free slots
             for i in range(int(words[2])):
-                bridge.dial(f"out{i}", words[1])
+                bridge.dial(f"out{i}", words[1], trunk=words[3] if len(words) > 3 else None)
                 say(dialed=f"out{i}", lane=bridge.lane_of(f"out{i}"))
+        elif words[:1] == ["trunk"]:  # trunk KEY HOST USER PASSWORD: a UDP trunk, not registered
+            bridge.set_trunks([Trunk(words[1], words[2], "udp", words[3], words[4])])
         elif words[:1] == ["hangup"]:  # every call, from our side
             for call_id in bridge.calls():
                 bridge.hangup(call_id)

@@ -194,6 +194,44 @@ async def test_calls_out_spread_over_lanes_and_hang_up_from_each(tmp_path: Path)
             await rig.proc.wait()
 
 
+async def test_a_call_out_through_a_trunk_authenticates_from_every_lane(tmp_path: Path) -> None:
+    from tests.integration.test_trunks import CARRIER, challenging_carrier_xml, digest_is_right
+
+    port, lane_port, far = free_udp_port(), free_udp_port(), free_udp_port()
+    rig = await start_rig(port, lane_port, 3)
+    (tmp_path / "carrier.xml").write_text(challenging_carrier_xml())
+    # A carrier that answers 407 to every first INVITE and takes the retried one.
+    carrier = asyncio.create_task(run_sipp(tmp_path, "-sf", "carrier.xml", "-p", str(far), "-m", "3", "-rtp_echo",
+                                           "-mp", str(rtp_base()), "-trace_logs", timeout=40))
+    try:
+        assert rig.proc.stdin is not None
+        rig.proc.stdin.write(f"trunk 1/carrier 127.0.0.1:{far} {CARRIER[0]} {CARRIER[1]}\n".encode())
+        dialed = [d["lane"] for d in await rig.ask_all(f"dial sip:+4930555777@127.0.0.1:{far} 3 1/carrier",
+                                                       "dialed", 3)]
+        assert sorted(dialed) == [0, 1, 2], dialed
+        answered: list[dict] = []
+        while len(answered) < 3:
+            answered += [p for p in await rig.expect("progress") if p["state"] == "answered"]
+        assert sorted(a["lane"] for a in answered) == [0, 1, 2], answered
+        rig.proc.stdin.write(b"hangup\n")
+        await rig.expect("ended", 3)
+        rc, out = await carrier
+        assert rc == 0, out[-3000:]
+    finally:
+        carrier.cancel()
+        if rig.proc.returncode is None:
+            try:
+                await asyncio.wait_for(rig.ask("quit", "stopped"), 20)
+            except (AssertionError, asyncio.TimeoutError, BrokenPipeError, ConnectionResetError):
+                rig.proc.kill()
+            await rig.proc.wait()
+    # Each retried INVITE carried the trunk's credentials, whichever lane sent it.
+    logged = [line for f in tmp_path.glob("*_logs.log") for line in f.read_text().splitlines() if "Authorization" in line]
+    assert len(logged) == 3, logged
+    for line in logged:
+        assert digest_is_right(line.split("Proxy-Authorization:", 1)[1], "INVITE", *CARRIER), line
+
+
 async def test_a_lane_that_cannot_be_loaded_fails_the_start_with_a_clear_error(tmp_path: Path) -> None:
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("")  # the cache root below a file: no copy can be made
