@@ -69,7 +69,7 @@ class WorkersRun(Run):
             for w in ws:
                 w.wait_registered()
             start_bots(ctx, hub.url, people, bots)
-            say(f"   K={k}: {n} agents available; placing {CALLS_PER_WORKER * lanes} calls on each worker,"
+            say(f"   K={k}: {n} agents available; placing {n // k} calls on each worker,"
                 f" {args.rate:g}/s in all, {hold_ms / 1000:.0f} s each")
             t_start = time.time()
             per = [n // k + (1 if g < n % k else 0) for g in range(k)]
@@ -169,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", default="1,2,4,8,12", help="worker processes per step (default 1,2,4,8,12)")
     ap.add_argument("--quick", action="store_true", help="K = 1, 2 only, 4 s held")
     ap.add_argument("--lanes", type=int, default=1, help="SIP lanes per worker, 4 calls each (default 1)")
+    ap.add_argument("--calls", type=int, default=0, help="calls per worker (default 4 x lanes, what they hold)")
     ap.add_argument("--rate", type=float, default=5.0, help="calls placed per second in all (default 5)")
     ap.add_argument("--hold", type=float, default=10.0, help="seconds all calls are bridged and measured")
     ap.add_argument("--no-baseline", action="store_true")
@@ -187,7 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     logs.mkdir(parents=True, exist_ok=True)
     run = WorkersRun(args, tmp, logs)
     rows: list[dict[str, Any]] = []
-    per_worker = CALLS_PER_WORKER * args.lanes
+    per_worker = args.calls or CALLS_PER_WORKER * args.lanes
+    if not 1 <= per_worker <= CALLS_PER_WORKER * args.lanes:
+        print(f"bench_sip_workers: --calls {per_worker}: 1 to {CALLS_PER_WORKER * args.lanes} with {args.lanes} lane(s)",
+              file=sys.stderr)
+        return 2
     print(f"SIP per host: K = {ks}, {args.lanes} lane(s), {per_worker} calls per worker, {args.rate:g} calls/s, {args.hold:g} s held,"
           f" {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}", flush=True)
     try:
