@@ -6,11 +6,14 @@ with `threadCnt=0` and `mainThreadOnly=True`, so SIP callbacks fire inside
 arrive on a `queue.SimpleQueue` drained between two `libHandleEvents(10)`;
 events leave through `emit` (the bridge wraps `loop.call_soon_threadsafe`).
 Only the audio callbacks of `FramePort` run elsewhere (PJSIP's media clock).
+With lanes (bridge/lanes.py) there is one `UserAgent`, thread and pjsua2
+module per lane; the pjsua2 subclasses are built per module (`classes`).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import gc
 import logging
 import os
@@ -21,6 +24,7 @@ import time
 import traceback
 import uuid
 from dataclasses import dataclass, field
+from types import ModuleType, SimpleNamespace
 from typing import Callable
 
 import pjsua2 as pj
@@ -29,9 +33,11 @@ from webrtc.mixer import LegPort
 
 from .events import CallEnded, CallProgress, DtmfReceived, IncomingCall, Registered, Registration, SipError
 from .guard import InviteGuard
+from .lanes import WHEEL_MAX_CALLS
 from .pjmodule import RegisterModule, UnknownMethodModule, digest_works, pj_digest
-from .ports import FramePort, PortPool
+from .ports import FramePort, PortPool, frame_port_class
 from .registrar import Registrar, Reply, SipUser
+from .spread import SOURCE_HEADER, Spreader
 from .sipmsg import content_length_mismatch, header, repeated_headers, split_name_addr, uri_user, via_transport
 from .trunk import RETRY_SECONDS, Trunk, registration_state, trunk_uri
 
@@ -68,92 +74,115 @@ class AgentConfig:
     # Serve REGISTER for desk phones (bridge/registrar.py).
     registrar: bool = True
     guard: InviteGuard = field(default_factory=InviteGuard)
+    # Lanes (bridge/lanes.py, bridge/spread.py). Lane k > 0 forces its Contact (`contact`: the public
+    # port, tagged with the lane) and believes the caller's address that `forwarder` (lane 0) passes on.
+    lane: int = 0
+    contact: str | None = None
+    forwarder: str | None = None
+    # Lane 0 with other lanes: spread new INVITEs over them (bridge/spread.py).
+    spread: bool = False
 
 
-class _Log(pj.LogWriter):
-    def write(self, entry: pj.LogEntry) -> None:  # any pjsip thread
-        log.debug("pjsip: %s", entry.msg.rstrip())
+@functools.cache
+def classes(pj: ModuleType) -> SimpleNamespace:
+    """The pjsua2 subclasses for one pjsua2 module (each lane has its own, bridge/lanes.py)."""
+
+    class Log(pj.LogWriter):
+        def write(self, entry: pj.LogEntry) -> None:  # any pjsip thread
+            log.debug("pjsip: %s", entry.msg.rstrip())
+
+    class Endpoint(pj.Endpoint):
+        def __init__(self, agent: UserAgent) -> None:
+            super().__init__()
+            self.agent = agent
+
+        def onRejectedIncomingCall(self, prm: pj.OnRejectedIncomingCallParam) -> None:
+            # pjsua refused an INVITE itself (every call slot taken: 486), before any Account saw it.
+            self.agent.count(f"pjsua-{prm.statusCode}")
+
+    class Account(pj.Account):
+        def __init__(self, agent: UserAgent) -> None:
+            super().__init__()
+            self.agent = agent
+
+        def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
+            self.agent.incoming(self, prm)
+
+    class TrunkAccount(Account):
+        """A trunk's account: registers (with `Trunk.register`) and answers digest challenges for its calls."""
+
+        def __init__(self, agent: UserAgent, trunk: Trunk) -> None:
+            super().__init__(agent)
+            self.trunk = trunk
+            self.last: Registration | None = None
+
+        def onRegState(self, prm: pj.OnRegStateParam) -> None:
+            self.agent.reg_state(self, int(prm.code), prm.reason, int(prm.expiration))
+
+    class Call(pj.Call):
+        """One pjsua2 call and what the bridge knows of it."""
+
+        def __init__(self, agent: UserAgent, account: pj.Account, call_id: str, pj_id: int = pj.PJSUA_INVALID_ID) -> None:
+            super().__init__(account, pj_id)
+            self.agent = agent
+            self.call_id = call_id
+            self.outbound = pj_id == pj.PJSUA_INVALID_ID
+            self.leg: LegPort | None = None
+            self.port: FramePort | None = None
+            self.media: pj.AudioMedia | None = None
+            self.local_end = False
+            self.deadline: float | None = None
+            self.ringing_sent = False
+            self.ended = False
+            self.created = time.monotonic()
+            self.answered = False
+            self.sip_id = ""
+            # A refusal held back until the call is MIN_REFUSAL_AGE old: (when, code, reason, retry_after).
+            self.refusal: tuple[float, int, str, int | None] | None = None
+
+        def onCallState(self, prm: pj.OnCallStateParam) -> None:
+            self.agent.call_state(self)
+
+        def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
+            self.agent.media_state(self)
+
+        def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:
+            self.agent.emit(DtmfReceived(self.call_id, prm.digit.upper()))
+
+    return SimpleNamespace(Log=Log, Endpoint=Endpoint, Account=Account, TrunkAccount=TrunkAccount, Call=Call,
+                           FramePort=frame_port_class(pj))
 
 
-class _Endpoint(pj.Endpoint):
-    def __init__(self, agent: UserAgent) -> None:
-        super().__init__()
-        self.agent = agent
-
-    def onRejectedIncomingCall(self, prm: pj.OnRejectedIncomingCallParam) -> None:
-        # pjsua refused an INVITE itself (every call slot taken: 486), before any Account saw it.
-        self.agent.count(f"pjsua-{prm.statusCode}")
-
-
-class _Account(pj.Account):
-    def __init__(self, agent: UserAgent) -> None:
-        super().__init__()
-        self.agent = agent
-
-    def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
-        self.agent.incoming(self, prm)
-
-
-class _TrunkAccount(_Account):
-    """A trunk's account: registers (with `Trunk.register`) and answers digest challenges for its calls."""
-
-    def __init__(self, agent: UserAgent, trunk: Trunk) -> None:
-        super().__init__(agent)
-        self.trunk = trunk
-        self.last: Registration | None = None
-
-    def onRegState(self, prm: pj.OnRegStateParam) -> None:
-        self.agent.reg_state(self, int(prm.code), prm.reason, int(prm.expiration))
-
-
-class _Call(pj.Call):
-    """One pjsua2 call and what the bridge knows of it."""
-
-    def __init__(self, agent: UserAgent, account: pj.Account, call_id: str, pj_id: int = pj.PJSUA_INVALID_ID) -> None:
-        super().__init__(account, pj_id)
-        self.agent = agent
-        self.call_id = call_id
-        self.outbound = pj_id == pj.PJSUA_INVALID_ID
-        self.leg: LegPort | None = None
-        self.port: FramePort | None = None
-        self.media: pj.AudioMedia | None = None
-        self.local_end = False
-        self.deadline: float | None = None
-        self.ringing_sent = False
-        self.ended = False
-        self.created = time.monotonic()
-        self.answered = False
-        # A refusal held back until the call is MIN_REFUSAL_AGE old: (when, code, reason, retry_after).
-        self.refusal: tuple[float, int, str, int | None] | None = None
-
-    def onCallState(self, prm: pj.OnCallStateParam) -> None:
-        self.agent.call_state(self)
-
-    def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
-        self.agent.media_state(self)
-
-    def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:
-        self.agent.emit(DtmfReceived(self.call_id, prm.digit.upper()))
+_lane0 = classes(pj)
+_Account, _TrunkAccount, _Call = _lane0.Account, _lane0.TrunkAccount, _lane0.Call
 
 
 class UserAgent:
     """Owns the Endpoint, the account and every call; lives on one thread."""
 
-    def __init__(self, config: AgentConfig, emit: Callable[[object], None]) -> None:
+    def __init__(self, config: AgentConfig, emit: Callable[[object], None], pj: ModuleType = pj) -> None:
         self.config = config
+        # This lane's pjsua2 module and its subclasses (bridge/lanes.py); lane 0: the installed pjsua2.
+        self.pj = pj
+        self.cls = classes(pj)
+        # Every lane's agent, this one included (set by the bridge): the guard counts pending calls over all.
+        self.peers: list[UserAgent] = [self]
+        # The SIP Call-IDs of this lane's calls (read by lane 0's Spreader, bridge/spread.py).
+        self.sip_ids: set[str] = set()
+        self.spreader: Spreader | None = None
         self.emit = emit
         self.commands: queue.SimpleQueue[tuple[Callable[..., None], tuple]] = queue.SimpleQueue()
         self.started: concurrent.futures.Future[None] = concurrent.futures.Future()
         self.stopped: concurrent.futures.Future[None] = concurrent.futures.Future()
         self.calls: dict[str, _Call] = {}
         self._graveyard: list[_Call] = []
-        self.ports = PortPool(timed=config.time_ports)
+        self.ports = PortPool(pj, timed=config.time_ports)
         self._running = True
         self._seq = 0
         self.ep: pj.Endpoint | None = None
         self.account: _Account | None = None
         self.trunks: dict[str, _TrunkAccount] = {}
-        self._logger = _Log()
+        self._logger = self.cls.Log()
         self.registrar = Registrar(pj_digest)
         self.reg_module: RegisterModule | None = None
         self.unknown_module: UnknownMethodModule | None = None
@@ -163,6 +192,15 @@ class UserAgent:
         self._ended_cost = [0, 0, 0, 0]
         # What became of incoming INVITEs: offered, answered, refused here (by code and why), by pjsua.
         self.counts: dict[str, int] = {}
+
+    @property
+    def capacity(self) -> int:
+        """Calls this lane holds at most (pjsua clamps maxCalls to the wheel's PJSUA_MAX_CALLS)."""
+        return min(self.config.max_calls, WHEEL_MAX_CALLS)
+
+    def accepting(self) -> bool:
+        """Started, not stopping: new calls may go here (read from lane 0's thread)."""
+        return self._running and self.started.done() and self.started.exception() is None
 
     def count(self, what: str) -> None:
         self.counts[what] = self.counts.get(what, 0) + 1
@@ -205,7 +243,7 @@ class UserAgent:
                 return
             try:
                 fn(*args)
-            except pj.Error as exc:
+            except self.pj.Error as exc:
                 log.warning("SIP command %s%r failed: %s", fn.__name__, args, exc.info())
             except Exception:  # a bad command must not stop the SIP thread
                 log.exception("SIP command %s%r failed", fn.__name__, args)
@@ -214,9 +252,9 @@ class UserAgent:
 
     def _create(self) -> None:
         c = self.config
-        self.ep = _Endpoint(self)
+        self.ep = self.cls.Endpoint(self)
         self.ep.libCreate()
-        cfg = pj.EpConfig()
+        cfg = self.pj.EpConfig()
         cfg.uaConfig.threadCnt = 0
         cfg.uaConfig.mainThreadOnly = True
         cfg.uaConfig.maxCalls = c.max_calls
@@ -243,31 +281,37 @@ class UserAgent:
         if c.registrar:
             self.reg_module = RegisterModule(self._register)
             self.reg_module.register()
-        # Requests of unknown methods get 501 Not Implemented instead of silence (RFC 3261 §8.2.1).
-        self.unknown_module = UnknownMethodModule(("REGISTER",) if c.registrar else ())
-        self.unknown_module.register()
+        if not c.lane:  # lanes > 0 see only what lane 0 passes on: INVITEs and their dialogs (bridge/spread.py)
+            # Requests of unknown methods get 501 Not Implemented instead of silence (RFC 3261 §8.2.1).
+            self.unknown_module = UnknownMethodModule(("REGISTER",) if c.registrar else ())
+            self.unknown_module.register()
         for name in c.transports:
-            kind = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP}.get(name)
+            kind = {"udp": self.pj.PJSIP_TRANSPORT_UDP, "tcp": self.pj.PJSIP_TRANSPORT_TCP}.get(name)
             if kind is None:
                 raise SipError(f"transport {name!r} is not supported (udp, tcp)")
-            tcfg = pj.TransportConfig()
+            tcfg = self.pj.TransportConfig()
             tcfg.port = c.port
             tcfg.boundAddress = c.host
             try:
                 self.ep.transportCreate(kind, tcfg)
-            except pj.Error as exc:
+            except self.pj.Error as exc:
                 raise SipError(f"cannot listen for SIP on {name} {c.host}:{c.port}: {exc.reason}") from None
         if c.tls_port:
             self._create_tls()
+        if c.spread:
+            self.spreader = Spreader(self)
+            self.spreader.register()
         self.ep.libStart()
         self.ep.audDevManager().setNullDev()
         for info in self.ep.codecEnum2():
             self.ep.codecSetPriority(info.codecId, c.codecs.get(info.codecId, 0))
-        acfg = pj.AccountConfig()
+        acfg = self.pj.AccountConfig()
         acfg.idUri = f"sip:{c.user_agent}@{c.host}:{c.port}"
         acfg.mediaConfig.transportConfig.port = c.rtp_port
         acfg.mediaConfig.transportConfig.boundAddress = c.host
-        self.account = _Account(self)
+        if c.contact:
+            acfg.sipConfig.contactForced = c.contact
+        self.account = self.cls.Account(self)
         self.account.create(acfg, True)
         if self.reg_module is not None:
             self.desk_phones = self._self_check()
@@ -354,18 +398,18 @@ class UserAgent:
                 f"SIP over TLS: {c.tls_cert!r} and {c.tls_key!r} are not a PEM certificate chain and its "
                 f"unencrypted private key ({exc})"
             ) from None
-        tcfg = pj.TransportConfig()
+        tcfg = self.pj.TransportConfig()
         tcfg.port = c.tls_port
         tcfg.boundAddress = c.host
         tls = tcfg.tlsConfig
         tls.certFile = c.tls_cert
         tls.privKeyFile = c.tls_key
         # TLS 1.2 and 1.3 only (pjsip's default still offers 1.0 and 1.1).
-        tls.proto = pj.PJ_SSL_SOCK_PROTO_TLS1_2 | pj.PJ_SSL_SOCK_PROTO_TLS1_3
+        tls.proto = self.pj.PJ_SSL_SOCK_PROTO_TLS1_2 | self.pj.PJ_SSL_SOCK_PROTO_TLS1_3
         tls.verifyServer = False  # a trunk's certificate is not checked yet (docs/sip.md)
         try:
-            self.ep.transportCreate(pj.PJSIP_TRANSPORT_TLS, tcfg)
-        except pj.Error as exc:
+            self.ep.transportCreate(self.pj.PJSIP_TRANSPORT_TLS, tcfg)
+        except self.pj.Error as exc:
             # The port taken, an address that is not ours, ...
             raise SipError(f"cannot listen for SIP over TLS on {c.host}:{c.tls_port}: {exc.reason}") from None
 
@@ -405,13 +449,13 @@ class UserAgent:
         if self.account is not None:
             try:
                 self.account.shutdown()
-            except pj.Error:
+            except self.pj.Error:
                 pass
             self.account = None
         if self.ep is not None:
             try:
                 self.ep.libDestroy()
-            except pj.Error as exc:
+            except self.pj.Error as exc:
                 log.warning("libDestroy: %s", exc.info())
             self.ep = None
 
@@ -419,29 +463,35 @@ class UserAgent:
 
     def incoming(self, account: _Account, prm: pj.OnIncomingCallParam) -> None:
         self._seq += 1
-        call_id = f"in{self._seq}"
-        call = _Call(self, account, call_id, prm.callId)
+        call_id = f"l{self.config.lane}-in{self._seq}" if self.config.lane else f"in{self._seq}"
+        call = self.cls.Call(self, account, call_id, prm.callId)
         call.deadline = time.monotonic() + self.config.answer_timeout
         self.calls[call_id] = call
         ci = call.getInfo()
         message = prm.rdata.wholeMsg
+        call.sip_id = ci.callIdString or header(message, "Call-ID", "i") or ""
+        self.sip_ids.add(call.sip_id)
+        remote = prm.rdata.srcAddress
+        if self.config.forwarder and remote == self.config.forwarder:
+            # Passed on by lane 0 (bridge/spread.py), which names the caller's address (and drops any a caller sent).
+            remote = header(message, SOURCE_HEADER) or remote
         transport = via_transport(message) or "udp"
         if transport == "udp" and content_length_mismatch(message):
             # Never offered to the owner; the loop ignores the CallEnded of an unknown call.
-            log.info("INVITE from %s: body shorter than Content-Length, 400", prm.rdata.srcAddress)
+            log.info("INVITE from %s: body shorter than Content-Length, 400", remote)
             self.count("refused-400")
             self._hangup_now(call, 400, "Content-Length Mismatch")
             return
         repeated = repeated_headers(message)
         if repeated:
             # pjsip keeps the first of each; a request with two To or two Call-IDs is malformed (400).
-            log.info("INVITE from %s: repeated %s, 400", prm.rdata.srcAddress, ", ".join(repeated))
+            log.info("INVITE from %s: repeated %s, 400", remote, ", ".join(repeated))
             self.count("refused-400")
             self._hangup_now(call, 400, "Multiple Values In Single-Value Header")
             return
         guard = self.config.guard
-        pending = sum(1 for c in self.calls.values() if c.deadline is not None) - 1
-        why = guard.check(prm.rdata.srcAddress, pending, time.monotonic())
+        pending = sum(1 for a in self.peers for c in list(a.calls.values()) if c.deadline is not None) - 1
+        why = guard.check(remote, pending, time.monotonic())
         if why is not None:
             # Overloaded (bridge/guard.py): 503 with Retry-After, and the owner never hears of it.
             self.count(f"refused-503-{why}")
@@ -458,9 +508,9 @@ class UserAgent:
                 to_user=uri_user(to_uri),
                 caller=uri_user(from_uri),
                 caller_name=name,
-                remote=prm.rdata.srcAddress,
+                remote=remote,
                 transport=transport,
-                sip_call_id=ci.callIdString or header(message, "Call-ID", "i"),
+                sip_call_id=call.sip_id,
             )
         )
 
@@ -488,7 +538,7 @@ class UserAgent:
             call.port.leg = leg
         call.answered = True
         self.count("answered")
-        prm = pj.CallOpParam(True)
+        prm = self.pj.CallOpParam(True)
         prm.statusCode = 200
         call.answer(prm)
 
@@ -497,7 +547,7 @@ class UserAgent:
         if call is None or call.ringing_sent:
             return
         call.ringing_sent = True
-        prm = pj.CallOpParam(True)
+        prm = self.pj.CallOpParam(True)
         prm.statusCode = 180
         call.answer(prm)
 
@@ -518,9 +568,9 @@ class UserAgent:
         call = self._get(call_id)
         if call is None:
             return
-        prm = pj.CallSendDtmfParam()
+        prm = self.pj.CallSendDtmfParam()
         prm.digits = digits
-        prm.method = pj.PJSUA_DTMF_METHOD_RFC2833
+        prm.method = self.pj.PJSUA_DTMF_METHOD_RFC2833
         call.sendDtmf(prm)
 
     def set_trunks(self, trunks: list[Trunk]) -> None:
@@ -528,33 +578,38 @@ class UserAgent:
         wanted = {t.key: t for t in trunks}
         for key, acc in list(self.trunks.items()):
             if wanted.get(key) != acc.trunk:
-                self._drop_trunk(key, report=acc.trunk.register)
+                self._drop_trunk(key, report=acc.trunk.register and not self.config.lane)
             elif acc.last is not None:
                 self.emit(acc.last)  # told again: the owner may have lost it (a restarted hub)
         for key, trunk in wanted.items():
             if key not in self.trunks:
                 try:
                     self._add_trunk(trunk)
-                except pj.Error as exc:
+                except self.pj.Error as exc:
                     # A host pjsip cannot parse, ...: the trunk is reported failed, the others go on.
                     log.warning("trunk %s: %s", key, exc.reason)
-                    self.emit(Registration(key, "failed", _status_of(exc), exc.reason or exc.title, 0))
+                    if not self.config.lane:  # every lane has the trunk; lane 0 speaks for them
+                        self.emit(Registration(key, "failed", _status_of(exc), exc.reason or exc.title, 0))
 
     def _add_trunk(self, t: Trunk) -> None:
         c = self.config
-        acfg = pj.AccountConfig()
+        acfg = self.pj.AccountConfig()
         acfg.idUri = f"sip:{t.username}@{t.host}"
-        acfg.regConfig.registerOnAdd = t.register
-        if t.register:
+        # Registered from lane 0 only; other lanes dial through it with the same credentials.
+        register = t.register and not c.lane
+        acfg.regConfig.registerOnAdd = register
+        if register:
             acfg.regConfig.registrarUri = trunk_uri(t.host, t.transport)
             acfg.regConfig.timeoutSec = t.expires
             acfg.regConfig.retryIntervalSec = RETRY_SECONDS
             acfg.regConfig.firstRetryIntervalSec = RETRY_SECONDS
         # The credentials answer any 401/407 of this account's REGISTERs and INVITEs (RFC 3261 §22.2).
-        acfg.sipConfig.authCreds.append(pj.AuthCredInfo("digest", t.realm or "*", t.username, 0, t.password))
+        acfg.sipConfig.authCreds.append(self.pj.AuthCredInfo("digest", t.realm or "*", t.username, 0, t.password))
         acfg.mediaConfig.transportConfig.port = c.rtp_port
         acfg.mediaConfig.transportConfig.boundAddress = c.host
-        acc = _TrunkAccount(self, t)
+        if c.contact:
+            acfg.sipConfig.contactForced = c.contact
+        acc = self.cls.TrunkAccount(self, t)
         acc.create(acfg, False)
         self.trunks[t.key] = acc
         log.info("trunk %s: %s via %s%s", t.key, t.host, t.transport, ", registering" if t.register else "")
@@ -563,7 +618,7 @@ class UserAgent:
         acc = self.trunks.pop(key)
         try:
             acc.shutdown()  # pjsua unregisters a registered account on the way out
-        except pj.Error as exc:
+        except self.pj.Error as exc:
             log.info("trunk %s: shutdown: %s", key, exc.reason)
         if report:
             self.emit(Registration(key, "unregistered", 0, "trunk removed", 0))
@@ -578,17 +633,17 @@ class UserAgent:
         account: pj.Account | None = self.account
         if trunk is not None:
             account = self.trunks.get(trunk)
-        call = _Call(self, account or self.account, call_id)
+        call = self.cls.Call(self, account or self.account, call_id)
         self.calls[call_id] = call
         if account is None:
             self._finish(call, 503, f"trunk {trunk} is not configured on this media worker", local=False)
             return
-        prm = pj.CallOpParam(True)
+        prm = self.pj.CallOpParam(True)
         if from_uri:
             prm.txOption.localUri = from_uri
         try:
             call.makeCall(uri, prm)
-        except pj.Error as exc:
+        except self.pj.Error as exc:
             # Nothing was sent (bad URI, no transport, too many calls): report it as ended.
             self._finish(call, _status_of(exc), exc.reason or exc.title, local=False)
 
@@ -608,18 +663,18 @@ class UserAgent:
                 if call.refusal is None:
                     call.refusal = (hold, code, reason, retry_after)  # sent by _expire
                 return
-        prm = pj.CallOpParam(True)
+        prm = self.pj.CallOpParam(True)
         prm.statusCode = code
         if reason:
             prm.reason = reason
         if retry_after is not None:
-            header = pj.SipHeader()
+            header = self.pj.SipHeader()
             header.hName = "Retry-After"
             header.hValue = str(retry_after)
             prm.txOption.headers.append(header)
         try:
             call.hangup(prm)
-        except pj.Error as exc:
+        except self.pj.Error as exc:
             log.info("call %s: hangup: %s", call.call_id, exc.reason)
 
     # ------------------------------------------------------------ callbacks (pjsua2 thread)
@@ -627,18 +682,18 @@ class UserAgent:
     def call_state(self, call: _Call) -> None:
         ci = call.getInfo()
         state = ci.state
-        if state == pj.PJSIP_INV_STATE_DISCONNECTED:
+        if state == self.pj.PJSIP_INV_STATE_DISCONNECTED:
             self._finish(call, ci.lastStatusCode, ci.lastReason, local=call.local_end, in_callback=True)
-        elif call.outbound and state == pj.PJSIP_INV_STATE_EARLY and not call.ringing_sent:
+        elif call.outbound and state == self.pj.PJSIP_INV_STATE_EARLY and not call.ringing_sent:
             call.ringing_sent = True
             self.emit(CallProgress(call.call_id, "ringing"))
-        elif call.outbound and state == pj.PJSIP_INV_STATE_CONFIRMED:
+        elif call.outbound and state == self.pj.PJSIP_INV_STATE_CONFIRMED:
             self.emit(CallProgress(call.call_id, "answered"))
 
     def media_state(self, call: _Call) -> None:
         ci = call.getInfo()
         for mi in ci.media:
-            if mi.type != pj.PJMEDIA_TYPE_AUDIO or mi.status != pj.PJSUA_CALL_MEDIA_ACTIVE:
+            if mi.type != self.pj.PJMEDIA_TYPE_AUDIO or mi.status != self.pj.PJSUA_CALL_MEDIA_ACTIVE:
                 continue
             media = call.getAudioMedia(mi.index)
             if call.port is None:
@@ -654,6 +709,7 @@ class UserAgent:
             return
         call.ended = True
         self.calls.pop(call.call_id, None)
+        self.sip_ids.discard(call.sip_id)
         port = call.port
         if port is not None:
             cost = self._ended_cost

@@ -16,6 +16,7 @@ itself, before the guard sees the INVITE.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 RATE_LIMITED = "rate"
@@ -35,12 +36,18 @@ class InviteGuard:
     max_sources: int = 10_000
     "Addresses tracked at most (the oldest are forgotten first)."
     _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # Lanes (bridge/lanes.py) share one guard, each asking from its own thread.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def check(self, source: str, pending: int, now: float) -> str | None:
         """None when the INVITE from `source` may be offered (it then counts against its bucket);
         else why not (`RATE_LIMITED` or `OWNER_BEHIND`): answer 503 with `retry_after`."""
         if pending >= self.max_pending:
             return OWNER_BEHIND
+        with self._lock:
+            return self._take(source, now)
+
+    def _take(self, source: str, now: float) -> str | None:
         host = _host(source)
         tokens, last = self._buckets.pop(host, (self.burst, now))
         tokens = min(self.burst, tokens + (now - last) * self.rate)

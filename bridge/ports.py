@@ -25,13 +25,14 @@ the end every port is taken off the bridge and seen gone before it is freed.
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import time
+from types import ModuleType
 from typing import Callable
 
 import numpy as np
 import pjsua2 as pj
-from pjsua2 import _pjsua2
 
 from webrtc.audio import FRAME_SAMPLES, SILENCE
 from webrtc.mixer import LegPort
@@ -46,12 +47,6 @@ _at = _Samples.from_address
 _frombuffer = np.frombuffer
 _int16 = np.int16
 
-# The library pjsua2 already loaded (dlopen hands back the same one).
-_lib = ctypes.CDLL(_pjsua2.__file__)
-_lib.pjsua_conf_remove_port.argtypes = [ctypes.c_int]
-_lib.pjsua_conf_remove_port.restype = ctypes.c_int
-_lib.pjsua_conf_get_port_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
-_lib.pjsua_conf_get_port_info.restype = ctypes.c_int
 # pjsua_conf_port_info holds a listener array of PJSUA_MAX_CONF_PORTS; room enough for any build.
 _PORT_INFO_BYTES = 16384
 # Seconds a port that served a call rests before it serves another (late frames of the ended call).
@@ -68,7 +63,7 @@ def _view(vector: pj.ByteVector) -> np.ndarray:
     return _frombuffer(_at(_data(vector)), _int16)
 
 
-def vector_access_works() -> bool:
+def vector_access_works(pj: ModuleType = pj) -> bool:
     """Whether reading/writing ByteVector storage through its data pointer round-trips."""
     try:
         probe = np.arange(FRAME_SAMPLES, dtype=np.int16)
@@ -81,106 +76,128 @@ def vector_access_works() -> bool:
         return False
 
 
-FAST = vector_access_works()
-if not FAST:
-    log.warning("ByteVector layout not recognised: SIP audio uses the slow copy path (~125 µs/frame)")
-
-
-def audio_format() -> pj.MediaFormatAudio:
+def audio_format(pj: ModuleType = pj) -> pj.MediaFormatAudio:
     """8 kHz, mono, 16-bit, 20 ms: the engine's canonical frame."""
     fmt = pj.MediaFormatAudio()
     fmt.init(pj.PJMEDIA_FORMAT_PCM, 8000, 1, 20000, 16)
     return fmt
 
 
-class FramePort(pj.AudioMediaPort):
-    """Moves one call's audio: caller → `leg.push`, `leg.pull` → caller.
+@functools.cache
+def frame_port_class(pj: ModuleType) -> type:
+    """`FramePort` for one pjsua2 module (each lane has its own, bridge/lanes.py)."""
+    FAST = vector_access_works(pj)
+    if not FAST:
+        log.warning("ByteVector layout not recognised: SIP audio uses the slow copy path (~125 µs/frame)")
 
-    `leg` may be set later (an outbound call's leg is created when the owner's
-    loop sees the answer); until then inbound frames are dropped and silence
-    is sent. Create, connect and destroy it on the pjsua2 thread only.
-    """
+    class FramePort(pj.AudioMediaPort):
+        """Moves one call's audio: caller → `leg.push`, `leg.pull` → caller.
 
-    # Class-level defaults: pjsua's media clock may still call a port whose Python side is being torn
-    # down (its instance attributes already gone); it then finds no leg and does nothing.
-    leg: LegPort | None = None
-    _timed = False
-    _out: pj.ByteVector | None = None
+        `leg` may be set later (an outbound call's leg is created when the owner's
+        loop sees the answer); until then inbound frames are dropped and silence
+        is sent. Create, connect and destroy it on the pjsua2 thread only.
+        """
 
-    def __init__(self, name: str, leg: LegPort | None = None, timed: bool = False) -> None:
-        super().__init__()
-        self._out = pj.ByteVector(bytes(FRAME_BYTES))
-        self._out_view = _view(self._out) if FAST else None
-        self._timed = timed
-        self.lend(leg)
-        self.createPort(name, audio_format())
+        # Class-level defaults: pjsua's media clock may still call a port whose Python side is being torn
+        # down (its instance attributes already gone); it then finds no leg and does nothing.
+        leg: LegPort | None = None
+        _timed = False
+        _out: pj.ByteVector | None = None
 
-    def lend(self, leg: LegPort | None) -> None:
-        """Serve a new call: its leg, the cost counters from zero."""
-        self.rx_ns = 0
-        self.tx_ns = 0
-        self.rx_frames = 0
-        self.tx_frames = 0
-        self.leg = leg
+        def __init__(self, name: str, leg: LegPort | None = None, timed: bool = False) -> None:
+            super().__init__()
+            self.leg = leg
+            self._out = pj.ByteVector(bytes(FRAME_BYTES))
+            self._out_view = _view(self._out) if FAST else None
+            self._timed = timed
+            self.lend(leg)
+            self.createPort(name, audio_format(pj))
 
-    # Both callbacks run on PJSIP's media clock thread.
+        def lend(self, leg: LegPort | None) -> None:
+            """Serve a new call: its leg, the cost counters from zero."""
+            self.rx_ns = 0
+            self.tx_ns = 0
+            self.rx_frames = 0
+            self.tx_frames = 0
+            self.leg = leg
 
-    def onFrameReceived(self, frame: pj.MediaFrame) -> None:
-        if self._timed:
-            t0 = time.perf_counter_ns()
-        leg = self.leg
-        if leg is not None and frame.type == _AUDIO and frame.size == FRAME_BYTES:
+        # Both callbacks run on PJSIP's media clock thread.
+
+        def onFrameReceived(self, frame: pj.MediaFrame) -> None:
+            if self._timed:
+                t0 = time.perf_counter_ns()
+            leg = self.leg
+            if leg is not None and frame.type == _AUDIO and frame.size == FRAME_BYTES:
+                if FAST:
+                    # A view of pjsua2's buffer: LegPort.push copies it.
+                    leg.push(_frombuffer(_at(_ptr(int(frame.buf.this)).value), _int16))
+                else:
+                    leg.push(_frombuffer(bytes(bytearray(frame.buf)), _int16))
+            if self._timed:
+                self.rx_ns += time.perf_counter_ns() - t0
+                self.rx_frames += 1
+
+        def onFrameRequested(self, frame: pj.MediaFrame) -> None:
+            if self._out is None:  # torn down (see the class attributes)
+                return
+            if self._timed:
+                t0 = time.perf_counter_ns()
+            leg = self.leg
+            samples = SILENCE if leg is None else leg.pull()
             if FAST:
-                # A view of pjsua2's buffer: LegPort.push copies it.
-                leg.push(_frombuffer(_at(_ptr(int(frame.buf.this)).value), _int16))
+                self._out_view[:] = samples
+                frame.buf = self._out  # copied into the frame by SWIG
             else:
-                leg.push(_frombuffer(bytes(bytearray(frame.buf)), _int16))
-        if self._timed:
-            self.rx_ns += time.perf_counter_ns() - t0
-            self.rx_frames += 1
+                frame.buf = pj.ByteVector(samples.tobytes())
+            frame.size = FRAME_BYTES
+            frame.type = _AUDIO
+            if self._timed:
+                self.tx_ns += time.perf_counter_ns() - t0
+                self.tx_frames += 1
 
-    def onFrameRequested(self, frame: pj.MediaFrame) -> None:
-        if self._out is None:  # torn down (see the class attributes)
-            return
-        if self._timed:
-            t0 = time.perf_counter_ns()
-        leg = self.leg
-        samples = SILENCE if leg is None else leg.pull()
-        if FAST:
-            self._out_view[:] = samples
-            frame.buf = self._out  # copied into the frame by SWIG
-        else:
-            frame.buf = pj.ByteVector(samples.tobytes())
-        frame.size = FRAME_BYTES
-        frame.type = _AUDIO
-        if self._timed:
-            self.tx_ns += time.perf_counter_ns() - t0
-            self.tx_frames += 1
+    return FramePort
+
+
+FramePort = frame_port_class(pj)
+FAST = vector_access_works(pj)
+
+
+@functools.cache
+def _conf_lib(pj: ModuleType) -> ctypes.CDLL:
+    """The conference-bridge functions of one pjsua2 module's own library (each lane has its own)."""
+    lib = ctypes.CDLL(pj._pjsua2.__file__)  # dlopen hands back the library already loaded
+    lib.pjsua_conf_remove_port.argtypes = [ctypes.c_int]
+    lib.pjsua_conf_remove_port.restype = ctypes.c_int
+    lib.pjsua_conf_get_port_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+    lib.pjsua_conf_get_port_info.restype = ctypes.c_int
+    return lib
 
 
 class PortPool:
     """The FramePorts of one Endpoint (see the module's doc): `take` one for a call, `give_back` when it
-    ends, `close` before libDestroy. Lives on the pjsua2 thread."""
+    ends, `close` before libDestroy. Lives on that Endpoint's pjsua2 thread."""
 
-    def __init__(self, timed: bool = False) -> None:
+    def __init__(self, pj: ModuleType = pj, timed: bool = False) -> None:
         self.timed = timed
-        self._ports: list[FramePort] = []
-        self._free: list[FramePort] = []
-        self._resting: list[tuple[float, FramePort]] = []
+        self._cls = frame_port_class(pj)
+        self._lib = _conf_lib(pj)
+        self._ports: list = []
+        self._free: list = []
+        self._resting: list[tuple[float, object]] = []
 
     def __len__(self) -> int:
         return len(self._ports)
 
-    def take(self, leg: LegPort | None) -> FramePort:
+    def take(self, leg: LegPort | None):
         if self._free:
             port = self._free.pop()
             port.lend(leg)
             return port
-        port = FramePort(f"sip-port-{len(self._ports)}", leg, timed=self.timed)
+        port = self._cls(f"sip-port-{len(self._ports)}", leg, timed=self.timed)
         self._ports.append(port)
         return port
 
-    def give_back(self, port: FramePort, now: float) -> None:
+    def give_back(self, port, now: float) -> None:
         port.leg = None
         self._resting.append((now + PORT_REST, port))
 
@@ -195,13 +212,13 @@ class PortPool:
             port.leg = None
         ids = [port.getPortId() for port in self._ports]
         for slot in ids:
-            _lib.pjsua_conf_remove_port(slot)
+            self._lib.pjsua_conf_remove_port(slot)
         info = ctypes.create_string_buffer(_PORT_INFO_BYTES)
         until = time.monotonic() + timeout
         left = ids
         while left and time.monotonic() < until:
             wait()
-            left = [slot for slot in left if _lib.pjsua_conf_get_port_info(slot, info) == 0]
+            left = [slot for slot in left if self._lib.pjsua_conf_get_port_info(slot, info) == 0]
         if left:
             log.warning("conference bridge still holds ports %s at shutdown", left)
         # Freed now: each destructor asks again to remove its (empty) slot, and is told it is not there.

@@ -3,20 +3,24 @@
 The owner (the media worker) calls the methods below on its event loop and
 receives `IncomingCall`, `CallProgress`, `DtmfReceived` and `CallEnded`
 through `on_event`, also on its loop. pjsua2 itself runs on one dedicated
-thread (`bridge.agent.UserAgent`); methods here only check arguments,
+thread (`bridge.agent.UserAgent`), one per lane with `lanes` > 1 (four calls
+each, bridge/lanes.py, bridge/spread.py); methods here only check arguments,
 update the loop's view of the calls, touch the `MediaEngine` (which lives on
-the loop) and queue a command for that thread. See docs/sip.md.
+the loop) and queue a command for the thread of the call's lane. See docs/sip.md.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
+import ipaddress
 import logging
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Literal
 
+from . import lanes as _lanes
 from .agent import AgentConfig, UserAgent
 from .events import CallEnded, CallProgress, DtmfReceived, IncomingCall, Registered, Registration, SipError
 from .registrar import SipUser
@@ -45,6 +49,8 @@ class _View:
     leg: LegPort | None = None
     # The engine leg's name when the owner chose one (`dial(leg_id=...)`).
     leg_id: str | None = None
+    # The lane (bridge/lanes.py) whose pjsua2 holds the call.
+    lane: int = 0
 
 
 class SipBridge:
@@ -74,9 +80,24 @@ class SipBridge:
         tls_key: str | None = None,
         registrar: bool = True,
         guard: InviteGuard | None = None,
+        lanes: int = 1,
+        lane_port: int = 0,
     ) -> None:
         assert transports, "at least one transport"
         assert max_calls >= 1, f"max_calls {max_calls}"
+        if not 1 <= lanes <= 64:
+            raise SipError(f"lanes {lanes}: 1 to 64")
+        if lanes > 1 and "udp" not in transports:
+            raise SipError("lanes need SIP over UDP (only UDP calls are spread over lanes)")
+        # Lane k > 0 listens on UDP lane_port + k - 1 (default: port + 10 on), RTP from rtp_port + 100 k.
+        self._lanes = lanes
+        self._lane_port = lane_port or port + 10
+        if lanes > 1:
+            taken = {port, tls_port} - {0}
+            ours = set(range(self._lane_port, self._lane_port + lanes - 1))
+            if taken & ours or self._lane_port + lanes - 2 > 65535:
+                raise SipError(f"lane ports {self._lane_port}-{self._lane_port + lanes - 2} clash with port {port}"
+                               f" or TLS port {tls_port}")
         self.engine = engine
         self.on_event = on_event
         self._config = AgentConfig(
@@ -99,32 +120,80 @@ class SipBridge:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._agent: UserAgent | None = None
         self._thread: threading.Thread | None = None
+        # Every lane's agent and thread, lane 0 first (`_agent`, `_thread`).
+        self._agents: list[UserAgent] = []
+        self._threads: list[threading.Thread] = []
 
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Start the SIP thread and listen; raises SipError (e.g. the port is taken)."""
+        """Start the SIP thread(s) and listen; raises SipError (e.g. the port is taken)."""
         if self._agent is not None:
             raise SipError("SipBridge already started")
         self._loop = asyncio.get_running_loop()
-        agent = self._agent = UserAgent(self._config, self._from_agent)
-        self._thread = threading.Thread(target=agent.run, name="sip-ua", daemon=True)
-        self._thread.start()
+        config = dataclasses.replace(self._config, spread=self._lanes > 1)
+        try:
+            await self._start_lane(0, config, _lanes.load(0))
+            for k in range(1, self._lanes):
+                try:
+                    pj = await asyncio.to_thread(_lanes.load, k)
+                except Exception as exc:  # an unwritable cache folder, a full disk, ...
+                    raise SipError(f"SIP lane {k}: cannot load a copy of pjsua2 under {_lanes.cache_root()}: {exc}") from None
+                await self._start_lane(k, self._lane_config(k), pj)
+        except BaseException:
+            await self._stop_lanes()
+            raise
+        self._agent, self._thread = self._agents[0], self._threads[0]
+
+    def _lane_config(self, k: int) -> AgentConfig:
+        lane0 = self._agents[0]
+        assert lane0.spreader is not None
+        host, _, port = lane0.spreader.sent_by.rpartition(":")
+        c = self._config
+        target = "127.0.0.1" if c.host in ("", "0.0.0.0") else "::1" if c.host == "::" else c.host
+        ip = ipaddress.ip_address(target.strip("[]"))
+        forwarder = f"[{ip}]:{c.port}" if ip.version == 6 else f"{ip}:{c.port}"
+        return dataclasses.replace(
+            c, port=self._lane_port + k - 1, transports=("udp",), tls_port=0, registrar=False,
+            rtp_port=c.rtp_port + 100 * k, lane=k, spread=False, forwarder=forwarder,
+            contact=f"<sip:{c.user_agent}@{host}:{port};ul={k}>",
+        )
+
+    async def _start_lane(self, k: int, config: AgentConfig, pj: object) -> None:
+        agent = UserAgent(config, lambda event, k=k: self._from_agent(event, k), pj)
+        agent.peers = self._agents
+        thread = threading.Thread(target=agent.run, name="sip-ua" if k == 0 else f"sip-ua-{k}", daemon=True)
+        self._agents.append(agent)
+        self._threads.append(thread)
+        thread.start()
         try:
             await asyncio.wrap_future(agent.started)
         except BaseException:
-            await asyncio.to_thread(self._thread.join)
-            self._agent = self._thread = None
+            await asyncio.to_thread(thread.join)
+            self._agents.pop()
+            self._threads.pop()
             raise
+        if k:
+            spreader = self._agents[0].spreader
+            assert spreader is not None and config.forwarder is not None
+            host, _, _ = config.forwarder.rpartition(":")
+            spreader.targets[k] = (host.strip("[]"), config.port)
+
+    async def _stop_lanes(self) -> None:
+        agents, threads = list(self._agents), list(self._threads)
+        for agent in agents:
+            agent.submit(agent.stop)
+        for agent, thread in zip(agents, threads):
+            await asyncio.wrap_future(agent.stopped)
+            await asyncio.to_thread(thread.join)
+        self._agents.clear()
+        self._threads.clear()
 
     async def stop(self) -> None:
-        """Hang up every call (each reported as CallEnded), free pjsua2, join the thread."""
-        agent, thread = self._agent, self._thread
-        if agent is None or thread is None:
+        """Hang up every call (each reported as CallEnded), free pjsua2, join the thread(s)."""
+        if self._agent is None or self._thread is None:
             return
-        agent.submit(agent.stop)
-        await asyncio.wrap_future(agent.stopped)
-        await asyncio.to_thread(thread.join)
+        await self._stop_lanes()
         # CallEnded events queued by the shutdown run before we return.
         await asyncio.sleep(0)
         self._agent = self._thread = None
@@ -186,7 +255,7 @@ class SipBridge:
         if not uri.startswith(("sip:", "sips:")):
             raise SipError(f"{uri!r} is not a SIP URI")
         self._require_started()
-        self._calls[call_id] = _View("out", leg_id=leg_id)
+        self._calls[call_id] = _View("out", leg_id=leg_id, lane=self._dial_lane())
         self._submit("dial", call_id, uri, from_uri, trunk)
 
     def set_trunks(self, trunks: list[Trunk]) -> None:
@@ -195,7 +264,9 @@ class SipBridge:
         keys = [t.key for t in trunks]
         if len(set(keys)) != len(keys):
             raise SipError(f"trunk keys are not unique: {keys}")
-        self._submit("set_trunks", list(trunks))
+        self._require_started()
+        for agent in self._agents:  # every lane dials through them; lane 0 alone registers
+            agent.submit(agent.set_trunks, list(trunks))
 
     async def set_users(self, users: list[SipUser]) -> None:
         """The desk phones that may register (replacing the previous list), in force when this returns;
@@ -225,12 +296,21 @@ class SipBridge:
         """What became of incoming INVITEs so far: `offered` to the owner, `answered`, `refused-<code>`
         (and `refused-503-rate` / `refused-503-pending` by the guard) here, `pjsua-<code>` by pjsua
         itself (486: every call slot taken). Advisory figures, read from another thread."""
-        return dict(self._require_started().counts)
+        self._require_started()
+        total: dict[str, int] = {}
+        for agent in self._agents:
+            for what, n in list(agent.counts.items()):
+                total[what] = total.get(what, 0) + n
+        return total
 
     def frame_cost_us(self) -> tuple[float, float, int]:
         """Mean µs spent in onFrameReceived and onFrameRequested per frame, and frames counted,
         over every call so far; needs `time_ports=True` (else zeros). Advisory figures."""
-        rx_ns, rx_n, tx_ns, tx_n = self._require_started().port_cost()
+        self._require_started()
+        rx_ns = rx_n = tx_ns = tx_n = 0
+        for agent in self._agents:
+            a, b, c, d = agent.port_cost()
+            rx_ns, rx_n, tx_ns, tx_n = rx_ns + a, rx_n + b, tx_ns + c, tx_n + d
         return rx_ns / max(1, rx_n) / 1e3, tx_ns / max(1, tx_n) / 1e3, rx_n + tx_n
 
     # ------------------------------------------------------------ internals
@@ -248,19 +328,38 @@ class SipBridge:
             raise SipError(f"call {call_id!r} is an outbound call")
         return view
 
-    def _submit(self, command: str, *args: object) -> None:
-        agent = self._require_started()
-        agent.submit(getattr(agent, command), *args)
+    def _submit(self, command: str, call_id: str, *args: object) -> None:
+        """Queue `command` for the lane that holds `call_id`."""
+        self._require_started()
+        view = self._calls.get(call_id)
+        agent = self._agents[view.lane if view is not None else 0]
+        agent.submit(getattr(agent, command), call_id, *args)
 
-    def _from_agent(self, event: object) -> None:
-        """Called on the SIP thread: hop to the loop."""
+    def _dial_lane(self) -> int:
+        """The lane with the most free call slots (lane 0 first among equals)."""
+        held = [0] * len(self._agents)
+        for view in self._calls.values():
+            held[view.lane] += 1
+        free = [a.capacity - max(len(a.calls), held[k]) if a.accepting() else -1 for k, a in enumerate(self._agents)]
+        return max(range(len(free)), key=lambda k: (free[k], -k))
+
+    def lane_of(self, call_id: str) -> int:
+        """The lane holding a call (bridge/lanes.py)."""
+        return self._view(call_id).lane
+
+    def lanes(self) -> list[int]:
+        """Calls held per lane (pjsua's view; advisory, read from other threads)."""
+        return [len(a.calls) for a in self._agents]
+
+    def _from_agent(self, event: object, lane: int = 0) -> None:
+        """Called on a SIP thread: hop to the loop."""
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._dispatch, event)
+            loop.call_soon_threadsafe(self._dispatch, event, lane)
 
-    def _dispatch(self, event: object) -> None:
+    def _dispatch(self, event: object, lane: int = 0) -> None:
         if isinstance(event, IncomingCall):
-            self._calls[event.call_id] = _View("in")
+            self._calls[event.call_id] = _View("in", lane=lane)
         elif isinstance(event, CallProgress):
             view = self._calls.get(event.call_id)
             if view is None:

@@ -3,13 +3,15 @@
     python load/bench_sip_workers.py                   # K = 1, 2, 4, 8, 12, four calls per worker
     python load/bench_sip_workers.py --workers 1,2,4   # chosen K
     python load/bench_sip_workers.py --quick           # K = 1, 2 only, 4 s held
+    python load/bench_sip_workers.py --workers 1,2 --lanes 8   # 8 SIP lanes per worker: 32 calls each
 
-The PyPI pjsua2 wheel holds at most 4 SIP calls per process (PJSUA_MAX_CALLS, docs/sip.md), so a
-host's capacity is that of the worker processes it can run. For each K: a hub (SQLite), K fresh
+The PyPI pjsua2 wheel holds at most 4 SIP calls per pjsua2 instance (PJSUA_MAX_CALLS, docs/sip.md); a
+worker runs `--lanes` instances (UNIDESK_SIP_LANES, bridge/lanes.py) behind its one SIP port, so a
+worker holds 4 x lanes calls and a host what its workers hold. For each K: a hub (SQLite), K fresh
 media workers (`unidesk media-worker`, each its own SIP port, softphone capacity ceil(N/K)), N = 4K
 bot agents (load/sipload/bots.py: aiortc softphones that accept every offer at once) placed by the
 hub (it fills one worker with a tenant's softphones before the next), and one sipp per worker placing
-its 4 G.711 calls (the scenario and pcap of load/bench_sip.py: a 1000 Hz tone 800 ms a second). The
+its 4 x lanes G.711 calls at the worker's one SIP port (the scenario and pcap of load/bench_sip.py: a 1000 Hz tone 800 ms a second). The
 ACD gives each caller whichever agent is free, so a caller and its agent are often on two workers:
 those calls cross an audio link (realtime/medialinks.py); the share that did is counted from the
 workers' logs (one `side a` line per link opened).
@@ -48,7 +50,7 @@ CALLS_PER_WORKER = 4  # PJSUA_MAX_CALLS of the PyPI wheel
 
 
 class WorkersRun(Run):
-    def workers_step(self, k: int, n: int) -> dict[str, Any]:
+    def workers_step(self, k: int, n: int, lanes: int = 1) -> dict[str, Any]:
         args, hub, store = self.args, self.hub, self.store
         assert hub is not None and store is not None
         self.step_no += 1
@@ -63,11 +65,11 @@ class WorkersRun(Run):
         try:
             for g in range(k):
                 ws.append(Worker(hub, f"k{k}w{g + 1}", free_udp_tcp_port(), math.ceil(n / k),
-                                 self.logs / f"worker-k{k}w{g + 1}.log"))
+                                 self.logs / f"worker-k{k}w{g + 1}.log", lanes=lanes))
             for w in ws:
                 w.wait_registered()
             start_bots(ctx, hub.url, people, bots)
-            say(f"   K={k}: {n} agents available; placing {CALLS_PER_WORKER} calls on each worker,"
+            say(f"   K={k}: {n} agents available; placing {n // k} calls on each worker,"
                 f" {args.rate:g}/s in all, {hold_ms / 1000:.0f} s each")
             t_start = time.time()
             per = [n // k + (1 if g < n % k else 0) for g in range(k)]
@@ -127,7 +129,7 @@ class WorkersRun(Run):
             row = analyse(n, records, times, w0, w1)
             linked = sum((self.logs / f"worker-k{k}w{g + 1}.log").read_text(errors="replace").count("(side a)")
                          for g in range(k))
-            row.update(kind="unidesk", workers=k, calls_placed=n, sipp_ok=sipp_ok, sipp_failed=sipp_failed,
+            row.update(kind="unidesk", workers=k, lanes=lanes, calls_placed=n, sipp_ok=sipp_ok, sipp_failed=sipp_failed,
                        sipp_busy=busy, sipp_errors=sipp_errs[:4], bot_problems=(failures + bot_errors)[:4],
                        links=linked, linked_share=min(1.0, linked / max(1, len(records))), **fig)
             row["worker_ms_per_call_s"] = 1000 * fig["cpu_workers"] / max(1, row["bridged"])
@@ -144,7 +146,7 @@ class WorkersRun(Run):
 
 def show(row: dict[str, Any], base: dict[str, Any] | None) -> None:
     r = row
-    line = (f"K={r['workers']:2d} N={r['n']:3d} bridged {r['bridged']:3d} sipp ok/failed {r['sipp_ok']}/{r['sipp_failed']}"
+    line = (f"K={r['workers']:2d} lanes={r.get('lanes', 1)} N={r['n']:3d} bridged {r['bridged']:3d} sipp ok/failed {r['sipp_ok']}/{r['sipp_failed']}"
             f" lost {r['frames_lost'] * 100:5.2f}% gaps {r['caller_gaps'] * 100:5.2f}%"
             f" setup p50/p99 {f(r['setup_ms_p50'])}/{f(r['setup_ms_p99'])} ms"
             f" delay p50/p99 {f(r['delay_ms_p50'], '.1f')}/{f(r['delay_ms_p99'], '.1f')} ms"
@@ -166,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workers", default="1,2,4,8,12", help="worker processes per step (default 1,2,4,8,12)")
     ap.add_argument("--quick", action="store_true", help="K = 1, 2 only, 4 s held")
+    ap.add_argument("--lanes", type=int, default=1, help="SIP lanes per worker, 4 calls each (default 1)")
+    ap.add_argument("--calls", type=int, default=0, help="calls per worker (default 4 x lanes, what they hold)")
     ap.add_argument("--rate", type=float, default=5.0, help="calls placed per second in all (default 5)")
     ap.add_argument("--hold", type=float, default=10.0, help="seconds all calls are bridged and measured")
     ap.add_argument("--no-baseline", action="store_true")
@@ -184,17 +188,22 @@ def main(argv: list[str] | None = None) -> int:
     logs.mkdir(parents=True, exist_ok=True)
     run = WorkersRun(args, tmp, logs)
     rows: list[dict[str, Any]] = []
-    print(f"SIP per host: K = {ks}, {CALLS_PER_WORKER} calls per worker, {args.rate:g} calls/s, {args.hold:g} s held,"
+    per_worker = args.calls or CALLS_PER_WORKER * args.lanes
+    if not 1 <= per_worker <= CALLS_PER_WORKER * args.lanes:
+        print(f"bench_sip_workers: --calls {per_worker}: 1 to {CALLS_PER_WORKER * args.lanes} with {args.lanes} lane(s)",
+              file=sys.stderr)
+        return 2
+    print(f"SIP per host: K = {ks}, {args.lanes} lane(s), {per_worker} calls per worker, {args.rate:g} calls/s, {args.hold:g} s held,"
           f" {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}", flush=True)
     try:
-        run.store = prepare(tmp, sum(CALLS_PER_WORKER * k for k in ks), 0, 0, 0)
+        run.store = prepare(tmp, sum(per_worker * k for k in ks), 0, 0, 0)
         run.hub = Hub(run.store, logs / "hub.log")
         run.hub.wait_healthy()
         for k in ks:
-            n = CALLS_PER_WORKER * k
+            n = per_worker * k
             settle(args.settle_below, args.settle)
-            say(f"-- K={k}, N={n}")
-            row = run.workers_step(k, n)
+            say(f"-- K={k}, lanes={args.lanes}, N={n}")
+            row = run.workers_step(k, n, args.lanes)
             base = None
             if not args.no_baseline:
                 settle(args.settle_below, args.settle)
@@ -210,12 +219,12 @@ def main(argv: list[str] | None = None) -> int:
         if not args.log_dir:
             shutil.rmtree(tmp, ignore_errors=True)
     print()
-    print(f"{'K':>3} {'calls held':>10} {'lost %':>7} {'setup p50/p99 ms':>17} {'delay p50 ms':>13} {'cpu ms/s/call':>14}"
+    print(f"{'K':>3} {'lanes':>5} {'calls held':>10} {'lost %':>7} {'setup p50/p99 ms':>17} {'delay p50 ms':>13} {'cpu ms/s/call':>14}"
           f" {'over a link':>12} {'vs baseline calls':>18} {'cpu/call x':>11}")
     for r in rows:
         b = r["baseline"]
         held = r["bridged"] if r["frames_lost"] < 0.01 and r["caller_gaps"] < 0.01 else 0
-        print(f"{r['workers']:3d} {held:10d} {r['frames_lost'] * 100:7.2f}"
+        print(f"{r['workers']:3d} {r['lanes']:5d} {held:10d} {r['frames_lost'] * 100:7.2f}"
               f" {f(r['setup_ms_p50']):>8}/{f(r['setup_ms_p99']):<8} {f(r['delay_ms_p50'], '.1f'):>13}"
               f" {r['worker_ms_per_call_s']:14.1f}"
               f" {r['linked_share'] * 100:11.0f}% {f(ratio(held, b['sipp_ok'] if b else None), '.2f'):>18}"

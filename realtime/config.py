@@ -72,6 +72,10 @@ class Settings:
     sip_invite_rate: float = 50.0
     sip_invite_burst: int = 100
     sip_max_pending: int = 64
+    # pjsua2 instances ("lanes", bridge/lanes.py) in one media worker, four SIP calls each, behind the
+    # one SIP port; lane k > 0 listens on UDP sip_lane_port + k - 1 (0: sip_port + 10).
+    sip_lanes: int = 1
+    sip_lane_port: int = 0
     # Seconds a customer's support-session link stays valid (until the customer first comes in).
     support_link_ttl: int = 7200
 
@@ -167,6 +171,15 @@ def load_settings(
                 raise ConfigError(f"UNIDESK_SIP_TLS_PORT={tls_port} needs {name} (a PEM file)")
             if not Path(path).is_file():
                 raise ConfigError(f"{name}={path!r} is not a file")
+    sip_lanes = _int(env, "UNIDESK_SIP_LANES", 1, 1, 64)
+    lane_port = _int(env, "UNIDESK_SIP_LANE_PORT", 0, 0, 65535)
+    if sip_lanes > 1 and sip_port:
+        first = lane_port or sip_port + 10
+        last = first + sip_lanes - 2
+        clash = [p for p in (sip_port, tls_port) if p and first <= p <= last]
+        if clash or last > 65535:
+            raise ConfigError(f"UNIDESK_SIP_LANES={sip_lanes}: lane ports {first}-{last} clash with"
+                              f" {clash or 'the end of the port range'} (set UNIDESK_SIP_LANE_PORT)")
     return Settings(
         sip_tls_port=tls_port,
         support_link_ttl=_int(env, "UNIDESK_SUPPORT_LINK_TTL", 7200, 60, 7 * 86400),
@@ -186,6 +199,8 @@ def load_settings(
         sip_invite_rate=_float(env, "UNIDESK_SIP_INVITE_RATE", 50.0, 0.1, 100_000.0),
         sip_invite_burst=_int(env, "UNIDESK_SIP_INVITE_BURST", 100, 1, 100_000),
         sip_max_pending=_int(env, "UNIDESK_SIP_MAX_PENDING", 64, 1, 100_000),
+        sip_lanes=sip_lanes,
+        sip_lane_port=lane_port,
         host=host,
         port=port,
         database_url=database_url,

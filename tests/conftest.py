@@ -57,7 +57,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # one per process and a media worker creates it once for its life; tests of the bridge that create and
 # destroy it in the test process would run pjsua2 through cycles it is not built for. A child that dies
 # (a signal) fails its test with the child's last output, and the rest of the pass goes on. Only
-# function-scoped fixtures may serve such a test (the child is not the one that tears the others down).
+# function- and module-scoped fixtures may serve such a test (the child is not the one that tears the
+# others down), and a module's tests are all in their own processes or none.
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -109,6 +110,9 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
             f"the test's process {what}; its last output:\n{text[-6000:]}", "call",
         )
         hook.pytest_runtest_logreport(report=report)
+    # What the parent itself set up (session, packages) and the next test does not need goes, as after
+    # any test; the child set up and tore down this test's own module and fixtures in its own process.
+    item.session._setupstate.teardown_exact(nextitem)
     hook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
     return True
 

@@ -112,6 +112,7 @@ class Worker:
         bridge = SipBridge(
             self.engine, host=st.sip_host, port=st.sip_port, on_event=self._sip_event,
             tls_port=st.sip_tls_port, tls_cert=st.sip_tls_cert, tls_key=st.sip_tls_key, guard=guard,
+            lanes=st.sip_lanes, lane_port=st.sip_lane_port,
         )
         try:
             await bridge.start()
@@ -122,7 +123,8 @@ class Worker:
         self.sip = bridge
         self._sip_report = asyncio.create_task(self._report_sip())
         tls = f", TLS on port {st.sip_tls_port}" if st.sip_tls_port else ""
-        log.info("SIP on %s:%s%s", st.sip_host, st.sip_port, tls)
+        lanes = f", {st.sip_lanes} lanes" if st.sip_lanes > 1 else ""
+        log.info("SIP on %s:%s%s%s", st.sip_host, st.sip_port, tls, lanes)
 
     async def _report_sip(self, every: float = 5.0) -> None:
         """Log what became of incoming INVITEs (bridge stats) when it changed, every `every` seconds."""

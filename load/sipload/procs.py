@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .common import ROOT, free_port
+from .common import ROOT, free_port, free_udp_range
 
 TOKEN_TTL = 6 * 3600
 PASSWORD = "bench"
@@ -162,9 +162,11 @@ class Hub(Proc):
 
 
 class Worker(Proc):
-    def __init__(self, hub: Hub, name: str, sip_port: int, capacity: int, log: Path) -> None:
+    def __init__(self, hub: Hub, name: str, sip_port: int, capacity: int, log: Path, lanes: int = 1) -> None:
         self.hub, self.name, self.sip_port = hub, name, sip_port
         env = {**hub.env, "UNIDESK_SIP_PORT": str(sip_port), "UNIDESK_SIP_HOST": "127.0.0.1"}
+        if lanes > 1:  # SIP lanes (docs/sip.md): their own UDP ports, callers still use sip_port alone
+            env.update(UNIDESK_SIP_LANES=str(lanes), UNIDESK_SIP_LANE_PORT=str(free_udp_range(lanes - 1)))
         super().__init__([sys.executable, "-m", "realtime.cli", "media-worker", "--hub", hub.url, "--name", name,
                           "--capacity", str(capacity)], env, log)
 

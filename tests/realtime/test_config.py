@@ -69,3 +69,22 @@ def test_sip_over_tls_needs_readable_certificate_and_key(tmp_path):
     s = load_settings({**GOOD, "UNIDESK_SIP_TLS_PORT": "5061", "UNIDESK_SIP_TLS_CERT": str(cert),
                        "UNIDESK_SIP_TLS_KEY": str(key)})
     assert (s.sip_tls_port, s.sip_tls_cert, s.sip_tls_key) == (5061, str(cert), str(key))
+
+
+def test_sip_lanes_default_to_one_and_their_ports_must_not_clash(tmp_path):
+    s = load_settings(GOOD)
+    assert (s.sip_lanes, s.sip_lane_port) == (1, 0)
+    s = load_settings({**GOOD, "UNIDESK_SIP_LANES": "8"})
+    assert (s.sip_lanes, s.sip_lane_port) == (8, 0)  # lanes 1-7 on 5070-5076
+    with pytest.raises(ConfigError, match="UNIDESK_SIP_LANES"):
+        load_settings({**GOOD, "UNIDESK_SIP_LANES": "0"})
+    with pytest.raises(ConfigError, match="UNIDESK_SIP_LANES"):
+        load_settings({**GOOD, "UNIDESK_SIP_LANES": "65"})
+    with pytest.raises(ConfigError, match=r"lane ports 5055-5061 clash with \[5060\]"):
+        load_settings({**GOOD, "UNIDESK_SIP_LANES": "8", "UNIDESK_SIP_LANE_PORT": "5055"})
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_text("x")
+    key.write_text("x")
+    with pytest.raises(ConfigError, match=r"clash with \[5070\]"):
+        load_settings({**GOOD, "UNIDESK_SIP_LANES": "3", "UNIDESK_SIP_TLS_PORT": "5070",
+                       "UNIDESK_SIP_TLS_CERT": str(cert), "UNIDESK_SIP_TLS_KEY": str(key)})

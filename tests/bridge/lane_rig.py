@@ -1,0 +1,104 @@
+"""A SipBridge with lanes in a process of its own, driven over stdin/stdout (JSON lines).
+
+    python -m tests.bridge.lane_rig PORT LANE_PORT RTP_PORT LANES
+
+It answers every offered call at once, plays OUR_HZ into it and reports
+whether the caller's CALLER_HZ reached the call's leg (1 s judged after
+0.4 s of set-up). Lines in: "stats", "dial URI N [TRUNK]", "trunk KEY HOST
+USER PASSWORD", "hangup" (every call), "quit". Lines out: {"ready"}, {"offer"}, {"heard"}, {"progress"}, {"dialed"},
+{"ended"}, {"stats"}, {"stopped"}. Several
+pjsua2 Endpoints created and destroyed in the test process itself would be
+fragile; one process per bridge is how the media worker runs them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+import numpy as np
+
+from bridge.events import CallEnded, CallProgress, IncomingCall, SipError
+from bridge.trunk import Trunk
+from bridge.ua import SipBridge
+from webrtc.audio import ToneSource
+from webrtc.engine import MediaEngine
+from webrtc.mixer import Input
+from webrtc.tones import tone_present
+
+CALLER_HZ, OUR_HZ = 1000, 500
+
+
+def say(**what: object) -> None:
+    sys.stdout.write(json.dumps(what) + "\n")
+    sys.stdout.flush()
+
+
+async def main(port: int, lane_port: int, rtp_port: int, lanes: int) -> None:
+    engine = MediaEngine()
+    bridge: SipBridge | None = None
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def judge(call_id: str, lane: int) -> None:
+        assert bridge is not None
+        leg = bridge.leg_id(call_id)
+        probe = f"probe-{call_id}"
+        port = engine.add_leg(probe)
+        engine.set_inputs(probe, [Input(leg=leg)])
+        try:
+            frames = [(await port.next_frame()).copy() for _ in range(70)]
+        except Exception as exc:  # the call ended before a second of audio
+            say(heard=call_id, lane=lane, caller_tone=False, error=repr(exc))
+            return
+        finally:
+            engine.remove_leg(probe)
+        heard = np.concatenate(frames)[-8000:]
+        say(heard=call_id, lane=lane, caller_tone=bool(tone_present(heard, 8000, CALLER_HZ)))
+
+    def on_event(event: object) -> None:
+        assert bridge is not None
+        if isinstance(event, IncomingCall):
+            lane = bridge.lane_of(event.call_id)
+            say(offer=event.call_id, lane=lane, remote=event.remote, to_user=event.to_user)
+            bridge.answer(event.call_id)
+            engine.set_inputs(bridge.leg_id(event.call_id), [Input(source=ToneSource(OUR_HZ))])
+            task = asyncio.get_running_loop().create_task(judge(event.call_id, lane))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        elif isinstance(event, CallProgress):
+            say(progress=event.call_id, state=event.state, lane=bridge.lane_of(event.call_id))
+        elif isinstance(event, CallEnded):
+            say(ended=event.call_id, code=event.code, by=event.by)
+
+    bridge = SipBridge(engine, port=port, transports=("udp",), on_event=on_event, rtp_port=rtp_port,
+                       lanes=lanes, lane_port=lane_port)
+    try:
+        await bridge.start()
+    except SipError as exc:
+        say(error=str(exc))
+        return
+    say(ready=True, lanes=bridge.lanes())
+    while True:
+        line = await asyncio.to_thread(sys.stdin.readline)
+        words = line.split()
+        if line.strip() == "stats":
+            say(stats=bridge.stats(), lanes=bridge.lanes(), calls=len(bridge.calls()))
+        elif words[:1] == ["dial"]:  # dial URI N [TRUNK]: N calls out, each on the lane with the most free slots
+            for i in range(int(words[2])):
+                bridge.dial(f"out{i}", words[1], trunk=words[3] if len(words) > 3 else None)
+                say(dialed=f"out{i}", lane=bridge.lane_of(f"out{i}"))
+        elif words[:1] == ["trunk"]:  # trunk KEY HOST USER PASSWORD: a UDP trunk, not registered
+            bridge.set_trunks([Trunk(words[1], words[2], "udp", words[3], words[4])])
+        elif words[:1] == ["hangup"]:  # every call, from our side
+            for call_id in bridge.calls():
+                bridge.hangup(call_id)
+        elif not line or line.strip() == "quit":
+            break
+    await bridge.stop()
+    await engine.close_all()
+    say(stopped=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(*(int(x) for x in sys.argv[1:5])))
