@@ -76,6 +76,10 @@ class Settings:
     # one SIP port; lane k > 0 listens on UDP sip_lane_port + k - 1 (0: sip_port + 10).
     sip_lanes: int = 1
     sip_lane_port: int = 0
+    # The media worker's GIL switch interval (sys.setswitchinterval), ms. Every SIP lane adds threads
+    # that take the GIL 50 times a second per call; at Python's 5 ms the forced hand-overs between them
+    # cost more than the work (docs/sip.md, "Lanes": 30 calls in one worker held at 20 ms, not at 5).
+    media_switch_ms: int = 20
     # Seconds a customer's support-session link stays valid (until the customer first comes in).
     support_link_ttl: int = 7200
 
@@ -201,6 +205,7 @@ def load_settings(
         sip_max_pending=_int(env, "UNIDESK_SIP_MAX_PENDING", 64, 1, 100_000),
         sip_lanes=sip_lanes,
         sip_lane_port=lane_port,
+        media_switch_ms=_int(env, "UNIDESK_MEDIA_SWITCH_MS", 20, 1, 200),
         host=host,
         port=port,
         database_url=database_url,

@@ -561,6 +561,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     hub = args.hub or f"http://{settings.host}:{settings.port}"
     name = args.name or f"{socket.gethostname()}-{os.getpid()}"
     worker = Worker(settings, hub, name, args.capacity or settings.media_capacity)
+    sys.setswitchinterval(settings.media_switch_ms / 1000)
 
     async def go() -> None:
         await worker.start_sip()
