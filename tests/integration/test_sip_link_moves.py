@@ -16,10 +16,11 @@ from tests.conftest import HOLD_MUSIC_HZ, HubProcess, WorkerProcess, drop_backen
 from tests.integration.test_sip import available_bot, only, record
 from tests.integration.test_sip_link import link_lines, wait_for
 from tests.sip_peers import Baresip, ended, hears, hears_not
+from webrtc.audio import ToneSource
 from webrtc.bot import BotAgent
 from webrtc.tones import write_tone_wav
 
-CALLER_HZ, FIRST_HZ, SECOND_HZ = 1000.0, 500.0, 800.0
+CALLER_HZ, FIRST_HZ, SECOND_HZ, SUPERVISOR_HZ = 1000.0, 500.0, 800.0, 1500.0
 
 
 def media_links(hub: HubProcess) -> dict[str, float]:
@@ -52,11 +53,14 @@ class Workers:
         drop_backend(self.backend)
 
 
-async def reload(agent: BotAgent) -> None:
-    """The agent's page reloads: its peer connection closes, the hub notices, a new one is offered."""
+async def reload(agent: BotAgent, phone: Baresip | None = None, hz: float = 0.0) -> None:
+    """The agent's page reloads: its peer connection closes, the hub notices, a new one is offered. The
+    caller (`phone`) hears nothing of the agent's tone `hz` meanwhile: what it hears next is the new one."""
     assert agent.pc is not None
     await agent.pc.close()
     await agent.expect(lambda m: m["type"] == "phone-state" and m["state"] == "lost", 10)
+    if phone is not None:
+        assert await asyncio.to_thread(hears_not, phone, hz), "the caller still hears the lost softphone"
     await agent.new_phone()
 
 
@@ -77,18 +81,21 @@ async def test_a_softphone_moving_between_workers_mid_call_keeps_its_caller(tmp_
         assert len(link_lines(z, "side a")) == 1 and len(link_lines(b, "side b")) == 1
 
         # 1. Linked, back on the caller's worker: the link goes at both ends, the two talk there directly.
-        await agent.pc.close()
-        await agent.expect(lambda m: m["type"] == "phone-state" and m["state"] == "lost", 10)
-        assert await asyncio.to_thread(hears_not, phone, FIRST_HZ), "the caller still hears the lost softphone"
-        await agent.new_phone()
+        await reload(agent, phone, FIRST_HZ)
         assert await wait_for(lambda: len(link_lines(z, "closed")) == 1 and len(link_lines(b, "closed")) == 1)
         assert await agent.hears(CALLER_HZ), f"on the caller's worker the agent heard {agent.hearing():.0f} Hz"
         assert await asyncio.to_thread(hears, phone, FIRST_HZ), "the caller does not hear the agent on its worker"
         assert media_links(w.hub) == {"link": 0.0, "join": 0.0}
 
+        # Direct, back on the same worker (no other has more room): connected to the caller again.
+        await reload(agent, phone, FIRST_HZ)
+        assert await agent.hears(CALLER_HZ), f"back beside the caller the agent heard {agent.hearing():.0f} Hz"
+        assert await asyncio.to_thread(hears, phone, FIRST_HZ), "the caller does not hear the agent after the reload"
+        assert len(link_lines(z, "side a")) == 1 and len(link_lines(b, "side b")) == 1
+
         # 2. Direct, back on another worker: a link is made for the call.
         zz = w.start("zz-moved")
-        await reload(agent)
+        await reload(agent, phone, FIRST_HZ)
         assert await agent.hears(CALLER_HZ), f"over the new link the agent heard {agent.hearing():.0f} Hz"
         assert await asyncio.to_thread(hears, phone, FIRST_HZ), "the caller does not hear the agent over the new link"
         assert len(link_lines(z, "side a")) == 2 and len(link_lines(zz, "side b")) == 1
@@ -101,7 +108,7 @@ async def test_a_softphone_moving_between_workers_mid_call_keeps_its_caller(tmp_
 
         # 3. Linked (and held), back on a third worker: the link is re-pointed, the old far leg goes.
         zzz = w.start("zzz-moved")
-        await reload(agent)
+        await reload(agent, phone, FIRST_HZ)
         assert await wait_for(lambda: len(link_lines(z, "re-pointed")) == 1 and len(link_lines(zz, "closed")) == 1)
         assert len(link_lines(zzz, "side b")) == 1
         assert await asyncio.to_thread(hears, phone, HOLD_MUSIC_HZ), "the caller lost the music on the way"
@@ -230,4 +237,53 @@ async def test_the_agents_of_a_call_between_workers_follow_their_softphones(tmp_
         for bot_ in (first, second):
             if bot_ is not None:
                 await bot_.close()
+        w.stop()
+
+
+async def test_a_supervisor_keeps_listening_to_an_agent_that_moves(tmp_path):
+    w = Workers(tmp_path)
+    agent = None
+    sup = None
+    phone = Baresip(tmp_path / "phone", int(CALLER_HZ))
+    try:
+        only(w.hub)
+        # The supervisor's softphone fills B; agent1's goes to C; the caller arrives on Z.
+        w.start("b-supervisors", UNIDESK_MEDIA_CAPACITY="1")
+        sup = BotAgent(w.hub.url, "demo", "supervisor", "demo", ToneSource(SUPERVISOR_HZ), own_stream=True)
+        await sup.login()
+        await sup.connect_phone()
+        w.start("c-agents")
+        agent = await available_bot(w.hub, "agent1", FIRST_HZ)
+        z = w.start("z-callers")
+        phone.call(f"sip:support@127.0.0.1:{z.sip_port}", 90)
+        offer = await agent.expect(lambda m: m["type"] == "contact-offered", 15)
+        cid = offer["contact"]["id"]
+        assert (await agent.request({"type": "accept-offer", "contact_id": cid}))["type"] == "ack"
+        assert await agent.hears(CALLER_HZ)
+        assert (await sup.request({"type": "monitor", "call_id": cid, "mode": "whisper"}))["type"] == "ack"
+        assert await sup.hears_all([CALLER_HZ, FIRST_HZ]) and await agent.hears_all([CALLER_HZ, SUPERVISOR_HZ])
+
+        # agent1 comes back on the caller's worker (its link dropped), then on another one (a new link):
+        # each time the whispering supervisor hears both, the agent hears both, the caller only the agent.
+        for target in (None, "zz-moved"):
+            if target:
+                w.start(target)
+            await reload(agent, phone, FIRST_HZ)
+            assert await agent.hears_all([CALLER_HZ, SUPERVISOR_HZ]), f"the agent heard {agent.hearing():.0f} Hz"
+            assert await sup.hears_all([CALLER_HZ, FIRST_HZ]), "the supervisor lost the agent or the caller"
+            assert await asyncio.to_thread(hears, phone, FIRST_HZ), "the caller does not hear the agent"
+            assert await asyncio.to_thread(hears_not, phone, SUPERVISOR_HZ), "the caller hears the whisper"
+        assert media_links(w.hub) == {"link": 1.0, "join": 1.0}
+
+        assert (await agent.request({"type": "end-contact", "contact_id": cid}))["type"] == "ack"
+        assert await asyncio.to_thread(ended, phone), phone.output()[-2000:]
+        await sup.expect(lambda m: m["type"] == "monitor-changed" and m.get("reason") == "call-ended", 10)
+        assert await wait_for(lambda: media_links(w.hub) == {"link": 0.0, "join": 0.0})
+        await agent.request({"type": "complete-wrap-up", "contact_id": cid, "code": "resolved"})
+    finally:
+        phone.stop()
+        if agent is not None:
+            await agent.close()
+        if sup is not None:
+            await sup.close()
         w.stop()
