@@ -372,7 +372,7 @@ class PhoneService:
         me = session_id(tenant_id, agent_id)
         held, live = [], []
         # Legs the softphone hears directly on this worker (with those of its links, all at once).
-        direct = await self.on_back(worker, tenant_id, agent_id) if self.on_back is not None else []
+        direct: list[str] = []
         for c in await self._calls_of(tenant_id, agent_id):
             if c.status != "connected":
                 continue
@@ -385,6 +385,8 @@ class PhoneService:
                 or not await self.links.join(tenant_id, agent_id, there, c.id)
             ):
                 continue  # the other party is not back yet (or the call cannot reach this worker)
+            if c.conference:
+                continue  # routed with its caller's conference (below)
             peer = self._session(tenant_id, c, other)
             cmds = [P.MediaCommand(op="connect", session_id=me, peer=peer)]
             for holder in c.held:
@@ -399,11 +401,15 @@ class PhoneService:
             (held if c.held else live).extend(cmds)
             if not c.held:
                 direct.append(peer)
-        if self.links is not None:
-            # Calls and callers mixed on another worker reach this one over links: their legs here hear it again.
-            live.extend(await self.links.reattach(tenant_id, agent_id, worker, direct))
         if held or live:
             await self._command(worker, *held, *live)
+        if self.on_back is not None:
+            # Its callers (and the conferences of its calls) are routed again where they are.
+            direct += await self.on_back(worker, tenant_id, agent_id)
+        if self.links is not None:
+            # Calls and callers mixed on another worker reach this one over links: their legs here hear it again.
+            if cmds := await self.links.reattach(tenant_id, agent_id, worker, direct):
+                await self._command(worker, *cmds)
 
     async def media_failed(self, worker: str, m: P.MediaFailed) -> None:
         tid, aid = await self._check_owner(worker, m.session_id)
@@ -434,6 +440,10 @@ class PhoneService:
     async def _calls_of(self, tenant_id: int, agent_id: int) -> list[Call]:
         calls = [c for c in (await self._calls(tenant_id)).values() if agent_id in (c.caller, c.callee)]
         return sorted(calls, key=lambda c: c.started_at)
+
+    async def calls_between(self, tenant_id: int, agent_id: int) -> list[Call]:
+        """The agent's calls with other agents and numbers outside, oldest first."""
+        return await self._calls_of(tenant_id, agent_id)
 
     async def calls_of(self, tenant_id: int, agent_id: int) -> list[P.CallView]:
         return [await self._view(tenant_id, c, agent_id) for c in await self._calls_of(tenant_id, agent_id)]

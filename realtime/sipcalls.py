@@ -445,20 +445,29 @@ class SipCalls:
         on the caller's worker): each caller it has is connected to it again, held ones on hold, conferences
         and monitoring as they were. Returns the callers' legs it hears directly on `worker`."""
         direct = []
+        conferences = {}
+        for c in await self.phone.calls_between(tenant_id, agent_id):
+            if c.conference and c.status == "connected":
+                conferences[c.conference] = None  # a call of the agent's joined to another agent's caller
         for call, view in await self._connected_to(tenant_id, agent_id):
             if not await self.reaches(call, agent_id):
                 continue
             me, leg = session_id(tenant_id, agent_id), leg_of(call.call_id)
             if view.held:
                 await self._cmd(call.worker, P.MediaCommand(op="hold", session_id=me, peer=leg, on=True))
-            elif call.conference and self.on_conference is not None:
-                await self.on_conference(call, agent_id)
+            elif call.conference:
+                conferences[call.contact_id] = None
             else:
                 await self._cmd(call.worker, P.MediaCommand(op="connect", session_id=me, peer=leg))
                 if call.worker == worker:
                     direct.append(leg)
             for rerouted in self.on_rerouted:
                 await rerouted(call, agent_id, view.held)
+        for contact_id in conferences:
+            call = await self._contact(tenant_id, contact_id)
+            view = await self._view(call) if call is not None else None
+            if call is not None and view is not None and view.agent_id is not None and self.on_conference is not None:
+                await self.on_conference(call, view.agent_id)
         return direct
 
     async def _unlink(self, call: SipCall) -> None:
