@@ -181,7 +181,7 @@ class MediaLinks:
 
     async def rehome(self, tenant_id: int, agent_id: int, worker: str) -> None:
         """The agent's softphone was placed on `worker`, away from where its links end (it came back on another
-        worker: a reloaded page whose worker was busy, drained or gone). Each link and join follows: one whose
+        worker: a reloaded page placed afresh, its old worker full or another one chosen). Each link and join follows: one whose
         caller or mix is on `worker` is dropped (the softphone is there directly now; the routing is restored
         on its answer), any other is re-pointed: its leg on the caller's (mix's) worker stays, with its routing,
         hold and mute, and a new far leg on `worker` replaces the old one. Sent before the offer, so that on
@@ -192,6 +192,9 @@ class MediaLinks:
                 continue
             a = await self.phone.link_address(link.caller_worker)
             if link.caller_worker == worker or not a or not b:
+                if link.caller_worker != worker:
+                    log.warning("agent %s came back on %s, which cannot be linked to %s: its %s there ends",
+                                agent_id, worker, link.caller_worker, "join" if link.join else "link")
                 await self._close(link)
                 continue
             old_worker, old_leg = link.agent_worker, link.far_leg

@@ -128,7 +128,7 @@ class LinkEndpoint(asyncio.DatagramProtocol):
         prev = self._by_leg.get(leg)
         if prev is not None:
             # The far party moved to a third worker (a softphone that came back elsewhere): the leg, its
-            # routing, hold, mute and recording stay; only where its audio goes (and its id and key) change.
+            # routing, hold and mute stay; only where its audio goes (and its id and key) change.
             link = self.links.pop(prev)
             link.link_id, link.key, link.side, link.peer = lid, k, side.encode(), address
             link.last_seq, link.last_heard = -1, asyncio.get_running_loop().time()
