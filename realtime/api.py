@@ -14,6 +14,7 @@ from starlette.routing import Route
 from realtime.agent_state import IllegalTransition, action_for_target
 from realtime.agents import Conflict, NotFound, UnknownReason
 from realtime.auth import Principal, TokenError, verify_password
+from realtime.medialinks import JOINS, LINKS
 from realtime.protocol import TargetState
 from store.repos import TenantRepo, sip_user_taken, tenant_by_id, tenant_by_slug
 from store.seed import desk_phone_ha1
@@ -430,7 +431,13 @@ async def sip_trunks(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    m = request.app.state.ctx.metrics
+    ctx = request.app.state.ctx
+    m = ctx.metrics
+    try:
+        for kind, name in (("link", LINKS), ("join", JOINS)):
+            m.media_links.labels(kind).set(len(await ctx.live.map_all(name)))
+    except Exception:  # the live store is away: the last figures stand, the rest is still served
+        log.warning("the live store did not answer for the media link figures", exc_info=True)
     return Response(m.render(), media_type=m.content_type)
 
 

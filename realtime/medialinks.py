@@ -23,6 +23,14 @@ the mixing commands (`connect`, `hear`, `hold`, `mute`) work there unchanged; on
 the link leg is connected to its softphone (or desk phone). A join serves one purpose (`tag`: the call
 or contact it was made for) and is left when that ends.
 
+A softphone that comes back (a reloaded page) is followed. On the same worker its fresh leg is connected to
+the link legs there again (`reattach`). Placed on another worker, its links and joins move with it before
+its offer is sent (`rehome`): one whose caller (or mix) is on the new worker is dropped, the softphone being
+there directly; any other keeps its leg on the caller's worker and gets a new far leg (and id and key) on
+the new worker, the old one removed. A caller it talked to directly on its old worker is linked to the new one
+(realtime/sipcalls.py), and a call between agents mixed on a worker it has left is joined again
+(realtime/phone.py).
+
 Live state: map `media-links`: "<worker A>|<call id>" → the link; map `media-joins`:
 "<mix worker>|<session id>" → a join.
 """
@@ -77,10 +85,10 @@ class MediaLinks:
         self.phone = phone
 
     async def open(self, tenant_id: int, agent_id: int, contact_id: str, caller_worker: str, call_id: str,
-                   agent_worker: str) -> bool:
+                   agent_worker: str, connect: bool = True) -> bool:
         """Link the caller's worker to the agent's for this call; False when either cannot take links.
         On return the agent's session id names the agent on the caller's worker, and the agent's softphone
-        hears the caller."""
+        hears the caller (`connect` False: a softphone still to come, connected by `reattach` on its answer)."""
         a, b = await self.phone.link_address(caller_worker), await self.phone.link_address(agent_worker)
         if not a or not b:
             return False
@@ -95,24 +103,22 @@ class MediaLinks:
                              agent_id=agent_id, contact_id=contact_id, caller_worker=caller_worker,
                              call_id=call_id, agent_worker=agent_worker)
         await self.live.map_put(LINKS, _key(caller_worker, call_id), _enc.encode(link))
-        await self._start(link, a, b)
+        await self._start(link, a, b, connect)
         log.info("call %s on %s linked to agent %s on %s", call_id, caller_worker, agent_id, agent_worker)
         return True
 
-    async def _start(self, link: MediaLinkInfo, a: str, b: str) -> None:
+    async def _start(self, link: MediaLinkInfo, a: str, b: str, connect: bool = True) -> None:
         me = session_id(link.tenant_id, link.agent_id)
         await self.phone.command(
             link.caller_worker,
             P.MediaCommand(op="link", session_id=me, on=True,
                            link=P.MediaLink(id=link.id, key=link.key, side="a", peer=b)),
         )
-        await self.phone.command(
-            link.agent_worker,
-            P.MediaCommand(op="link", session_id=link.far_leg, on=True,
-                           link=P.MediaLink(id=link.id, key=link.key, side="b", peer=a)),
-            P.MediaCommand(op="connect", session_id=me, peer=link.far_leg),
-            P.MediaCommand(op="mute", session_id=me, on=False),
-        )
+        cmds = [P.MediaCommand(op="link", session_id=link.far_leg, on=True,
+                               link=P.MediaLink(id=link.id, key=link.key, side="b", peer=a))]
+        if connect:
+            cmds += await self.reattach(link.tenant_id, link.agent_id, link.agent_worker)
+        await self.phone.command(link.agent_worker, *cmds)
 
     # ------------------------------------------------------------ joins
 
@@ -159,17 +165,65 @@ class MediaLinks:
                 return link.caller_worker
         return await self.phone.worker_of(tenant_id, agent_id)
 
-    async def reattach(self, tenant_id: int, agent_id: int, worker: str) -> list[P.MediaCommand]:
+    async def reattach(self, tenant_id: int, agent_id: int, worker: str, local: list[str] | None = None) -> list[P.MediaCommand]:
         """Commands that connect the agent's softphone on `worker` (a new peer connection: a fresh leg) to the
-        link legs standing for its callers and calls there again."""
+        link legs standing for its callers and calls there. The softphone hears all of them at once (and
+        `local`, legs it hears on this worker directly): each is mixed on its own worker, where hold and
+        mute apply, so a held call's leg sends silence."""
         me = session_id(tenant_id, agent_id)
-        cmds = []
-        for raw in [*(await self.live.map_all(LINKS)).values(), *(await self.live.map_all(JOINS)).values()]:
-            link = _dec.decode(raw)
-            if (link.tenant_id, link.agent_id) == (tenant_id, agent_id) and link.agent_worker == worker:
-                cmds += [P.MediaCommand(op="connect", session_id=me, peer=link.far_leg),
-                         P.MediaCommand(op="mute", session_id=me, on=False)]
-        return cmds
+        far = [link.far_leg for link in await self._all()
+               if (link.tenant_id, link.agent_id) == (tenant_id, agent_id) and link.agent_worker == worker]
+        if not far:
+            return []
+        return [*(P.MediaCommand(op="hear", session_id=leg, peers=[me]) for leg in far),
+                P.MediaCommand(op="hear", session_id=me, peers=[*(local or []), *far]),
+                P.MediaCommand(op="mute", session_id=me, on=False)]
+
+    async def rehome(self, tenant_id: int, agent_id: int, worker: str) -> None:
+        """The agent's softphone was placed on `worker`, away from where its links end (it came back on another
+        worker: a reloaded page placed afresh, its old worker full or another one chosen). Each link and join follows: one whose
+        caller or mix is on `worker` is dropped (the softphone is there directly now; the routing is restored
+        on its answer), any other is re-pointed: its leg on the caller's (mix's) worker stays, with its routing,
+        hold and mute, and a new far leg on `worker` replaces the old one. Sent before the offer, so that on
+        `worker` the agent's session id is free and the far legs wait for the softphone."""
+        b = await self.phone.link_address(worker)
+        for link in await self._all():
+            if (link.tenant_id, link.agent_id) != (tenant_id, agent_id) or link.agent_worker == worker:
+                continue
+            a = await self.phone.link_address(link.caller_worker)
+            if link.caller_worker == worker or not a or not b:
+                if link.caller_worker != worker:
+                    log.warning("agent %s came back on %s, which cannot be linked to %s: its %s there ends",
+                                agent_id, worker, link.caller_worker, "join" if link.join else "link")
+                await self._close(link)
+                continue
+            old_worker, old_leg = link.agent_worker, link.far_leg
+            link.id, link.key, link.agent_worker = secrets.token_hex(8), secrets.token_hex(16), worker
+            await self._put(link)
+            await self.phone.command(
+                link.caller_worker,
+                P.MediaCommand(op="link", session_id=session_id(tenant_id, agent_id), on=True,
+                               link=P.MediaLink(id=link.id, key=link.key, side="a", peer=b)),
+            )
+            await self.phone.command(old_worker, P.MediaCommand(op="link", session_id=old_leg, on=False))
+            await self.phone.command(
+                worker,
+                P.MediaCommand(op="link", session_id=link.far_leg, on=True,
+                               link=P.MediaLink(id=link.id, key=link.key, side="b", peer=a)),
+            )
+            log.info("%s of agent %s on %s moved from %s to %s", "join" if link.join else "link",
+                     agent_id, link.caller_worker, old_worker, worker)
+
+    async def _all(self) -> list[MediaLinkInfo]:
+        return [_dec.decode(raw) for raw in
+                [*(await self.live.map_all(LINKS)).values(), *(await self.live.map_all(JOINS)).values()]]
+
+    async def _put(self, link: MediaLinkInfo) -> None:
+        if link.join:
+            await self.live.map_put(JOINS, _key(link.caller_worker, session_id(link.tenant_id, link.agent_id)),
+                                    _enc.encode(link))
+        else:
+            await self.live.map_put(LINKS, _key(link.caller_worker, link.call_id), _enc.encode(link))
 
     async def _links(self) -> list[MediaLinkInfo]:
         return [_dec.decode(raw) for raw in (await self.live.map_all(LINKS)).values()]
@@ -189,8 +243,7 @@ class MediaLinks:
         """Remove the links of a worker that went away; returns those whose agent's worker it was
         (their callers are still there, without an agent)."""
         orphans = []
-        for raw in [*(await self.live.map_all(LINKS)).values(), *(await self.live.map_all(JOINS)).values()]:
-            link = _dec.decode(raw)
+        for link in await self._all():
             if name not in (link.caller_worker, link.agent_worker):
                 continue
             await self._close(link, gone=name)

@@ -22,6 +22,11 @@ class Metrics:
         )
         self.errors = Counter("unidesk_errors", "Error replies and failures, by code", ["code"], registry=r)
         self.logins = Counter("unidesk_logins", "Login attempts, by outcome", ["outcome"], registry=r)
+        # Read from the live store when scraped (shared by all hubs): what leaks shows here.
+        self.media_links = Gauge(
+            "unidesk_media_links", "Audio links between media workers open now, by kind (link, join)", ["kind"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

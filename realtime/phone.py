@@ -172,6 +172,11 @@ class PhoneService:
         self.desk: Any = None
         # Audio links between workers (realtime/medialinks.py, set by SipCalls).
         self.links: Any = None
+        # Callers over SIP (realtime/sipcalls.py): `on_placed(tenant, agent, worker)` is told before the offer of
+        # a softphone placed anew (it may have come back elsewhere mid-call); `on_back(worker, tenant, agent)`
+        # routes its callers again on its answer and returns the legs it hears directly on `worker`.
+        self.on_placed: Callable[[int, int, str], Awaitable[None]] | None = None
+        self.on_back: Callable[[str, int, int], Awaitable[list[str]]] | None = None
 
     # ------------------------------------------------------------ workers
 
@@ -295,7 +300,8 @@ class PhoneService:
         raw = await self.live.map_get(phones_map(tenant_id), str(agent_id))
         worker = _phone_worker(raw) if raw is not None else None
         cmds = []
-        if worker is None or worker not in await self._workers():
+        placed = worker is None or worker not in await self._workers()
+        if placed:
             worker = await self._place(tenant_id)
             await self.live.map_put(worker_sessions(worker), sid, f"{tenant_id}:{agent_id}".encode())
         elif raw is not None and fingerprint and _phone_fingerprint(raw) != fingerprint:
@@ -304,6 +310,12 @@ class PhoneService:
             cmds.append(P.MediaCommand(op="close", session_id=sid))
         known = fingerprint or (_phone_fingerprint(raw) if raw is not None else "")
         await self.live.map_put(phones_map(tenant_id), str(agent_id), f"{worker}\n{known}".encode())
+        if placed:
+            # Back on another worker mid-call: its links and callers follow it there first.
+            if self.links is not None:
+                await self.links.rehome(tenant_id, agent_id, worker)
+            if self.on_placed is not None:
+                await self.on_placed(tenant_id, agent_id, worker)
         cmds.append(P.MediaCommand(op="offer", session_id=sid, offer_id=offer_id, sdp=sdp))
         await self._command(worker, *cmds)
 
@@ -356,16 +368,25 @@ class PhoneService:
 
     async def _restore_routing(self, worker: str, tenant_id: int, agent_id: int) -> None:
         """Route the agent's connected calls again: a softphone that came back (new peer
-        connection) has a fresh leg; for one that renegotiated, this changes nothing."""
+        connection) has a fresh leg, maybe on another worker; for one that renegotiated, this changes nothing."""
         me = session_id(tenant_id, agent_id)
         held, live = [], []
+        # Legs the softphone hears directly on this worker (with those of its links, all at once).
+        direct: list[str] = []
         for c in await self._calls_of(tenant_id, agent_id):
             if c.status != "connected":
                 continue
             other = self._other(c, agent_id)
             there = c.worker if other == EXTERNAL else (c.mix or await self._worker_of(tenant_id, other))
-            if there != worker:
-                continue  # the other party is not back yet (or the call is mixed elsewhere, over a link)
+            if there is None:
+                continue  # the other party is not back yet
+            if there != worker and (
+                other == EXTERNAL or not c.mix or self.links is None
+                or not await self.links.join(tenant_id, agent_id, there, c.id)
+            ):
+                continue  # the other party is not back yet (or the call cannot reach this worker)
+            if c.conference:
+                continue  # routed with its caller's conference (below)
             peer = self._session(tenant_id, c, other)
             cmds = [P.MediaCommand(op="connect", session_id=me, peer=peer)]
             for holder in c.held:
@@ -373,12 +394,22 @@ class PhoneService:
                 cmds.append(P.MediaCommand(op="hold", session_id=a, peer=b, on=True))
             if not c.held:
                 cmds.append(P.MediaCommand(op="mute", session_id=me, on=agent_id in c.muted))
+            if there != worker:
+                # Mixed elsewhere: the agent's leg there (a link's) takes the call's routing again.
+                await self._command(there, *cmds)
+                continue
             (held if c.held else live).extend(cmds)
-        if self.links is not None:
-            # Calls and callers mixed on another worker reach this one over links: their legs here hear it again.
-            live.extend(await self.links.reattach(tenant_id, agent_id, worker))
+            if not c.held:
+                direct.append(peer)
         if held or live:
             await self._command(worker, *held, *live)
+        if self.on_back is not None:
+            # Its callers (and the conferences of its calls) are routed again where they are.
+            direct += await self.on_back(worker, tenant_id, agent_id)
+        if self.links is not None:
+            # Calls and callers mixed on another worker reach this one over links: their legs here hear it again.
+            if cmds := await self.links.reattach(tenant_id, agent_id, worker, direct):
+                await self._command(worker, *cmds)
 
     async def media_failed(self, worker: str, m: P.MediaFailed) -> None:
         tid, aid = await self._check_owner(worker, m.session_id)
@@ -409,6 +440,10 @@ class PhoneService:
     async def _calls_of(self, tenant_id: int, agent_id: int) -> list[Call]:
         calls = [c for c in (await self._calls(tenant_id)).values() if agent_id in (c.caller, c.callee)]
         return sorted(calls, key=lambda c: c.started_at)
+
+    async def calls_between(self, tenant_id: int, agent_id: int) -> list[Call]:
+        """The agent's calls with other agents and numbers outside, oldest first."""
+        return await self._calls_of(tenant_id, agent_id)
 
     async def calls_of(self, tenant_id: int, agent_id: int) -> list[P.CallView]:
         return [await self._view(tenant_id, c, agent_id) for c in await self._calls_of(tenant_id, agent_id)]

@@ -102,6 +102,8 @@ class SipCalls:
         # A caller and an agent on two media workers hear each other over a link (realtime/medialinks.py).
         self.links = MediaLinks(live, phone)
         phone.links = self.links
+        phone.on_placed = self._follow
+        phone.on_back = self._back
         self.on_finished.append(self._unlink)
         contacts.observe(self)
 
@@ -416,6 +418,57 @@ class SipCalls:
         """Whether the agent's softphone hears the caller: both on the call's worker, or linked to it."""
         worker = await self.phone.worker_of(call.tenant_id, agent_id)
         return worker == call.worker or (worker is not None and await self.links.serves(call.worker, call.call_id, agent_id))
+
+    async def _connected_to(self, tenant_id: int, agent_id: int) -> list[tuple[SipCall, P.ContactView]]:
+        """The agent's connected SIP contacts (held ones too) and their views."""
+        out = []
+        for raw in (await self.live.map_all(sip_contacts(tenant_id))).values():
+            call = _dec.decode(raw)
+            view = await self._view(call)
+            if view is not None and view.agent_id == agent_id and view.status == "connected":
+                out.append((call, view))
+        return out
+
+    async def _follow(self, tenant_id: int, agent_id: int, worker: str) -> None:
+        """The agent's softphone was placed on `worker` anew (before its offer): a caller it talked to directly
+        on the worker it left is linked to this one (its links followed already, realtime/medialinks.py)."""
+        for call, _ in await self._connected_to(tenant_id, agent_id):
+            if call.worker == worker or await self.links.serves(call.worker, call.call_id, agent_id):
+                continue
+            if not await self.links.open(tenant_id, agent_id, call.contact_id, call.worker, call.call_id, worker,
+                                         connect=False):
+                log.warning("contact %s: the agent's softphone came back on %s, which cannot be linked to %s",
+                            call.contact_id, worker, call.worker)
+
+    async def _back(self, worker: str, tenant_id: int, agent_id: int) -> list[str]:
+        """The agent's softphone on `worker` answered (a new peer connection: a fresh leg, here or over a link
+        on the caller's worker): each caller it has is connected to it again, held ones on hold, conferences
+        and monitoring as they were. Returns the callers' legs it hears directly on `worker`."""
+        direct = []
+        conferences = {}
+        for c in await self.phone.calls_between(tenant_id, agent_id):
+            if c.conference and c.status == "connected":
+                conferences[c.conference] = None  # a call of the agent's joined to another agent's caller
+        for call, view in await self._connected_to(tenant_id, agent_id):
+            if not await self.reaches(call, agent_id):
+                continue
+            me, leg = session_id(tenant_id, agent_id), leg_of(call.call_id)
+            if view.held:
+                await self._cmd(call.worker, P.MediaCommand(op="hold", session_id=me, peer=leg, on=True))
+            elif call.conference:
+                conferences[call.contact_id] = None
+            else:
+                await self._cmd(call.worker, P.MediaCommand(op="connect", session_id=me, peer=leg))
+                if call.worker == worker:
+                    direct.append(leg)
+            for rerouted in self.on_rerouted:
+                await rerouted(call, agent_id, view.held)
+        for contact_id in conferences:
+            call = await self._contact(tenant_id, contact_id)
+            view = await self._view(call) if call is not None else None
+            if call is not None and view is not None and view.agent_id is not None and self.on_conference is not None:
+                await self.on_conference(call, view.agent_id)
+        return direct
 
     async def _unlink(self, call: SipCall) -> None:
         await self.links.close(call.worker, call.call_id, call.contact_id)

@@ -24,7 +24,10 @@ audio, and nobody can replay a captured frame.
 Each worker has one UDP socket for all its links (`UNIDESK_MEDIA_LINK_HOST`,
 `UNIDESK_MEDIA_LINK_PORT`), told to the hub in `worker-hello`. A link that
 hears nothing for `TIMEOUT` seconds (the other worker died, or never came)
-removes itself; the hub normally removes both ends first.
+removes itself; the hub normally removes both ends first. A link opened again
+for a leg that has one already *re-points* it (the far party's softphone came
+back on a third worker): the leg stays, with its routing; the id, key and
+peer are the new link's.
 """
 
 from __future__ import annotations
@@ -122,6 +125,17 @@ class LinkEndpoint(asyncio.DatagramProtocol):
             raise MediaError(f"link {link_id!r} already exists")
         if self.transport is None:
             raise MediaError("this worker has no link socket")
+        prev = self._by_leg.get(leg)
+        if prev is not None:
+            # The far party moved to a third worker (a softphone that came back elsewhere): the leg, its
+            # routing, hold and mute stay; only where its audio goes (and its id and key) change.
+            link = self.links.pop(prev)
+            link.link_id, link.key, link.side, link.peer = lid, k, side.encode(), address
+            link.last_seq, link.last_heard = -1, asyncio.get_running_loop().time()
+            self.links[lid] = link
+            self._by_leg[leg] = lid
+            log.info("link %s: leg %s re-pointed to %s (side %s; was link %s)", link_id, leg, peer, side, prev.hex())
+            return
         port = self.engine.add_leg(leg)
         link = Link(lid, k, side.encode(), leg, port, address,
                     last_heard=asyncio.get_running_loop().time())

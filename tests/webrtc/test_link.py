@@ -123,3 +123,32 @@ async def test_a_link_whose_far_end_is_gone_ends_itself(pair) -> None:
     while "caller" in eb.mixer.legs and time.monotonic() < deadline:
         await asyncio.sleep(0.05)  # polling a condition with a deadline
     assert "caller" not in eb.mixer.legs and lost == ["caller"]
+
+
+async def test_a_link_re_pointed_to_a_third_engine_keeps_its_leg(pair) -> None:
+    ea, la, eb, lb, _ = pair
+    ec = MediaEngine()
+    lc = LinkEndpoint(ec, timeout=0.5)
+    await lc.start("127.0.0.1")
+    try:
+        la.open("agent", LINK_ID, KEY, "a", lb.address)
+        lb.open("caller", LINK_ID, KEY, "b", la.address)
+        ea.set_inputs("agent", [Input(source=ToneSource(1000.0))])
+        eb.set_inputs("caller", [Input(source=ToneSource(500.0))])
+        assert await hears(ea, "agent", 500.0)
+        # The far party moves to C: A's leg is re-pointed under a new id and key, B's end goes.
+        other_id, other_key = "fedcba9876543210", "ff" * 16
+        la.open("agent", other_id, other_key, "a", lc.address)
+        lb.close("caller")
+        lc.open("caller", other_id, other_key, "b", la.address)
+        ec.set_inputs("caller", [Input(source=ToneSource(700.0))])
+        assert la.legs() == ["agent"] and len(la.links) == 1
+        # The leg kept its routing (the tone it plays) and now hears C.
+        assert await hears(ec, "caller", 1000.0)
+        assert await hears(ea, "agent", 700.0)
+        assert not await hears(ea, "agent", 500.0, timeout=0.5)
+        # Datagrams still in flight under the old id are refused, not mixed.
+        assert set(la.refused) <= {"unknown link"}
+    finally:
+        lc.stop()
+        await ec.close_all()
