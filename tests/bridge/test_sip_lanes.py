@@ -64,6 +64,15 @@ class Rig:
     async def ask(self, line: str, key: str) -> dict:
         return (await self.ask_all(line, key, 1))[0]
 
+    async def stop(self) -> None:
+        """Ask the bridge's process to quit (its lanes stop, pjsua2 freed); killed if it does not."""
+        if self.proc.returncode is None:
+            try:
+                await asyncio.wait_for(self.ask("quit", "stopped"), 20)
+            except (AssertionError, asyncio.TimeoutError, BrokenPipeError, ConnectionResetError):
+                self.proc.kill()
+            await self.proc.wait()
+
     async def ask_all(self, line: str, key: str, n: int) -> list[dict]:
         assert self.proc.stdin is not None
         self.proc.stdin.write(line.encode() + b"\n")
@@ -156,12 +165,7 @@ async def test_three_lanes_hold_ten_calls_at_one_port_with_audio_then_refuse_pas
             callers.cancel()
         for phone in phones:
             phone.kill()
-        if rig.proc.returncode is None:
-            try:
-                await asyncio.wait_for(rig.ask("quit", "stopped"), 20)
-            except (AssertionError, asyncio.TimeoutError, BrokenPipeError, ConnectionResetError):
-                rig.proc.kill()
-            await rig.proc.wait()
+        await rig.stop()
 
 
 async def test_calls_out_spread_over_lanes_and_hang_up_from_each(tmp_path: Path) -> None:
@@ -186,12 +190,7 @@ async def test_calls_out_spread_over_lanes_and_hang_up_from_each(tmp_path: Path)
         assert rc == 0, out[-2000:]
     finally:
         uas.cancel()
-        if rig.proc.returncode is None:
-            try:
-                await asyncio.wait_for(rig.ask("quit", "stopped"), 20)
-            except (AssertionError, asyncio.TimeoutError, BrokenPipeError, ConnectionResetError):
-                rig.proc.kill()
-            await rig.proc.wait()
+        await rig.stop()
 
 
 async def test_a_call_out_through_a_trunk_authenticates_from_every_lane(tmp_path: Path) -> None:
@@ -219,12 +218,7 @@ async def test_a_call_out_through_a_trunk_authenticates_from_every_lane(tmp_path
         assert rc == 0, out[-3000:]
     finally:
         carrier.cancel()
-        if rig.proc.returncode is None:
-            try:
-                await asyncio.wait_for(rig.ask("quit", "stopped"), 20)
-            except (AssertionError, asyncio.TimeoutError, BrokenPipeError, ConnectionResetError):
-                rig.proc.kill()
-            await rig.proc.wait()
+        await rig.stop()
     # Each retried INVITE carried the trunk's credentials, whichever lane sent it.
     logged = [line for f in tmp_path.glob("*_logs.log") for line in f.read_text().splitlines() if "Authorization" in line]
     assert len(logged) == 3, logged
