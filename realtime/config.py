@@ -78,7 +78,7 @@ class Settings:
     sip_lane_port: int = 0
     # The media worker's GIL switch interval (sys.setswitchinterval), ms. Every SIP lane adds threads
     # that take the GIL 50 times a second per call; at Python's 5 ms the forced hand-overs between them
-    # cost more than the work (docs/sip.md, "Lanes": 30 calls in one worker held at 20 ms, not at 5).
+    # cost more than the work (docs/sip-lanes.md: 30 calls in one worker held at 20 ms, not at 5).
     media_switch_ms: int = 20
     # Seconds a customer's support-session link stays valid (until the customer first comes in).
     support_link_ttl: int = 7200
