@@ -205,22 +205,24 @@ def find_layout(rdata: int, request_line: re.Pattern[str] = _METHOD) -> Layout |
 Handler = Callable[[str, str], Reply | None]
 
 
-class RegisterModule:
-    """The module; `handler(text, remote)` answers a REGISTER (None: not handled)."""
+class Module:
+    """What our modules share: the `pjsip_module` (kept alive here with its name and request callback,
+    `_on_rx_request`, which subclasses define), the layout of the requests it reads, and its registration."""
 
-    def __init__(self, handler: Handler) -> None:
-        self.handler = handler
+    def __init__(self, name: bytes, priority: int) -> None:
         self.layout: Layout | None = None
         self.broken = False
-        self.seen = 0
         self._keep: list[object] = []
         self._callback = _RxCallback(self._on_rx_request)
         self.module = PjsipModule()
-        self.module.name = _pjstr(b"mod-unidesk-registrar", self._keep)
+        self.module.name = _pjstr(name, self._keep)
         self.module.id = -1
-        self.module.priority = PRIORITY
+        self.module.priority = priority
         self.module.on_rx_request = self._callback
         self.endpt: int | None = None
+
+    def _on_rx_request(self, rdata: int) -> int:
+        raise NotImplementedError
 
     def register(self) -> None:
         """Add the module to pjsua's endpoint (after libInit, on the SIP thread)."""
@@ -228,6 +230,15 @@ class RegisterModule:
         status = _lib.pjsip_endpt_register_module(self.endpt, ctypes.byref(self.module))
         if status != 0:
             raise RuntimeError(f"pjsip_endpt_register_module failed (status {status})")
+
+
+class RegisterModule(Module):
+    """The module; `handler(text, remote)` answers a REGISTER (None: not handled)."""
+
+    def __init__(self, handler: Handler) -> None:
+        super().__init__(b"mod-unidesk-registrar", PRIORITY)
+        self.handler = handler
+        self.seen = 0
 
     def _on_rx_request(self, rdata: int) -> int:
         try:
@@ -295,31 +306,15 @@ def endpoint_allow(endpt: int) -> str:
     return value.strip() if name.strip().lower() == "allow" else ""
 
 
-class UnknownMethodModule:
+class UnknownMethodModule(Module):
     """Answers 501 to out-of-dialog requests of unknown methods that no module took; `extra`:
     methods we serve outside pjsua (REGISTER), added to pjsua's `Allow`."""
 
     def __init__(self, extra: tuple[str, ...] = ()) -> None:
+        super().__init__(b"mod-unidesk-501", LAST_PRIORITY)
         self.extra = extra
-        self.layout: Layout | None = None
-        self.broken = False
         self.answered = 0
         self.allow = ""
-        self._keep: list[object] = []
-        self._callback = _RxCallback(self._on_rx_request)
-        self.module = PjsipModule()
-        self.module.name = _pjstr(b"mod-unidesk-501", self._keep)
-        self.module.id = -1
-        self.module.priority = LAST_PRIORITY
-        self.module.on_rx_request = self._callback
-        self.endpt: int | None = None
-
-    def register(self) -> None:
-        """Add the module to pjsua's endpoint (after libInit, on the SIP thread)."""
-        self.endpt = _lib.pjsua_get_pjsip_endpt()
-        status = _lib.pjsip_endpt_register_module(self.endpt, ctypes.byref(self.module))
-        if status != 0:
-            raise RuntimeError(f"pjsip_endpt_register_module failed (status {status})")
 
     def _on_rx_request(self, rdata: int) -> int:
         try:

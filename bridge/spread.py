@@ -43,7 +43,7 @@ import re
 import time
 from typing import TYPE_CHECKING
 
-from .pjmodule import PJ_FALSE, PJ_TRUE, Layout, PjsipModule, _lib, _pjstr, _RxCallback, find_layout
+from .pjmodule import PJ_FALSE, PJ_TRUE, Module, _lib, _pjstr, _RxCallback, find_layout
 
 if TYPE_CHECKING:
     from .agent import UserAgent
@@ -109,22 +109,17 @@ def _name(line: str) -> tuple[str, str] | None:
     return (m.group(1).lower(), m.group(2)) if m else None
 
 
-def _is(name: str, *names: str) -> bool:
-    return name in names
-
-
 def _address(remote: str) -> tuple[str, int]:
     host, _, port = remote.rpartition(":")
     return host.strip("[]"), int(port)
 
 
-class Spreader:
+class Spreader(Module):
     """Lane 0's module: see the module's doc. Runs on lane 0's thread (inside libHandleEvents)."""
 
     def __init__(self, agent: UserAgent) -> None:
+        super().__init__(b"mod-unidesk-lanes", PRIORITY)
         self.agent = agent
-        self.layout: Layout | None = None
-        self.broken = False
         # Lane index → (ip, port) its UDP transport is reached at from lane 0 (set as lanes start).
         self.targets: dict[int, tuple[str, int]] = {}
         # Call-ID → (lane, first passed on, last used).
@@ -134,16 +129,8 @@ class Spreader:
         self.sent_by = ""
         self.passed = 0
         self._swept = 0.0
-        self._keep: list[object] = []
-        self._req = _RxCallback(self._on_rx_request)
         self._res = _RxCallback(self._on_rx_response)
-        self.module = PjsipModule()
-        self.module.name = _pjstr(b"mod-unidesk-lanes", self._keep)
-        self.module.id = -1
-        self.module.priority = PRIORITY
-        self.module.on_rx_request = self._req
         self.module.on_rx_response = ctypes.cast(self._res, c_void_p).value
-        self.endpt: int | None = None
 
     def register(self) -> None:
         """Add the module to lane 0's endpoint (after its transports exist, on its thread)."""
@@ -156,10 +143,7 @@ class Spreader:
                 break
         if not self.sent_by:
             raise RuntimeError("lanes need a UDP transport on lane 0")
-        self.endpt = _lib.pjsua_get_pjsip_endpt()
-        status = _lib.pjsip_endpt_register_module(self.endpt, ctypes.byref(self.module))
-        if status != 0:
-            raise RuntimeError(f"pjsip_endpt_register_module failed (status {status})")
+        super().register()
 
     # ------------------------------------------------------------ choosing a lane
 
@@ -213,11 +197,11 @@ class Spreader:
                 h = _name(line)
                 if h is None:
                     continue
-                if _is(h[0], "call-id", "i"):
+                if h[0] in ("call-id", "i"):
                     call_id = h[1].strip()
-                elif _is(h[0], "to", "t"):
+                elif h[0] in ("to", "t"):
                     to = h[1]
-                elif _is(h[0], "via", "v") and top_via is None:
+                elif h[0] in ("via", "v") and top_via is None:
                     top_via = i
             if top_via is None or not call_id:
                 return PJ_FALSE

@@ -7,7 +7,9 @@ Pure numpy (plus stdlib `wave` for fixtures). Used by tests on every leg
 
 from __future__ import annotations
 
+import struct
 import wave
+from collections.abc import Iterable
 from os import PathLike
 
 import numpy as np
@@ -164,3 +166,27 @@ def write_tone_wav(
         w.setsampwidth(2)
         w.setframerate(rate)
         w.writeframes(samples.astype("<i2").tobytes())
+
+
+def write_pcmu_pcap(path: str | PathLike[str], frames: Iterable[np.ndarray]) -> None:
+    """Write a pcap of PCMU RTP, one 20 ms packet per frame (160 int16 samples), loopback to loopback:
+    what sipp's `play_pcap_audio` sends (test callers, the SIP benchmarks)."""
+    from webrtc.audio import G711Encoder
+
+    enc = G711Encoder("audio/PCMU")
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
+    for j, pcm in enumerate(frames):
+        rtp = struct.pack("!BBHII", 0x80, 0, j & 0xFFFF, (j * 160) & 0xFFFFFFFF, 0x5EED0001) + enc.encode(pcm)
+        udp = struct.pack("!HHHH", 6000, 6000, 8 + len(rtp), 0) + rtp
+        ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), j & 0xFFFF, 0, 64, 17, 0,
+                                   bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1])))
+        s = sum(struct.unpack("!10H", bytes(ip)))
+        s = (s & 0xFFFF) + (s >> 16)
+        s = (s & 0xFFFF) + (s >> 16)
+        ip[10:12] = struct.pack("!H", ~s & 0xFFFF)
+        frame = b"\x02\x00\x00\x00\x00\x02" + b"\x02\x00\x00\x00\x00\x01" + b"\x08\x00" + bytes(ip) + udp
+        t = j * 0.02
+        out.append(struct.pack("<IIII", int(t), int(round((t % 1) * 1e6)) % 1_000_000, len(frame), len(frame)))
+        out.append(frame)
+    with open(path, "wb") as f:
+        f.write(b"".join(out))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-import struct
 import sys
 import time
 from pathlib import Path
@@ -181,26 +180,9 @@ def pattern_frame(j: int) -> np.ndarray:
 
 def write_pcap(path: Path, seconds: float) -> None:
     """A pcap of PCMU RTP packets (payload type 0, 20 ms) playing the pattern for `seconds`."""
-    from webrtc.audio import G711Encoder
+    from webrtc.tones import write_pcmu_pcap
 
-    enc = G711Encoder("audio/PCMU")
-    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
-    for j in range(int(seconds * 50)):
-        rtp = struct.pack("!BBHII", 0x80, 0, j & 0xFFFF, (j * 160) & 0xFFFFFFFF, 0x5EED0001) + enc.encode(
-            pattern_frame(j)
-        )
-        udp = struct.pack("!HHHH", 6000, 6000, 8 + len(rtp), 0) + rtp
-        ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), j & 0xFFFF, 0, 64, 17, 0,
-                                   bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1])))
-        s = sum(struct.unpack("!10H", bytes(ip)))
-        s = (s & 0xFFFF) + (s >> 16)
-        s = (s & 0xFFFF) + (s >> 16)
-        ip[10:12] = struct.pack("!H", ~s & 0xFFFF)
-        frame = b"\x02\x00\x00\x00\x00\x02" + b"\x02\x00\x00\x00\x00\x01" + b"\x08\x00" + bytes(ip) + udp
-        t = j * 0.02
-        out.append(struct.pack("<IIII", int(t), int(round((t % 1) * 1e6)) % 1_000_000, len(frame), len(frame)))
-        out.append(frame)
-    path.write_bytes(b"".join(out))
+    write_pcmu_pcap(path, (pattern_frame(j) for j in range(int(seconds * 50))))
 
 
 SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from tests.conftest import RTP_PORTS, free_port
+from webrtc.tones import write_pcmu_pcap
 
 SIPP_SHARE = Path("/usr/share/sip-tester")
 
@@ -91,6 +92,22 @@ def invite(media: str = PCMU_MEDIA) -> str:
   </send>"""
 
 
+def in_dialog(method: str, cseq: int, retrans: bool = False) -> str:
+    """A sipp UAC scenario's `<send>` of `method` in its dialog, to the first Request-URI (as many callers do)."""
+    return f"""  <send{' retrans="500"' if retrans else ''}>
+    <![CDATA[
+      {method} sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: {cseq} {method}
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>"""
+
+
 def uac_expecting(code: int) -> str:
     """A sipp UAC scenario: one INVITE, which must get final response `code` (then ACK)."""
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
@@ -99,18 +116,7 @@ def uac_expecting(code: int) -> str:
   <recv response="100" optional="true"/>
   <recv response="180" optional="true"/>
   <recv response="{code}"/>
-  <send>
-    <![CDATA[
-      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]>
-  </send>
+{in_dialog("ACK", 1)}
 </scenario>
 """
 
@@ -193,65 +199,26 @@ snd_path         {workdir}
 
 def tone_pcap(path: Path, hz: float, seconds: float) -> Path:
     """A pcap of PCMU RTP (20 ms packets) carrying a steady `hz` tone, for sipp's `play_pcap_audio`."""
-    import struct
-
-    from webrtc.audio import G711Encoder
-
-    enc = G711Encoder("audio/PCMU")
-    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
-    for j in range(int(seconds * 50)):
-        n = j * 160 + np.arange(160)
-        pcm = np.round(0.3 * 32767 * np.sin(2 * np.pi * hz * n / 8000)).astype(np.int16)
-        rtp = struct.pack("!BBHII", 0x80, 0, j & 0xFFFF, (j * 160) & 0xFFFFFFFF, 0x5EED0001) + enc.encode(pcm)
-        udp = struct.pack("!HHHH", 6000, 6000, 8 + len(rtp), 0) + rtp
-        ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), j & 0xFFFF, 0, 64, 17, 0,
-                                   bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1])))
-        s = sum(struct.unpack("!10H", bytes(ip)))
-        s = (s & 0xFFFF) + (s >> 16)
-        s = (s & 0xFFFF) + (s >> 16)
-        ip[10:12] = struct.pack("!H", ~s & 0xFFFF)
-        frame = b"\x02\x00\x00\x00\x00\x02" + b"\x02\x00\x00\x00\x00\x01" + b"\x08\x00" + bytes(ip) + udp
-        t = j * 0.02
-        out.append(struct.pack("<IIII", int(t), int(round((t % 1) * 1e6)) % 1_000_000, len(frame), len(frame)))
-        out.append(frame)
+    n = np.arange(int(seconds * 50) * 160)
+    pcm = np.round(0.3 * 32767 * np.sin(2 * np.pi * hz * n / 8000)).astype(np.int16)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"".join(out))
+    write_pcmu_pcap(path, pcm.reshape(-1, 160))
     return path
 
 
 def uac_playing(pcap: str) -> str:
     """A sipp UAC scenario: INVITE (PCMU), ACK, play `pcap` (relative to sipp's folder) for the call's
     length (`-d`), BYE. The ACK and BYE go to the first Request-URI, as many callers do."""
-    dialog = """      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]"""
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="caller playing a tone">
 {invite("m=audio [auto_media_port] RTP/AVP 0" + chr(10) + "      a=rtpmap:0 PCMU/8000")}
   <recv response="100" optional="true"/>
   <recv response="180" optional="true"/>
   <recv response="200"/>
-  <send>
-    <![CDATA[
-      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-{dialog}
-      CSeq: 1 ACK
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]>
-  </send>
+{in_dialog("ACK", 1)}
   <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>
   <pause/>
-  <send retrans="500">
-    <![CDATA[
-      BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-{dialog}
-      CSeq: 2 BYE
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]>
-  </send>
+{in_dialog("BYE", 2, retrans=True)}
   <recv response="200"/>
 </scenario>
 """
