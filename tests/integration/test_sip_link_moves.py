@@ -52,6 +52,16 @@ class Workers:
         self.hub.stop()
         drop_backend(self.backend)
 
+    async def close(self, *parties: BotAgent | Baresip | None) -> None:
+        """The end of a test: its phones stopped and bots closed (None: never made), in that order, then
+        the workers and the hub."""
+        for party in parties:
+            if isinstance(party, Baresip):
+                party.stop()
+            elif party is not None:
+                await party.close()
+        self.stop()
+
 
 async def reload(agent: BotAgent, phone: Baresip | None = None, hz: float = 0.0) -> None:
     """The agent's page reloads: its peer connection closes, the hub notices, a new one is offered. The
@@ -126,10 +136,7 @@ async def test_a_softphone_moving_between_workers_mid_call_keeps_its_caller(tmp_
         assert record(w.hub, cid)["data"]["ended_by"] == "agent"
         await agent.request({"type": "complete-wrap-up", "contact_id": cid, "code": "resolved"})
     finally:
-        phone.stop()
-        if agent is not None:
-            await agent.close()
-        w.stop()
+        await w.close(phone, agent)
 
 
 async def test_a_reload_reconnects_every_link_of_the_agent_on_its_worker(tmp_path):
@@ -186,11 +193,7 @@ async def test_a_reload_reconnects_every_link_of_the_agent_on_its_worker(tmp_pat
         assert media_links(w.hub) == {"link": 0.0, "join": 0.0}
         await first.request({"type": "complete-wrap-up", "contact_id": cid, "code": "resolved"})
     finally:
-        phone.stop()
-        for bot_ in (first, second):
-            if bot_ is not None:
-                await bot_.close()
-        w.stop()
+        await w.close(phone, first, second)
 
 
 async def test_the_agents_of_a_call_between_workers_follow_their_softphones(tmp_path):
@@ -234,10 +237,7 @@ async def test_the_agents_of_a_call_between_workers_follow_their_softphones(tmp_
         assert await second.hears_not(FIRST_HZ)
         assert media_links(w.hub) == {"link": 0.0, "join": 0.0}
     finally:
-        for bot_ in (first, second):
-            if bot_ is not None:
-                await bot_.close()
-        w.stop()
+        await w.close(first, second)
 
 
 async def test_a_supervisor_keeps_listening_to_an_agent_that_moves(tmp_path):
@@ -281,9 +281,4 @@ async def test_a_supervisor_keeps_listening_to_an_agent_that_moves(tmp_path):
         assert await wait_for(lambda: media_links(w.hub) == {"link": 0.0, "join": 0.0})
         await agent.request({"type": "complete-wrap-up", "contact_id": cid, "code": "resolved"})
     finally:
-        phone.stop()
-        if agent is not None:
-            await agent.close()
-        if sup is not None:
-            await sup.close()
-        w.stop()
+        await w.close(phone, agent, sup)
