@@ -155,32 +155,63 @@ def load_audio(path: str) -> np.ndarray:
 # ---------------------------------------------------------------- inbound buffer
 
 
+class Slack:
+    """Whether a queue read at a steady pace holds a frame more than it needs.
+
+    `see(depth)` is called at each read with the frames queued just before it. The fewest seen over a
+    window of `window` reads is the queue's margin; when it is two or more (a frame always ready and one
+    more besides, a whole window long), `see` says True once, and the caller drops one frame."""
+
+    __slots__ = ("window", "_reads", "_low")
+
+    def __init__(self, window: int = 50) -> None:
+        assert window >= 1, f"window {window}"
+        self.window = window
+        self._reads = 0
+        self._low = 1 << 30
+
+    def see(self, depth: int) -> bool:
+        if depth < self._low:
+            self._low = depth
+        self._reads += 1
+        if self._reads < self.window:
+            return False
+        surplus = self._low >= 2
+        self._reads, self._low = 0, 1 << 30
+        return surplus
+
+
 class FrameBuffer:
     """A small bounded ring of inbound frames between a network leg and the ticker.
 
     The network side `push`es whenever a frame is decoded; the engine's
     ticker `pop`s exactly one per 20 ms tick. Full: the oldest frame is
     dropped (`dropped`). Empty at a tick once audio has started: silence is
-    played and `late` counts it. Jitter that once made a read late leaves
-    one more frame queued, so later jitter of the same size is absorbed;
-    `trim_after` ticks in a row with more than `target` frames queued drop
-    one frame, so a burst does not add latency for the rest of the call.
+    played and `late` counts it, and the frame that comes late stays queued,
+    so the buffer has grown by the jitter that made it late.
+
+    It shrinks by the depth it did not need (`Slack`: a frame more than it
+    needed at every tick of a window of `window` ticks is dropped). A burst or a stall of the far side's clock does not add
+    latency for the rest of the call, and a steady source (pjsua's media
+    clock, a LAN) ends up with one frame queued at the tick: no more delay
+    than the clocks' phase. (RFC 3550's running jitter of the arrivals is
+    kept in `jitter` for the figures.)
 
     Thread-safe enough for one producer thread (pjsua2's media clock) and the
     asyncio ticker: deque append/popleft are atomic under the GIL; the
     counters are only advisory.
     """
 
-    def __init__(self, capacity: int = 5, target: int = 2, trim_after: int = 100) -> None:
-        assert capacity >= 1 and 0 <= target < capacity, f"capacity {capacity}, target {target}"
+    def __init__(self, capacity: int = 5, window: int = 50) -> None:
+        assert capacity >= 2, f"capacity {capacity}"
         self.capacity = capacity
-        self.target = target
-        self.trim_after = trim_after
+        self._slack = Slack(window)
         self._frames: collections.deque[np.ndarray] = collections.deque()
         self.received = 0
         self.dropped = 0
         self.late = 0
-        self._above = 0
+        self.trimmed = 0
+        "Frames dropped because the buffer held more than it needed for a whole window."
         # Arrival jitter at the mixer's input (RFC 3550's running estimate over 20 ms frames), seconds.
         self.jitter = 0.0
         self._last_arrival = 0.0
@@ -203,18 +234,14 @@ class FrameBuffer:
     def pop(self) -> np.ndarray:
         """The frame for this tick, or silence (counted late once audio has started)."""
         frames = self._frames
+        if self._slack.see(len(frames)):
+            frames.popleft()
+            self.dropped += 1
+            self.trimmed += 1
         if not frames:
             if self.received:
                 self.late += 1
             return SILENCE
-        if len(frames) > self.target:
-            self._above += 1
-            if self._above >= self.trim_after:
-                self._above = 0
-                frames.popleft()
-                self.dropped += 1
-        else:
-            self._above = 0
         return frames.popleft()
 
     def clear(self) -> None:

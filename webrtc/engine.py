@@ -2,8 +2,12 @@
 
 A *session* is an agent's browser softphone: one RTCPeerConnection kept up
 across calls, inbound audio decoded on the event loop straight into the
-leg's FrameBuffer (`InlineDecoder`, in place of aiortc's decoder thread) and
-one outbound `MixTrack` (the leg's mix, paced by the engine's ticker).
+leg's FrameBuffer and one outbound `MixTrack` (the leg's mix, paced by the
+engine's ticker). G.711 (what softphones negotiate first) skips aiortc's
+per-packet paths both ways: taken off each datagram (`DirectReceiver`,
+webrtc/rtp_recv.py) and sent from the tick (`DirectSender`,
+webrtc/rtp_send.py); Opus goes through aiortc's sender and receiver, decoded
+by `InlineDecoder` in place of aiortc's decoder thread.
 Routing (who hears whom) lives in `Mixer` and is shared with non-WebRTC legs (`add_leg`), so a SIP leg plugs in the same way.
 
 All methods run on the engine's event loop (single writer, no locks except
@@ -22,6 +26,7 @@ from os import PathLike
 from typing import Callable
 
 import av
+import numpy as np
 from aiortc import (
     MediaStreamTrack,
     RTCIceServer,
@@ -31,11 +36,14 @@ from aiortc import (
     RTCSessionDescription,
     sdp,
 )
+from aiortc.clock import current_ntp_time
 from aiortc.codecs import get_decoder
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamError
 
 from .audio import FRAME_SAMPLES, RATE, FrameSplitter, G711Decoder, G711Encoder, MediaError, Source
+from .rtp_recv import DirectReceiver
+from .rtp_send import DirectSender, Frame
 from .ice import adopt_remote_credentials, remote_ice_changed, restart_local_credentials, rtc_configuration
 from .mixer import ClockStats, Input, Leg, LegPort, Mixer
 
@@ -106,11 +114,16 @@ def preferred_codecs() -> list:
     return [c for name in CODEC_PREFERENCE for c in caps if c.mimeType.lower() == name.lower()]
 
 
-def answered_codec(answer_sdp: str) -> str | None:
+def answered_codec(answer_sdp: str) -> tuple[str, int] | None:
+    """The answer's audio codec: (MIME type, payload type)."""
     for m in sdp.SessionDescription.parse(answer_sdp).media:
         if m.kind == "audio" and m.rtp.codecs:
-            return m.rtp.codecs[0].mimeType
+            return m.rtp.codecs[0].mimeType, m.rtp.codecs[0].payloadType
     return None
+
+
+def is_g711(mime: str | None) -> bool:
+    return bool(mime) and mime.lower() in ("audio/pcmu", "audio/pcma")  # type: ignore[union-attr]
 
 
 # ---------------------------------------------------------------- tracks
@@ -119,11 +132,14 @@ def answered_codec(answer_sdp: str) -> str | None:
 class MixTrack(MediaStreamTrack):
     """A session's outbound audio: its leg's mix, one frame per engine tick.
 
-    Pacing comes from the ticker (recv waits for the next mixed frame), so
-    every outbound track runs on the same clock as every inbound buffer.
-    For G.711 the frame is encoded here with a table lookup and handed to
-    the sender as an `av.Packet` (the sender only packetises it, instead of
-    running libav's encoder and resampler on a thread-pool hop per frame).
+    G.711 (what softphones negotiate first) does not go through aiortc's
+    sender: `set_codec` gives the leg a sink, so the ticker itself encodes
+    each mixed frame with a table lookup and sends it through the session's
+    `DirectSender` (header, SRTP protect, sendto), and `recv` waits until the
+    track stops. aiortc's sender would take a future, a task wake-up and
+    three coroutines per frame for the same packet (webrtc/rtp_send.py).
+    Anything else (Opus) is pulled by aiortc's sender through `recv`, paced
+    by the ticker, and encoded by aiortc.
     """
 
     kind = "audio"
@@ -131,18 +147,50 @@ class MixTrack(MediaStreamTrack):
     def __init__(self, leg: Leg) -> None:
         super().__init__()
         self._leg = leg
+        self.out: DirectSender | None = None
+        "Set before the sender starts; without it every frame goes through aiortc's sender."
         self._encoder: G711Encoder | None = None
         self._first_tick: int | None = None
+        self._stopped: asyncio.Future[None] | None = None
         self.sent = 0
+        self.errors = 0
+
+    @property
+    def direct(self) -> bool:
+        return self._leg.sink is not None
 
     def set_codec(self, mime: str | None) -> None:
-        if mime and mime.lower() in ("audio/pcmu", "audio/pcma"):
-            self._encoder = G711Encoder(mime)
+        if is_g711(mime) and self.out is not None:
+            self._encoder = G711Encoder(mime)  # type: ignore[arg-type]
+            self._leg.sink = self._send
         else:
             self._encoder = None
+            self._leg.sink = None
+
+    def _send(self, tick: int, samples: np.ndarray) -> None:
+        # On the ticker, once per tick: a failure here must not stop every other leg's audio.
+        if self._first_tick is None:
+            self._first_tick = tick
+        try:
+            payload = self._encoder.encode(samples)  # type: ignore[union-attr]
+            frame = Frame([payload], 0, False, current_ntp_time())
+            if self.out.send(frame, (tick - self._first_tick) * FRAME_SAMPLES):  # type: ignore[union-attr]
+                self.sent += 1
+        except Exception as exc:
+            self.errors += 1
+            if self.errors == 1 or self.errors % 500 == 0:
+                log.warning("failed to send a frame (%d so far): %s", self.errors, exc)
 
     async def recv(self) -> av.AudioFrame | av.Packet:
         if self.readyState != "live":
+            raise MediaStreamError
+        if self.direct:
+            # Sent by the ticker (see the class doc): nothing for aiortc's sender until the end.
+            self._stopped = asyncio.get_running_loop().create_future()
+            try:
+                await self._stopped
+            finally:
+                self._stopped = None
             raise MediaStreamError
         try:
             tick, samples = await self._leg.next_frame()
@@ -154,16 +202,18 @@ class MixTrack(MediaStreamTrack):
             self._first_tick = tick
         pts = (tick - self._first_tick) * FRAME_SAMPLES
         self.sent += 1
-        if self._encoder is not None:
-            packet = av.Packet(self._encoder.encode(samples))
-            packet.pts = pts
-            packet.time_base = TIME_BASE
-            return packet
         frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = RATE
         frame.pts = pts
         frame.time_base = TIME_BASE
         return frame
+
+    def stop(self) -> None:
+        super().stop()
+        self._leg.sink = None
+        stopped = self._stopped
+        if stopped is not None and not stopped.done():
+            stopped.set_result(None)
 
 
 # ---------------------------------------------------------------- inbound decoding
@@ -274,6 +324,7 @@ class _Session:
         self.codec: str | None = None
         self.pump: asyncio.Task[None] | None = None
         self.decoder: InlineDecoder | None = None
+        self.receiver: DirectReceiver | None = None
         self.closing = False
 
 
@@ -347,8 +398,13 @@ class MediaEngine:
             answer_sdp = pc.localDescription.sdp
             if session.codec is None:
                 # aiortc keeps the first negotiated send codec for the life of the sender.
-                session.codec = answered_codec(answer_sdp)
+                answered = answered_codec(answer_sdp)
+                session.codec = answered[0] if answered else None
                 session.track.set_codec(session.codec)
+                if answered and is_g711(session.codec):
+                    session.receiver = self._direct_receiver(session, *answered)
+            if session.receiver is not None:
+                session.receiver.attach()  # the connection's protocols exist once the answer is set
             if restarted:
                 log.info("session %s: ICE restart", session_id)
             return answer_sdp
@@ -360,6 +416,7 @@ class MediaEngine:
         leg = self.mixer.add(session_id)
         track = MixTrack(leg)
         transceiver = pc.addTransceiver(track, direction="sendrecv")
+        track.out = DirectSender(transceiver.sender)
         transceiver.setCodecPreferences(preferred_codecs())
         session = _Session(session_id, pc, leg, track)
         session.decoder = InlineDecoder.install(transceiver.receiver, leg.inbound.push)
@@ -378,6 +435,18 @@ class MediaEngine:
                 asyncio.ensure_future(self._lost(session, state))
 
         return session
+
+    @staticmethod
+    def _direct_receiver(session: _Session, mime: str, payload_type: int) -> DirectReceiver:
+        """G.711 straight from the datagram to the leg's buffer (webrtc/rtp_recv.py)."""
+        decoder = G711Decoder(mime)
+        push = session.leg.inbound.push
+
+        def on_payload(payload: bytes) -> None:
+            for samples in decoder.decode(payload):
+                push(samples)
+
+        return DirectReceiver(session.pc.getTransceivers()[0].receiver, payload_type, on_payload)
 
     async def _lost(self, session: _Session, reason: str) -> None:
         if session.closing:

@@ -79,7 +79,6 @@ class Link:
     last_heard: float = 0.0
     received: int = 0
     sent: int = 0
-    task: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
 class LinkEndpoint(asyncio.DatagramProtocol):
@@ -139,7 +138,7 @@ class LinkEndpoint(asyncio.DatagramProtocol):
         port = self.engine.add_leg(leg)
         link = Link(lid, k, side.encode(), leg, port, address,
                     last_heard=asyncio.get_running_loop().time())
-        link.task = asyncio.create_task(self._send(link))
+        port.deliver_to(self._sender(link))
         self.links[lid] = link
         self._by_leg[leg] = lid
         log.info("link %s: leg %s to %s (side %s)", link_id, leg, peer, side)
@@ -150,8 +149,6 @@ class LinkEndpoint(asyncio.DatagramProtocol):
         if lid is None:
             return False
         link = self.links.pop(lid)
-        if link.task is not None:
-            link.task.cancel()
         with contextlib.suppress(MediaError):
             self.engine.remove_leg(leg)
         log.info("link %s closed (leg %s; %d frames sent, %d received)", lid.hex(), leg, link.sent, link.received)
@@ -170,17 +167,20 @@ class LinkEndpoint(asyncio.DatagramProtocol):
 
     # ------------------------------------------------------------ audio
 
-    async def _send(self, link: Link) -> None:
-        """Each mixed frame of the link leg goes to the other worker as soon as the clock makes it."""
+    def _sender(self, link: Link) -> Callable[[int, np.ndarray], None]:
+        """Each mixed frame of the link leg goes to the other worker from the clock's tick itself."""
         seq = 0
-        while True:
-            frame = await link.port.next_frame()
+
+        def send(tick: int, frame: np.ndarray) -> None:
+            nonlocal seq
             transport = self.transport
             if transport is None:
                 return
             transport.sendto(encode(link.side, link.link_id, link.key, seq, frame), link.peer)
             seq += 1
             link.sent += 1
+
+        return send
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         if len(data) != DATAGRAM_BYTES or not data.startswith(MAGIC):

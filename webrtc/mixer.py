@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from .audio import FRAME_SAMPLES, FRAME_SECONDS, SILENCE, FrameBuffer, MediaError, Source, WavPlayer
+from .audio import FRAME_SAMPLES, FRAME_SECONDS, SILENCE, FrameBuffer, MediaError, Slack, Source, WavPlayer
 
 if TYPE_CHECKING:
     from .recorder import Tap
@@ -82,9 +82,15 @@ class Leg:
         self.out_dropped = 0
         self.consuming = False
         self.waiter: asyncio.Future[None] | None = None
+        # Takes each mixed frame on the ticker in place of the queue (a softphone's direct send path).
+        self.sink: Callable[[int, np.ndarray], None] | None = None
         self._acc = np.zeros(FRAME_SAMPLES, dtype=np.float32)
 
     def deliver(self, tick: int, frame: np.ndarray) -> None:
+        sink = self.sink
+        if sink is not None:
+            sink(tick, frame)
+            return
         if len(self.out) >= OUT_DEPTH:
             self.out.popleft()
             if self.consuming:
@@ -117,6 +123,7 @@ class LegPort:
     def __init__(self, leg: Leg) -> None:
         self._leg = leg
         self.id = leg.id
+        self._slack = Slack()
 
     def push(self, frame: np.ndarray) -> None:
         """Queue one inbound frame of 160 int16 samples (copied)."""
@@ -125,10 +132,23 @@ class LegPort:
         self._leg.inbound.push(np.array(frame, dtype=np.int16))
 
     def pull(self) -> np.ndarray:
-        """The oldest mixed frame not yet taken, or silence."""
-        self._leg.consuming = True
-        out = self._leg.out
+        """The oldest mixed frame not yet taken, or silence.
+
+        Read at the far side's own pace (pjsua's media clock): a frame more than that pace needed for
+        a whole window (`Slack`) is dropped, so a stall of either clock does not leave the call's
+        audio that much later for good."""
+        leg = self._leg
+        leg.consuming = True
+        out = leg.out
+        if self._slack.see(len(out)):
+            out.popleft()
+            leg.out_dropped += 1
         return out.popleft()[1] if out else SILENCE
+
+    def deliver_to(self, sink: Callable[[int, np.ndarray], None] | None) -> None:
+        """Hand each mixed frame to `sink(tick, frame)` on the clock's tick, in place of `pull` and
+        `next_frame` (None: back to the queue). The frame is read-only; the sink must not block."""
+        self._leg.sink = sink
 
     async def next_frame(self) -> np.ndarray:
         """Wait for the next mixed frame."""

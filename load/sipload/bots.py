@@ -1,9 +1,10 @@
 """A bot agent process: many headless agents with aiortc softphones that answer every offer.
 
 Each agent authenticates with a token minted by the coordinator (no argon2
-login per step), connects its softphone (PCMU only; the microphone sends a
-pre-encoded 500 Hz tone and the inbound audio is decoded on the event loop,
-so a bot costs little next to the worker it loads), goes available, accepts
+login per step), connects its softphone (PCMU only; one clock task sends every bot's
+pre-encoded 500 Hz tone through its direct send path, and the inbound audio
+is taken off each packet as it arrives, webrtc/rtp_recv.py, so a bot costs
+little next to the worker it loads), goes available, accepts
 every `contact-offered` at once, stays on the call until the caller hangs up
 (`contact-changed` to wrap-up), completes wrap-up and goes available again.
 
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fractions
 import json
 import math
 import time
@@ -114,42 +114,56 @@ def bot_worker(pipe: Any, cfg: dict[str, Any]) -> None:
 
 
 async def _main(pipe: Any, cfg: dict[str, Any]) -> None:
-    import av
     import websockets
     from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender
+    from aiortc.clock import current_ntp_time
+    from aiortc.mediastreams import MediaStreamError
 
-    from webrtc.audio import G711Encoder, ToneSource
+    from webrtc.audio import G711Decoder, G711Encoder, ToneSource
     from webrtc.bot import BotAgent
-    from webrtc.engine import InlineDecoder, shorten_jitter_buffer
     from webrtc.ice import rtc_configuration
+    from webrtc.rtp_recv import DirectReceiver
+    from webrtc.rtp_send import DirectSender, Frame
 
     encoder = G711Encoder("audio/PCMU")
     payloads = [encoder.encode(ToneSource(AGENT_HZ).frame(i)) for i in range(50)]
     pcmu = [c for c in RTCRtpSender.getCapabilities("audio").codecs if c.mimeType == "audio/PCMU"]
-    tb = fractions.Fraction(1, 8000)
     lock = asyncio.Semaphore(4)
 
     def send(*msg: Any) -> None:
         pipe.send(msg)
 
     class Mic(MediaStreamTrack):
-        """A microphone of pre-encoded PCMU packets, paced in real time."""
+        """A microphone of pre-encoded PCMU packets: `mic_clock` sends them for every bot through
+        its `DirectSender`; aiortc's sender gets nothing from `recv` (it waits there until the end)."""
 
         kind = "audio"
 
         def __init__(self) -> None:
             super().__init__()
-            self.n, self.start = 0, 0.0
+            self.out: DirectSender | None = None
+            self._stopped: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         async def recv(self) -> Any:
-            if self.n == 0:
-                self.start = time.monotonic()
-            else:
-                await asyncio.sleep(max(0.0, self.start + self.n * 0.02 - time.monotonic()))
-            packet = av.Packet(payloads[self.n % 50])
-            packet.pts, packet.time_base = self.n * 160, tb
-            self.n += 1
-            return packet
+            await self._stopped
+            raise MediaStreamError
+
+        def stop(self) -> None:
+            super().stop()
+            if not self._stopped.done():
+                self._stopped.set_result(None)
+
+    async def mic_clock() -> None:
+        # One task paces every bot's microphone: one wake-up per 20 ms per process, not per bot.
+        start, k = time.monotonic(), 0
+        while True:
+            k += 1
+            await asyncio.sleep(max(0.0, start + k * 0.02 - time.monotonic()))
+            frame = Frame([payloads[k % 50]], 0, False, current_ntp_time())
+            for a in agents:
+                out = a.mic.out
+                if out is not None:
+                    out.send(frame, k * 160)
 
     class BenchAgent(BotAgent):
         def __init__(self, username: str, token: str) -> None:
@@ -172,17 +186,23 @@ async def _main(pipe: Any, cfg: dict[str, Any]) -> None:
             self.pc = RTCPeerConnection(rtc_configuration(None))
             t = self.pc.addTransceiver(self.mic, direction="sendrecv")
             t.setCodecPreferences(pcmu)
-            InlineDecoder.install(t.receiver, self._frame)
-            # A browser's jitter buffer on a LAN holds a packet or two, not aiortc's four.
-            shorten_jitter_buffer(t.receiver)
+            self.mic.out = DirectSender(t.sender)
+            # The caller's audio is taken as each packet arrives (no jitter buffer): the delay
+            # measured is the bridge's, up to the agent's machine (a browser adds its own buffer).
+            decoder = G711Decoder("audio/PCMU")
+            receiver = DirectReceiver(t.receiver, 0, lambda payload: self._frames(decoder.decode(payload)))
             # At most four offers at a time per process: gathering is CPU-bound and the
             # hub's 15 s answer timeout would hit offers queued behind dozens of others.
             async with lock:
-                return await super().connect_phone(timeout)
+                codec = await super().connect_phone(timeout)
+            if not receiver.attach():
+                raise RuntimeError("the direct receive path could not be attached")
+            return codec
 
-        def _frame(self, samples: Any) -> None:
+        def _frames(self, frames: list[Any]) -> None:
             if self.heard is not None:
-                self.heard.push(samples)
+                for samples in frames:
+                    self.heard.push(samples)
 
     records: list[dict[str, Any]] = []
     current: dict[str, dict[str, Any]] = {}  # agent → the call it is on
@@ -244,6 +264,7 @@ async def _main(pipe: Any, cfg: dict[str, Any]) -> None:
             # Drop what piled up (agent-state echoes) so `expect` stays cheap.
             a.events = [e for e in a.events if e.get("type") == "contact-offered"]
 
+    clock = asyncio.create_task(mic_clock())
     started = await asyncio.gather(*(start(u, t) for u, t in zip(cfg["users"], cfg["tokens"])))
     live = [a for a in started if a is not None]
     send("ready", len(live), errors[:5])
@@ -266,6 +287,7 @@ async def _main(pipe: Any, cfg: dict[str, Any]) -> None:
             elif msg[0] == "exit":
                 break
     finally:
+        clock.cancel()
         for t in tasks:
             t.cancel()
         for a in agents:
