@@ -27,7 +27,9 @@ Figures, per step:
   `contact-offered`, p50/p99 over every call of the step; "to bridged" adds
   the `accept-offer` round trip;
 - added delay: for every tone onset an agent heard, its arrival time (the
-  onset sample's time within the frame that carried it) minus the time sipp
+  onset sample's time within the packet that carried it, taken as the packet
+  arrives: the bots have no jitter buffer, as a browser's is its own and not
+  the bridge's) minus the time sipp
   sent the packet that started it (the scenario logs when the pcap starts),
   one sample per onset per call, p50/p99;
 - CPU seconds per second of the workers, the hub, the bot processes and sipp

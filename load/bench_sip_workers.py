@@ -41,7 +41,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]
 
-from bench_sip import SETUP_MARGIN_S, WARM_S, Run, analyse, f, ratio  # noqa: E402
+from bench_sip import GOAL_DELAY_MS, GOAL_ONE_WORKER, SETUP_MARGIN_S, WARM_S, Run, analyse, f, ratio  # noqa: E402
 from sipload.bots import start_bots, stop_bots  # noqa: E402
 from sipload.common import Meter, free_udp_tcp_port, say, settle  # noqa: E402
 from sipload.procs import Hub, Sipp, Worker, prepare  # noqa: E402
@@ -144,6 +144,14 @@ class WorkersRun(Run):
                 w.stop()
 
 
+def added_delay(row: dict[str, Any], base: dict[str, Any] | None) -> float | None:
+    """The bridge's share of the delay: the agents' p50 less the same run's baseline p50 (the probes'
+    tone onsets through sipp's echo: the clocks, the pacing and the onset detector's own error)."""
+    if row.get("delay_ms_p50") is None:
+        return None
+    return row["delay_ms_p50"] - ((base["delay_ms_p50"] or 0.0) if base else 0.0)
+
+
 def show(row: dict[str, Any], base: dict[str, Any] | None) -> None:
     r = row
     line = (f"K={r['workers']:2d} lanes={r.get('lanes', 1)} N={r['n']:3d} bridged {r['bridged']:3d} sipp ok/failed {r['sipp_ok']}/{r['sipp_failed']}"
@@ -156,9 +164,11 @@ def show(row: dict[str, Any], base: dict[str, Any] | None) -> None:
             f" load1 {r['load1']:.1f} {'held' if r['held'] else 'NOT held'}")
     if base is not None:
         line += (f" | baseline N={base['n']} ok {base['sipp_ok']} lost {base['frames_lost'] * 100:.2f}%"
+                 f" delay p50 {f(base['delay_ms_p50'], '.1f')} ms"
                  f" cpu {base['uas_ms_per_call_s']:.2f} ms/s/call; ratio calls"
                  f" {f(ratio(r['bridged'], base['sipp_ok']), '.2f')}, cpu/call"
-                 f" {f(ratio(r['worker_ms_per_call_s'], base['uas_ms_per_call_s']), '.0f')}")
+                 f" {f(ratio(r['worker_ms_per_call_s'], base['uas_ms_per_call_s']), '.0f')};"
+                 f" added delay p50 {f(added_delay(r, base), '.1f')} ms")
     print(line, flush=True)
     for e in (r.get("sipp_errors", []) + r.get("bot_problems", []) + r.get("call_problems", []))[:4]:
         print(f"     ! {e[:240]}", flush=True)
@@ -229,6 +239,14 @@ def main(argv: list[str] | None = None) -> int:
               f" {r['worker_ms_per_call_s']:14.1f}"
               f" {r['linked_share'] * 100:11.0f}% {f(ratio(held, b['sipp_ok'] if b else None), '.2f'):>18}"
               f" {f(ratio(r['worker_ms_per_call_s'], b['uas_ms_per_call_s'] if b else None), '.0f'):>11}")
+    for r in rows:
+        k, b = r["workers"], r["baseline"]
+        held = r["bridged"] if r["held"] else 0
+        added = added_delay(r, b)
+        print(f"goals K={k}: calls held>={GOAL_ONE_WORKER * k} {'met' if held >= GOAL_ONE_WORKER * k else 'MISSED'}"
+              f" ({held}), added delay p50<{GOAL_DELAY_MS:g} ms"
+              f" {'met' if added is not None and added < GOAL_DELAY_MS else 'MISSED'} ({f(added, '.1f')} ms"
+              f"{'' if b else ', no baseline: the whole delay'})")
     print(json.dumps({"rows": rows}, separators=(",", ":"), default=str), flush=True)
     return 0
 
