@@ -1,8 +1,8 @@
 """Bridged SIP calls per media worker: sipp callers with G.711 audio, bot agents answering.
 
-    python load/bench_sip.py                 # ramp 10, 20, 30, 40, 50, 60 calls, one media worker
+    python load/bench_sip.py                 # ramp 10, 20, 30 calls, one media worker (8 SIP lanes: 32 calls)
     python load/bench_sip.py --quick         # smoke run: 4 calls
-    python load/bench_sip.py --workers 2     # two media workers, ramp 20, 40, 60, 80
+    python load/bench_sip.py --workers 2     # two media workers, ramp 20, 40, 60
     python load/bench_sip.py --hub-load      # the ramp again with the websocket load on the hub
 
 World (all on loopback): a hub (`unidesk serve`, SQLite) with the demo
@@ -133,7 +133,7 @@ class Run:
             # the first worker (capacity = the group) and the second group lands on the second.
             for g, (queue, count, people) in enumerate(groups):
                 w = Worker(hub, f"s{s}w{g + 1}", free_udp_tcp_port(), count if workers == 2 else 200,
-                           self.logs / f"worker-s{s}w{g + 1}.log")
+                           self.logs / f"worker-s{s}w{g + 1}.log", lanes=args.lanes)
                 ws.append(w)
                 w.wait_registered()
                 start_bots(ctx, hub.url, people, bots)
@@ -408,9 +408,10 @@ def ratio(a: float | None, b: float | None) -> float | None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smoke run: 4 calls, 4 s held, one pass")
-    ap.add_argument("--steps", default=None, help="concurrent calls to ramp through (default 10,...,60; "
-                                                  "20,...,80 with --workers 2)")
+    ap.add_argument("--steps", default=None, help="concurrent calls to ramp through (default 10,20,30; "
+                                                  "20,40,60 with --workers 2)")
     ap.add_argument("--workers", type=int, choices=(1, 2), default=1)
+    ap.add_argument("--lanes", type=int, default=8, help="SIP lanes per worker, 4 calls each (default 8: 32 calls)")
     ap.add_argument("--rate", type=float, default=5.0, help="calls placed per second (default 5)")
     ap.add_argument("--hold", type=float, default=10.0, help="seconds all calls are bridged and measured")
     ap.add_argument("--hub-load", action="store_true", help="then run the ramp again with the websocket load")
@@ -434,7 +435,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.steps:
         steps = [int(x) for x in args.steps.split(",")]
     else:
-        steps = [20, 40, 60, 80] if args.workers == 2 else [10, 20, 30, 40, 50, 60]
+        top = 4 * args.lanes * args.workers  # what the workers' lanes hold (PJSUA_MAX_CALLS 4 each)
+        steps = [n for n in ([20, 40, 60] if args.workers == 2 else [10, 20, 30]) if n <= top] or [top]
     if args.json:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the JSON line goes to the real stdout below
     real_stdout = sys.__stdout__
@@ -533,9 +535,12 @@ def main(argv: list[str] | None = None) -> int:
                   f" ramped past {base['n']}), cpu per call {f(c['cpu_per_call_ratio'], '.1f')},"
                   f" delay p50 {f(c['delay_p50_ratio'], '.1f')}")
         want = GOAL_TWO_WORKERS if args.workers == 2 else GOAL_ONE_WORKER
+        # The bridge's share: the agents' p50 less the baseline's (the onset detector's own error).
         delay = u["delay_ms_p50"] if u else None
+        if delay is not None and base is not None and base["delay_ms_p50"] is not None:
+            delay -= base["delay_ms_p50"]
         goals[key] = {f"calls_held>={want}": summary[key]["held"] >= want,
-                      f"delay_p50<{GOAL_DELAY_MS:g}ms": delay is not None and delay < GOAL_DELAY_MS}
+                      f"added_delay_p50<{GOAL_DELAY_MS:g}ms": delay is not None and delay < GOAL_DELAY_MS}
         print(f"goals {key}: " + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in goals[key].items()))
     out = {
         "load": {"steps": steps, "workers": args.workers, "rate": args.rate, "hold_s": args.hold,
