@@ -446,7 +446,8 @@ class MediaEngine:
             for samples in decoder.decode(payload):
                 push(samples)
 
-        return DirectReceiver(session.pc.getTransceivers()[0].receiver, payload_type, on_payload)
+        return DirectReceiver(session.pc.getTransceivers()[0].receiver, payload_type, on_payload,
+                              f"session {session.id}")
 
     async def _lost(self, session: _Session, reason: str) -> None:
         if session.closing:

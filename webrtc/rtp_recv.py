@@ -94,8 +94,9 @@ class DirectReceiver:
     """Hands a receiver's G.711 payloads to `on_payload(payload)` as they arrive (see module doc)."""
 
     def __init__(self, receiver: RTCRtpReceiver, payload_type: int,
-                 on_payload: Callable[[bytes], None]) -> None:
+                 on_payload: Callable[[bytes], None], name: str = "") -> None:
         self.receiver = receiver
+        self.name = name
         self.payload_type = payload_type
         self._on_payload = on_payload
         self._last_seq: dict[int, int] = {}
@@ -179,6 +180,8 @@ class DirectReceiver:
             self._last_seq.clear()  # a peer that keeps changing SSRC: only the latest ones matter
         self._last_seq[ssrc] = seq
         self._count(ssrc, seq, ts)
+        if not self.received:
+            log.info("%s: payload type %d taken off the datagram (direct path)", self.name, pt)
         self.received += 1
         self._on_payload(payload)
 

@@ -78,8 +78,12 @@ def heard(m: dict, freq: float) -> bool:
     )
 
 
+DIRECT = "taken off the datagram (direct path)"
+
+
 def test_headset_check_both_ways(hub, media_worker, launch_browser, tone_wav):
     force(hub, "agent5", "logged-out")
+    direct_before = media_worker.log().count(DIRECT)
     d = Desktop(launch_browser(mic=tone_wav(440)), hub, "agent5")
     try:
         d.phone_ready()
@@ -101,6 +105,8 @@ def test_headset_check_both_ways(hub, media_worker, launch_browser, tone_wav):
             arg=[440, TOLERANCE_HZ],
             timeout=10_000,
         )
+        # Chromium's PCMU (header extensions and all) took the worker's direct receive path.
+        assert media_worker.log().count(DIRECT) > direct_before
         page.click("#test-stop")
         expect(page.locator("#test-stop")).to_be_hidden()
         expect(check).to_have_text("")
