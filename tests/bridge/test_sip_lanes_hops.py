@@ -174,3 +174,62 @@ async def test_tcp_callers_past_lane0s_four_are_spread_and_hang_up_from_both_sid
         if waits is not None:
             waits.cancel()
         await rig.stop()
+
+
+def test_an_ipv6_address_is_refused_with_the_reason() -> None:
+    """The PyPI pjsua2 is built without IPv6 (pj_dump_config: PJ_HAS_IPV6 0): pjsua's assertion on IPv6 media
+    would abort the worker. The bridge says so at construction, naming the address."""
+    from bridge.events import SipError
+    from bridge.ua import SipBridge
+    from webrtc.engine import MediaEngine
+
+    for host in ("::1", "::"):
+        with pytest.raises(SipError, match=re.escape(f"IPv6 address {host!r}") + ".*PJ_HAS_IPV6"):
+            SipBridge(MediaEngine(), host=host, port=free_udp_port(), on_event=lambda e: None, lanes=2)
+
+
+async def test_tls_callers_are_spread_and_hang_up_from_both_sides_over_their_connections(tmp_path: Path) -> None:
+    from tests.sip_peers import Baresip, ended, hears, self_signed
+
+    from .test_sip_lanes import OUR_HZ
+
+    cert, key = self_signed(tmp_path)
+    both = tmp_path / "cert-and-key.pem"  # the phones take TLS connections with it (lane 0's own BYE)
+    both.write_bytes(cert.read_bytes() + key.read_bytes())
+    port, lane_port, tls_port = free_udp_port(), free_udp_port(), free_udp_port()
+    rig = await start_rig(port, lane_port, 2, options=("--tls-port", str(tls_port), "--tls-cert", str(cert),
+                                                       "--tls-key", str(key)))
+    uri = f"sip:support@127.0.0.1:{tls_port};transport=tls"
+    phones = [Baresip(tmp_path / f"phone{i}", CALLER_HZ, certificate=both) for i in range(3)]
+    try:
+        # First call: lane 0. Second: lane 1, and the phone hangs up itself (its BYE over its TLS connection,
+        # through lane 0, to lane 1). Third: lane 1 again (lane 1 has the most free slots once more).
+        phones[0].call(uri, 40)
+        offers = await rig.expect("offer")
+        phones[1].call(uri, 8)
+        offers += await rig.expect("offer")
+        assert await asyncio.to_thread(hears, phones[1], OUR_HZ), phones[1].output()[-2000:]
+        (gone,) = await rig.expect("ended", timeout=20)
+        assert (gone["ended"], gone["code"], gone["by"]) == (offers[1]["offer"], 200, "remote"), gone
+        phones[2].call(uri, 40)
+        offers += await rig.expect("offer")
+        assert [o["lane"] for o in offers] == [0, 1, 1], offers
+        assert all(o["transport"] == "tls" for o in offers), offers
+        while sum("heard" in m for m in rig.seen) < 3:  # some came while we waited for others
+            await rig.expect("heard")
+        heard = [m for m in rig.seen if "heard" in m]
+        assert len(heard) == 3 and all(h["caller_tone"] for h in heard), heard
+        for phone in (phones[0], phones[2]):
+            assert await asyncio.to_thread(hears, phone, OUR_HZ), phone.output()[-2000:]
+
+        # Our BYEs: lane 0's straight to its phone, lane 1's through lane 0 over the phone's TLS connection.
+        assert rig.proc.stdin is not None
+        rig.proc.stdin.write(b"hangup\n")
+        by_us = await rig.expect("ended", 2)
+        assert all((e["code"], e["by"]) == (200, "local") for e in by_us), by_us
+        for phone in (phones[0], phones[2]):
+            assert await asyncio.to_thread(ended, phone), phone.output()[-2000:]
+    finally:
+        for phone in phones:
+            phone.stop()
+        await rig.stop()
