@@ -2,7 +2,7 @@
 
 Callers (carriers, trunks, phones) know one SIP port: lane 0's. A pjsip
 module in lane 0 (priority 15, before the transaction layer) looks at every
-UDP request there and decides which lane owns it:
+request there (UDP, TCP, TLS) and decides which lane owns it:
 
 * a request whose Request-URI carries `;ul=<k>` (k > 0): lane k. A lane
   k > 0 forces its Contact to `<sip:unidesk@public-address:port;ul=k>`, so
@@ -30,7 +30,27 @@ rest to the address that Via names (received / rport), again from the public
 port. Requests a lane sends itself (a BYE, an outbound INVITE) leave from the
 lane's own port; their answers come back there (the lane's Via).
 
-Only UDP is spread: SIP over TCP and TLS stay on lane 0 (four calls).
+Every hop keeps Max-Forwards (RFC 3261 §16.6 step 3: one less, 70 when
+absent); a request passed on that arrives with 0, and any new INVITE with 0
+(whichever lane it would go to), is answered 483 Too Many Hops by lane 0.
+
+TCP and TLS callers (one connection each, to lane 0's port of that
+transport) are spread too. The lanes listen on UDP only, so lane 0 passes
+their requests on over UDP like the others and keeps what it needs to reach
+the caller again in the messages themselves, not in a table: its Via on a
+request passed to a lane carries the caller's flow (`uflow=tcp-<ip>-<port>`,
+bridge/hop.py), which the lane's responses bring back; and the caller's
+INVITE gets two Record-Route entries (RFC 5658): `<sip:udp-face;lr;
+uflow=lane>` for the lane's side, `<sip:tcp-face;transport=tcp;lr;
+uflow=...>` for the caller's. The caller then sends its ACK, BYE, ... over
+its connection with both Routes (lane 0 takes its own off, §16.4, and goes
+by the `;ul=k` Request-URI); a lane sends its BYE to lane 0's UDP port with
+both, and lane 0 relays it to the flow in the second (only when it comes
+from a lane's address), over the caller's connection, with its own Via of
+that transport on top: the caller's answer comes back over the connection
+and lane 0 hands it to the lane by the Via below. pjsip's transport manager
+(`pjsip_endpt_send_raw` to a TCP/TLS address) picks the open connection to
+the caller, else opens one.
 """
 
 from __future__ import annotations
