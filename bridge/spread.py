@@ -210,7 +210,7 @@ class Spreader(Module):
             # request in such a dialog goes to the caller's flow, named in the entry facing the caller.
             own = hop.pop_own_routes(lines)
             toward = next((v for v in (hop.param(e, FLOW_PARAM) for e in own) if v and v != "lane"), None)
-            if toward is not None and kind == "udp" and _address(remote) in self.targets.values():
+            if toward is not None and kind == "udp" and self._from_lane(remote):
                 return self._relay(rdata, method, lines, body, remote, Flow.parse(toward))
             lane: int | None = None
             new_invite = method == "INVITE" and not _TAG.search(to)
@@ -241,6 +241,13 @@ class Spreader(Module):
         except Exception:  # never let an exception cross into pjsip; the request stays on lane 0
             log.exception("passing a request on to a lane failed")
             return PJ_FALSE
+
+    def _from_lane(self, remote: str) -> bool:
+        """Whether a message came from a lane's port: on the address lane 0 reaches it at, or on lane 0's
+        own (a lane bound to every address sends to our Route, the public address, from there)."""
+        ip, port = _address(remote)
+        own = _address(self.sent_by)[0]
+        return any(port == p and ip in (host, own) for host, p in self.targets.values())
 
     def _too_many_hops(self, rdata: int, method: str) -> int:
         """RFC 3261 §16.3 step 3: a request that reached us with Max-Forwards 0 is not passed on: 483
