@@ -14,8 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from .peers import free_udp_port, rtp_base, run_sipp, tone_pcap, uac_playing
-from .test_sip_lanes import CALLER_HZ, start_rig
+from bridge.events import SipError
+from bridge.ua import SipBridge
+from tests.sip_peers import Baresip, ended, hears, self_signed
+from webrtc.engine import MediaEngine
+
+from .peers import free_udp_port, invite, rtp_base, run_sipp, tone_pcap, uac_playing
+from .test_sip_lanes import CALLER_HZ, OUR_HZ, start_rig
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -84,7 +89,6 @@ def uac_routed(pcap: str, our_bye: bool) -> str:
     """A sipp UAC scenario that follows the dialog's route set (RFC 3261 §12.2.1.1: ACK and BYE to the
     Contact, through the Record-Route): INVITE, ACK, play `pcap`; then hang up after `-d`, or wait for
     our BYE and answer it."""
-    from .peers import invite
 
     def request(method: str, cseq: int) -> str:
         return f"""  <send{' retrans="500"' if method == 'BYE' else ''}>
@@ -179,20 +183,12 @@ async def test_tcp_callers_past_lane0s_four_are_spread_and_hang_up_from_both_sid
 def test_an_ipv6_address_is_refused_with_the_reason() -> None:
     """The PyPI pjsua2 is built without IPv6 (pj_dump_config: PJ_HAS_IPV6 0): pjsua's assertion on IPv6 media
     would abort the worker. The bridge says so at construction, naming the address."""
-    from bridge.events import SipError
-    from bridge.ua import SipBridge
-    from webrtc.engine import MediaEngine
-
     for host in ("::1", "::"):
         with pytest.raises(SipError, match=re.escape(f"IPv6 address {host!r}") + ".*PJ_HAS_IPV6"):
             SipBridge(MediaEngine(), host=host, port=free_udp_port(), on_event=lambda e: None, lanes=2)
 
 
 async def test_tls_callers_are_spread_and_hang_up_from_both_sides_over_their_connections(tmp_path: Path) -> None:
-    from tests.sip_peers import Baresip, ended, hears, self_signed
-
-    from .test_sip_lanes import OUR_HZ
-
     cert, key = self_signed(tmp_path)
     both = tmp_path / "cert-and-key.pem"  # the phones take TLS connections with it (lane 0's own BYE)
     both.write_bytes(cert.read_bytes() + key.read_bytes())
