@@ -472,10 +472,14 @@ class UserAgent:
         call.sip_id = ci.callIdString or header(message, "Call-ID", "i") or ""
         self.sip_ids.add(call.sip_id)
         remote = prm.rdata.srcAddress
-        if self.config.forwarder and remote == self.config.forwarder:
-            # Passed on by lane 0 (bridge/spread.py), which names the caller's address (and drops any a caller sent).
-            remote = header(message, SOURCE_HEADER) or remote
         transport = via_transport(message) or "udp"
+        if self.config.forwarder and remote == self.config.forwarder:
+            # Passed on by lane 0 (bridge/spread.py), which names the caller's address and, for a TCP or TLS
+            # caller, its transport (and drops any such header a caller sent).
+            source = header(message, SOURCE_HEADER)
+            if source:
+                remote, _, kind = source.partition(";transport=")
+                transport = kind.strip() or transport
         if transport == "udp" and content_length_mismatch(message):
             # Never offered to the owner; the loop ignores the CallEnded of an unknown call.
             log.info("INVITE from %s: body shorter than Content-Length, 400", remote)

@@ -2,7 +2,7 @@
 
 Callers (carriers, trunks, phones) know one SIP port: lane 0's. A pjsip
 module in lane 0 (priority 15, before the transaction layer) looks at every
-UDP request there and decides which lane owns it:
+request there (UDP, TCP, TLS) and decides which lane owns it:
 
 * a request whose Request-URI carries `;ul=<k>` (k > 0): lane k. A lane
   k > 0 forces its Contact to `<sip:unidesk@public-address:port;ul=k>`, so
@@ -30,7 +30,27 @@ rest to the address that Via names (received / rport), again from the public
 port. Requests a lane sends itself (a BYE, an outbound INVITE) leave from the
 lane's own port; their answers come back there (the lane's Via).
 
-Only UDP is spread: SIP over TCP and TLS stay on lane 0 (four calls).
+Every hop keeps Max-Forwards (RFC 3261 §16.6 step 3: one less, 70 when
+absent); a request passed on that arrives with 0, and any new INVITE with 0
+(whichever lane it would go to), is answered 483 Too Many Hops by lane 0.
+
+TCP and TLS callers (one connection each, to lane 0's port of that
+transport) are spread too. The lanes listen on UDP only, so lane 0 passes
+their requests on over UDP like the others and keeps what it needs to reach
+the caller again in the messages themselves, not in a table: its Via on a
+request passed to a lane carries the caller's flow (`uflow=tcp-<ip>-<port>`,
+bridge/hop.py), which the lane's responses bring back; and the caller's
+INVITE gets two Record-Route entries (RFC 5658): `<sip:udp-face;lr;
+uflow=lane>` for the lane's side, `<sip:tcp-face;transport=tcp;lr;
+uflow=...>` for the caller's. The caller then sends its ACK, BYE, ... over
+its connection with both Routes (lane 0 takes its own off, §16.4, and goes
+by the `;ul=k` Request-URI); a lane sends its BYE to lane 0's UDP port with
+both, and lane 0 relays it to the flow in the second (only when it comes
+from a lane's address), over the caller's connection, with its own Via of
+that transport on top: the caller's answer comes back over the connection
+and lane 0 hands it to the lane by the Via below. pjsip's transport manager
+(`pjsip_endpt_send_raw` to a TCP/TLS address) picks the open connection to
+the caller, else opens one.
 """
 
 from __future__ import annotations
@@ -43,7 +63,10 @@ import re
 import time
 from typing import TYPE_CHECKING
 
-from .pjmodule import PJ_FALSE, PJ_TRUE, Module, _lib, _pjstr, _RxCallback, find_layout
+from . import hop
+from .hop import FLOW_PARAM, Flow, HopError
+from .pjmodule import PJ_FALSE, PJ_TRUE, Module, _lib, _pjstr, _RxCallback, find_layout, respond
+from .registrar import Reply
 
 if TYPE_CHECKING:
     from .agent import UserAgent
@@ -62,7 +85,9 @@ PENDING_SECONDS = 2.0
 # that a retransmission is not passed to another lane; a flood refused on lane 0 leaves little behind.
 LANE0_SECONDS = 32.0
 MAX_AFFINITY = 100_000
-PJSIP_TRANSPORT_UDP, PJSIP_TRANSPORT_UDP6 = 1, 1 | 128  # pjsip_transport_type_e (| PJSIP_TRANSPORT_IPV6)
+# pjsip_transport_type_e: UDP 1, TCP 2, TLS 3; | PJSIP_TRANSPORT_IPV6 (128) for the IPv6 ones.
+TRANSPORT_TYPE = {"udp": 1, "tcp": 2, "tls": 3}
+PJSIP_TRANSPORT_IPV6 = 128
 
 c_void_p, c_int = ctypes.c_void_p, ctypes.c_int
 _lib.pjsip_endpt_send_raw.argtypes = [c_void_p, c_int, c_void_p, c_void_p, ctypes.c_size_t, c_void_p, c_int,
@@ -75,38 +100,7 @@ _lib.pj_sockaddr_get_len.restype = c_int
 
 _REQUEST = re.compile(r"^([A-Za-z]+) (\S+) SIP/2\.0$")
 _LANE = re.compile(r";\s*ul=(\d+)", re.IGNORECASE)
-_HEADER = re.compile(r"^([A-Za-z0-9.!%*_+`'~-]+)\s*:\s*(.*)$")
 _TAG = re.compile(r";\s*tag\s*=", re.IGNORECASE)
-_SENT_BY = re.compile(r"^SIP\s*/\s*2\.0\s*/\s*\w+\s+(\[[^\]]+\]|[^;:\s]+)(?::(\d+))?", re.IGNORECASE)
-
-
-def _param(via: str, name: str) -> str | None:
-    m = re.search(rf";\s*{name}(?:\s*=\s*([^;,\s]*))?", via, re.IGNORECASE)
-    if m is None:
-        return None
-    return m.group(1) or ""
-
-
-def _split(text: str) -> tuple[list[str], str]:
-    """Header lines (folded lines joined) and the body (untouched) of a message."""
-    m = re.search(r"\r?\n\r?\n", text)
-    head, body = (text[: m.start()], text[m.end():]) if m else (text, "")
-    lines: list[str] = []
-    for line in re.split(r"\r?\n", head):
-        if line[:1] in (" ", "\t") and lines:
-            lines[-1] += " " + line.strip()
-        else:
-            lines.append(line)
-    return lines, body
-
-
-def _join(lines: list[str], body: str) -> bytes:
-    return ("\r\n".join(lines) + "\r\n\r\n" + body).encode("utf-8", "surrogateescape")
-
-
-def _name(line: str) -> tuple[str, str] | None:
-    m = _HEADER.match(line)
-    return (m.group(1).lower(), m.group(2)) if m else None
 
 
 def _address(remote: str) -> tuple[str, int]:
@@ -126,8 +120,11 @@ class Spreader(Module):
         self.affinity: dict[str, tuple[int, float, float]] = {}
         # INVITEs passed on in the last PENDING_SECONDS: Call-ID → (lane, when).
         self.pending: dict[str, tuple[int, float]] = {}
+        # Lane 0's address per transport (`udp`, `tcp`, `tls`: its transports' sent-by, host:port).
+        self.faces: dict[str, str] = {}
         self.sent_by = ""
         self.passed = 0
+        self.too_many_hops = 0
         self._swept = 0.0
         self._res = _RxCallback(self._on_rx_response)
         self.module.on_rx_response = ctypes.cast(self._res, c_void_p).value
@@ -138,9 +135,10 @@ class Spreader(Module):
         assert ep is not None
         for tid in ep.transportEnum():
             info = ep.transportGetInfo(tid)
-            if info.typeName.upper() == "UDP":
-                self.sent_by = info.localName
-                break
+            kind = info.typeName.lower().rstrip("6")
+            if kind in hop.KINDS and kind not in self.faces:
+                self.faces[kind] = info.localName
+        self.sent_by = self.faces.get("udp", "")
         if not self.sent_by:
             raise RuntimeError("lanes need a UDP transport on lane 0")
         super().register()
@@ -187,36 +185,44 @@ class Spreader(Module):
             if text is None or not self.targets:
                 return PJ_FALSE
             assert self.layout is not None
-            lines, body = _split(text)
+            lines, body = hop.split(text)
             m = _REQUEST.match(lines[0])
             if m is None:
                 return PJ_FALSE
             method, ruri = m.group(1).upper(), m.group(2)
-            call_id, to, top_via = "", "", None
-            for i, line in enumerate(lines[1:], 1):
-                h = _name(line)
-                if h is None:
-                    continue
-                if h[0] in ("call-id", "i"):
+            call_id, to = "", ""
+            for line in lines[1:]:
+                h = hop.name_of(line)
+                if h is not None and h[0] in ("call-id", "i") and not call_id:
                     call_id = h[1].strip()
-                elif h[0] in ("to", "t"):
+                elif h is not None and h[0] in ("to", "t") and not to:
                     to = h[1]
-                elif h[0] in ("via", "v") and top_via is None:
-                    top_via = i
-            if top_via is None or not call_id:
+            vias = hop.find(lines, "via", "v")
+            remote = self.layout.remote(rdata) or ""
+            if not vias or not call_id or not remote:
                 return PJ_FALSE
-            via = lines[top_via].split(":", 1)[1].split(",", 1)[0]
-            if not re.match(r"\s*SIP\s*/\s*2\.0\s*/\s*UDP\b", via, re.IGNORECASE):
-                return PJ_FALSE  # TCP and TLS stay on lane 0
+            kind = hop.via_kind(lines[vias[0]].partition(":")[2].split(",", 1)[0])
+            if kind not in hop.KINDS:
+                return PJ_FALSE
             now = time.monotonic()
             self._sweep(now)
+            # RFC 3261 §16.4: our own Route entries (a TCP or TLS caller's dialog) come off first. A lane's
+            # request in such a dialog goes to the caller's flow, named in the entry facing the caller.
+            own = hop.pop_own_routes(lines)
+            toward = next((v for v in (hop.param(e, FLOW_PARAM) for e in own) if v and v != "lane"), None)
+            if toward is not None and kind == "udp" and self._from_lane(remote):
+                return self._relay(rdata, method, lines, body, remote, Flow.parse(toward))
             lane: int | None = None
+            new_invite = method == "INVITE" and not _TAG.search(to)
             tagged = _LANE.search(ruri.split("?", 1)[0])
             if tagged is not None:
                 lane = int(tagged.group(1))
             elif call_id in self.affinity:
                 lane = self.affinity[call_id][0]
-            elif method == "INVITE" and not _TAG.search(to):
+            elif new_invite:
+                if hop.max_forwards(lines) == 0:
+                    # Whichever lane would take it: the caller's answer does not depend on the load.
+                    return self._too_many_hops(rdata, method)
                 lane = self.choose(now)
                 self.affinity[call_id] = (lane, now, now)
                 if lane:
@@ -228,89 +234,137 @@ class Spreader(Module):
             if call_id in self.affinity:
                 first = self.affinity[call_id][1]
                 self.affinity[call_id] = (lane, first, now)
-            remote = self.layout.remote(rdata) or ""
-            if not remote:
-                return PJ_FALSE
-            self._forward(lines, body, top_via, remote, lane)
-            return PJ_TRUE
+            return self._forward(rdata, method, lines, body, remote, kind, lane, new_invite)
+        except HopError as exc:
+            log.info("request not passed on to a lane: %s", exc)  # lane 0 (pjsip) answers it as it is
+            return PJ_FALSE
         except Exception:  # never let an exception cross into pjsip; the request stays on lane 0
             log.exception("passing a request on to a lane failed")
             return PJ_FALSE
 
-    def _forward(self, lines: list[str], body: str, top_via: int, remote: str, lane: int) -> None:
+    def _from_lane(self, remote: str) -> bool:
+        """Whether a message came from a lane's port: on the address lane 0 reaches it at, or on lane 0's
+        own (a lane bound to every address sends to our Route, the public address, from there)."""
         ip, port = _address(remote)
-        name, _, value = lines[top_via].partition(":")
-        first, comma, rest = value.partition(",")
-        branch_of = first.strip()
-        stamped = re.sub(r";\s*(received|rport)(\s*=\s*[^;,\s]*)?", "", first.rstrip(), flags=re.IGNORECASE)
-        stamped += f";received={ip}"
-        if _param(first, "rport") is not None:
-            stamped += f";rport={port}"
-        lines[top_via] = f"{name}:{stamped}{comma}{rest}"
+        own = _address(self.sent_by)[0]
+        return any(port == p and ip in (host, own) for host, p in self.targets.values())
+
+    def _too_many_hops(self, rdata: int, method: str) -> int:
+        """RFC 3261 §16.3 step 3: a request that reached us with Max-Forwards 0 is not passed on: 483
+        (an ACK is dropped: it is never answered)."""
+        self.too_many_hops += 1
+        if method != "ACK":
+            assert self.endpt is not None
+            status = respond(self.endpt, rdata, Reply(483, "Too Many Hops", ()))
+            if status != 0:
+                log.info("could not answer 483 (status %s)", status)
+        return PJ_TRUE
+
+    def _forward(self, rdata: int, method: str, lines: list[str], body: str, remote: str, kind: str, lane: int,
+                 new_invite: bool) -> int:
+        """Pass a caller's request to `lane` over UDP. A TCP or TLS caller's flow rides in our Via (for the
+        lane's responses) and, on its INVITE, in a Record-Route (for the lane's requests in the dialog)."""
+        if hop.max_forwards(lines) == 0:
+            return self._too_many_hops(rdata, method)
+        ip, port = _address(remote)
+        lines = hop.drop(lines, SOURCE_HEADER)
+        hop.decrement_max_forwards(lines)  # RFC 3261 §16.6 step 3
+        top = hop.find(lines, "via", "v")[0]
+        branch_of = hop.stamp_via(lines, top, ip, port)
         digest = hashlib.sha1(f"{lane}|{branch_of}".encode()).hexdigest()[:20]
-        own = [f"Via: SIP/2.0/UDP {self.sent_by};rport;branch={BRANCH_PREFIX}{digest}", f"{SOURCE_HEADER}: {remote}"]
-        kept = [lines[0]] + [x for x in lines[1:top_via] if (_name(x) or ("",))[0] != SOURCE_HEADER.lower()]
-        tail = [x for x in lines[top_via:] if (_name(x) or ("",))[0] != SOURCE_HEADER.lower()]
-        self._send(_join(kept + own + tail, body), *self.targets[lane])
+        via = f"Via: SIP/2.0/UDP {self.sent_by};rport;branch={BRANCH_PREFIX}{digest}"
+        source = f"{SOURCE_HEADER}: {remote}"
+        if kind != "udp":
+            token = Flow.of(kind, remote).token()
+            via += f";{FLOW_PARAM}={token}"
+            source += f";transport={kind}"
+            if new_invite:
+                # RFC 3261 §16.6 step 4, RFC 5658 (two entries: one per side): the top one faces the lane
+                # (the lane's requests come to our UDP port), the next faces the caller (its requests come
+                # over its connection, TCP or TLS, to our port of that transport).
+                face = self.faces.get(kind, self.sent_by)
+                lines.insert(1, f"Record-Route: <sip:{self.sent_by};lr;{FLOW_PARAM}=lane>, "
+                                f"<sip:{face};transport={kind};lr;{FLOW_PARAM}={token}>")
+                top += 1
+        lines[top:top] = [via, source]
+        self._send(hop.join(lines, body), Flow("udp", *self.targets[lane]))
         self.passed += 1
+        return PJ_TRUE
+
+    def _relay(self, rdata: int, method: str, lines: list[str], body: str, remote: str, flow: Flow) -> int:
+        """Pass a lane's request in a TCP or TLS caller's dialog (a BYE, a re-INVITE) to the caller's flow,
+        with our Via of that transport on top: the caller answers over its connection, to us."""
+        if hop.max_forwards(lines) == 0:
+            return self._too_many_hops(rdata, method)
+        ip, port = _address(remote)
+        lines = hop.drop(lines, SOURCE_HEADER)
+        hop.decrement_max_forwards(lines)
+        top = hop.find(lines, "via", "v")[0]
+        branch_of = hop.stamp_via(lines, top, ip, port)
+        digest = hashlib.sha1(f"c|{branch_of}".encode()).hexdigest()[:20]
+        face = self.faces.get(flow.kind, self.sent_by)
+        lines.insert(top, f"Via: SIP/2.0/{flow.kind.upper()} {face};rport;branch={BRANCH_PREFIX}{digest}")
+        self._send(hop.join(lines, body), flow)
+        self.passed += 1
+        return PJ_TRUE
 
     def _on_rx_response(self, rdata: int) -> int:
         try:
             text = self._text(rdata, False)
             if text is None:
                 return PJ_FALSE
-            lines, body = _split(text)
-            vias = [i for i, line in enumerate(lines) if (_name(line) or ("",))[0] in ("via", "v")]
+            lines, body = hop.split(text)
+            vias = hop.find(lines, "via", "v")
             if not vias:
                 return PJ_FALSE
-            top = vias[0]
-            name, _, value = lines[top].partition(":")
-            first, comma, rest = value.partition(",")
-            if BRANCH_PREFIX.lower() not in (_param(first, "branch") or "").lower():
+            top = lines[vias[0]].partition(":")[2].split(",", 1)[0]
+            if BRANCH_PREFIX.lower() not in (hop.param(top, "branch") or "").lower():
                 return PJ_FALSE  # an answer to lane 0's own request
-            if comma:
-                lines[top] = f"{name}:{rest}"
-                nxt = rest.split(",", 1)[0]
+            popped = hop.pop_via(lines)
+            if popped is None:
+                return PJ_TRUE  # nobody to pass it to: dropped
+            own, nxt = popped
+            token = hop.param(own, FLOW_PARAM)
+            if token:
+                flow = Flow.parse(token)  # a TCP or TLS caller's connection
             else:
-                del lines[top]
-                if len(vias) < 2:
-                    return PJ_TRUE  # nobody to pass it to: dropped
-                nxt = lines[vias[1] - 1].partition(":")[2].split(",", 1)[0]
-            m = _SENT_BY.match(nxt.strip())
-            if m is None:
-                return PJ_TRUE
-            host = _param(nxt, "received") or m.group(1).strip("[]")
-            rport = _param(nxt, "rport")
-            port = int(rport) if rport else int(m.group(2) or 5060)
+                address = hop.via_address(nxt)
+                if address is None:
+                    return PJ_TRUE
+                flow = Flow(hop.via_kind(nxt) or "udp", *address)
             for line in lines[1:]:
-                h = _name(line)
+                h = hop.name_of(line)
                 if h is not None and h[0] in ("call-id", "i") and h[1].strip() in self.affinity:
                     lane, first_at, _ = self.affinity[h[1].strip()]
                     self.affinity[h[1].strip()] = (lane, first_at, time.monotonic())
-            self._send(_join(lines, body), host, port)
+            self._send(hop.join(lines, body), flow)
             return PJ_TRUE
         except Exception:  # never let an exception cross into pjsip
             log.exception("passing a response back from a lane failed")
             return PJ_FALSE
 
-    def _send(self, data: bytes, host: str, port: int) -> None:
+    def _send(self, data: bytes, flow: Flow) -> None:
+        """Send from lane 0's transport of the flow's kind; over TCP and TLS, pjsip's transport manager
+        picks the open connection to that address (the caller's), else opens one."""
         try:
-            ip = ipaddress.ip_address(host)
-        except ValueError:
-            log.info("cannot pass a message to %r (not an address)", host)
+            ip = ipaddress.ip_address(flow.host)
+            kind = TRANSPORT_TYPE[flow.kind]
+        except (ValueError, KeyError):
+            log.info("cannot pass a message to %r over %r", flow.host, flow.kind)
             return
         keep: list[object] = []
         addr = ctypes.create_string_buffer(64)
         h = _pjstr(str(ip).encode(), keep)
         family = 10 if ip.version == 6 else 2  # pj_AF_INET6() / pj_AF_INET() on Linux
-        if _lib.pj_sockaddr_init(family, addr, ctypes.byref(h), port) != 0:
+        if _lib.pj_sockaddr_init(family, addr, ctypes.byref(h), flow.port) != 0:
             return
         buf = ctypes.create_string_buffer(data, len(data))
-        kind = PJSIP_TRANSPORT_UDP if ip.version == 4 else PJSIP_TRANSPORT_UDP6
+        if ip.version == 6:
+            kind |= PJSIP_TRANSPORT_IPV6
         status = _lib.pjsip_endpt_send_raw(self.endpt, kind, None, buf, len(data), addr,
                                            _lib.pj_sockaddr_get_len(addr), None, None)
         if status not in (0, 70002):  # PJ_SUCCESS, PJ_EPENDING
-            log.info("could not pass a message on to %s:%s (status %s)", host, port, status)
+            log.info("could not pass a message on to %s (status %s)", flow, status)
 
     def _sweep(self, now: float) -> None:
         if now - self._swept < 1.0:

@@ -88,7 +88,12 @@ class SipBridge:
         if not 1 <= lanes <= 64:
             raise SipError(f"lanes {lanes}: 1 to 64")
         if lanes > 1 and "udp" not in transports:
-            raise SipError("lanes need SIP over UDP (only UDP calls are spread over lanes)")
+            raise SipError("lanes need SIP over UDP (lane 0 passes calls on to the lanes over UDP)")
+        if ":" in host:
+            # pjsip opens IPv6 SIP transports, but the PyPI wheel is built with PJ_HAS_IPV6 0: pjsua refuses
+            # IPv6 media (an assertion in pjsua_acc_add aborts the process), so no call could carry audio.
+            raise SipError(f"SIP on the IPv6 address {host!r} needs a pjsua2 built with IPv6 (PJ_HAS_IPV6); "
+                           "the PyPI wheel is not: listen on an IPv4 address")
         # Lane k > 0 listens on UDP lane_port + k - 1 (default: port + 10 on), RTP from rtp_port + 100 k.
         self._lanes = lanes
         self._lane_port = lane_port or port + 10

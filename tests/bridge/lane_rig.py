@@ -1,6 +1,7 @@
 """A SipBridge with lanes in a process of its own, driven over stdin/stdout (JSON lines).
 
-    python -m tests.bridge.lane_rig PORT LANE_PORT RTP_PORT LANES
+    python -m tests.bridge.lane_rig PORT LANE_PORT RTP_PORT LANES [--host H] [--transports udp,tcp]
+        [--tls-port P --tls-cert C --tls-key K] [--sip-log FILE]
 
 It answers every offered call at once, plays OUR_HZ into it and reports
 whether the caller's CALLER_HZ reached the call's leg (1 s judged after
@@ -13,8 +14,10 @@ fragile; one process per bridge is how the media worker runs them.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
+import logging
 import sys
 
 import numpy as np
@@ -35,7 +38,11 @@ def say(**what: object) -> None:
     sys.stdout.flush()
 
 
-async def main(port: int, lane_port: int, rtp_port: int, lanes: int) -> None:
+async def main(port: int, lane_port: int, rtp_port: int, lanes: int, opts: argparse.Namespace) -> None:
+    if opts.sip_log:  # pjsip's own log (level 5: every message sent and received), for tests that read it
+        handler = logging.FileHandler(opts.sip_log)
+        logging.getLogger("bridge.agent").addHandler(handler)
+        logging.getLogger("bridge.agent").setLevel(logging.DEBUG)
     engine = MediaEngine()
     bridge: SipBridge | None = None
     tasks: set[asyncio.Task[None]] = set()
@@ -60,7 +67,8 @@ async def main(port: int, lane_port: int, rtp_port: int, lanes: int) -> None:
         assert bridge is not None
         if isinstance(event, IncomingCall):
             lane = bridge.lane_of(event.call_id)
-            say(offer=event.call_id, lane=lane, remote=event.remote, to_user=event.to_user)
+            say(offer=event.call_id, lane=lane, remote=event.remote, to_user=event.to_user,
+                transport=event.transport)
             bridge.answer(event.call_id)
             engine.set_inputs(bridge.leg_id(event.call_id), [Input(source=ToneSource(OUR_HZ))])
             task = asyncio.get_running_loop().create_task(judge(event.call_id, lane))
@@ -71,8 +79,10 @@ async def main(port: int, lane_port: int, rtp_port: int, lanes: int) -> None:
         elif isinstance(event, CallEnded):
             say(ended=event.call_id, code=event.code, by=event.by)
 
-    bridge = SipBridge(engine, port=port, transports=("udp",), on_event=on_event, rtp_port=rtp_port,
-                       lanes=lanes, lane_port=lane_port)
+    bridge = SipBridge(engine, host=opts.host, port=port, transports=tuple(opts.transports.split(",")),
+                       on_event=on_event, rtp_port=rtp_port, lanes=lanes, lane_port=lane_port,
+                       tls_port=opts.tls_port, tls_cert=opts.tls_cert, tls_key=opts.tls_key,
+                       log_level=5 if opts.sip_log else 1)
     try:
         await bridge.start()
     except SipError as exc:
@@ -101,4 +111,13 @@ async def main(port: int, lane_port: int, rtp_port: int, lanes: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(*(int(x) for x in sys.argv[1:5])))
+    parser = argparse.ArgumentParser()
+    parser.add_argument("numbers", nargs=4, type=int, help="port lane_port rtp_port lanes")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--transports", default="udp")
+    parser.add_argument("--tls-port", type=int, default=0)
+    parser.add_argument("--tls-cert")
+    parser.add_argument("--tls-key")
+    parser.add_argument("--sip-log", help="a file for pjsip's log of every message")
+    args = parser.parse_args()
+    asyncio.run(main(*args.numbers, args))

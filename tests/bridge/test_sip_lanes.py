@@ -81,9 +81,9 @@ class Rig:
 
 
 async def start_rig(port: int, lane_port: int, lanes: int, env: dict[str, str] | None = None,
-                    ready: bool = True) -> Rig:
+                    ready: bool = True, options: tuple[str, ...] = ()) -> Rig:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.bridge.lane_rig", str(port), str(lane_port), str(rtp_base()), str(lanes),
+        sys.executable, "-m", "tests.bridge.lane_rig", str(port), str(lane_port), str(rtp_base()), str(lanes), *options,
         cwd=ROOT, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
     )
     rig = Rig(proc)
