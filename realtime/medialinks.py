@@ -178,7 +178,8 @@ class MediaLinks:
             return []
         return [*(P.MediaCommand(op="hear", session_id=leg, peers=[me]) for leg in far),
                 P.MediaCommand(op="hear", session_id=me, peers=[*(local or []), *far]),
-                P.MediaCommand(op="mute", session_id=me, on=False)]
+                # A leg it hears here directly was routed with its call's mute (kept: a muted agent stays so).
+                *([] if local else [P.MediaCommand(op="mute", session_id=me, on=False)])]
 
     async def rehome(self, tenant_id: int, agent_id: int, worker: str) -> None:
         """The agent's softphone was placed on `worker`, away from where its links end (it came back on another

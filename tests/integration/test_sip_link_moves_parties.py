@@ -12,7 +12,7 @@ from tests.integration.test_sip import available_bot, only
 from tests.integration.test_sip_link import link_lines, wait_for
 from tests.integration.test_sip_link_moves import Workers, end_call, media_links, reload
 from tests.integration.test_sip_link_parties import answered
-from tests.integration.test_sip_transfer import consult as consulted
+from tests.integration.test_sip_transfer import consulted
 from tests.sip_peers import Baresip, ended, hears, hears_all, hears_not
 from webrtc.audio import ToneSource
 from webrtc.bot import BotAgent
