@@ -28,8 +28,9 @@ the link legs there again (`reattach`). Placed on another worker, its links and 
 its offer is sent (`rehome`): one whose caller (or mix) is on the new worker is dropped, the softphone being
 there directly; any other keeps its leg on the caller's worker and gets a new far leg (and id and key) on
 the new worker, the old one removed. A caller it talked to directly on its old worker is linked to the new one
-(realtime/sipcalls.py), and a call between agents mixed on a worker it has left is joined again
-(realtime/phone.py).
+(realtime/sipcalls.py), a call to a number outside (whose SIP leg stays where it was dialled) is linked
+like a caller, and a call between agents mixed on a worker it has left is joined again (realtime/phone.py);
+a supervisor's softphone joins the calls it monitors again (realtime/monitors.py).
 
 Live state: map `media-links`: "<worker A>|<call id>" → the link; map `media-joins`:
 "<mix worker>|<session id>" → a join.
@@ -177,7 +178,8 @@ class MediaLinks:
             return []
         return [*(P.MediaCommand(op="hear", session_id=leg, peers=[me]) for leg in far),
                 P.MediaCommand(op="hear", session_id=me, peers=[*(local or []), *far]),
-                P.MediaCommand(op="mute", session_id=me, on=False)]
+                # A leg it hears here directly was routed with its call's mute (kept: a muted agent stays so).
+                *([] if local else [P.MediaCommand(op="mute", session_id=me, on=False)])]
 
     async def rehome(self, tenant_id: int, agent_id: int, worker: str) -> None:
         """The agent's softphone was placed on `worker`, away from where its links end (it came back on another

@@ -14,7 +14,8 @@ Switching mode re-routes without rejoining. A held caller hears the music whatev
 whispering supervisor still reaches the agent). The monitoring ends with `monitor-stop`, or when the
 caller's contact ends (transferred, hung up). A supervisor's softphone on another media worker than the
 caller's joins the call's mix over an audio link (realtime/medialinks.py), left when the monitoring
-ends. Whether the agent is told is the tenant setting
+ends. A supervisor's softphone that comes back (a reloaded page) is routed again, wherever it lands: on
+the call's worker directly, elsewhere over a join. Whether the agent is told is the tenant setting
 `monitoring.notify_agent` (default false).
 
 Live state: map `monitors:<tenant>`, contact id → Watch (one supervisor per call).
@@ -68,6 +69,7 @@ class Monitors:
         self.sip = sip
         sip.on_rerouted.append(self._rerouted)
         sip.on_finished.append(self._finished)
+        sip.on_softphone_back.append(self._softphone_back)
 
     async def start(self, tenant_id: int, supervisor: int, name: str, contact_id: str, mode: str) -> None:
         call = await self.sip.contact(tenant_id, contact_id)
@@ -127,6 +129,24 @@ class Monitors:
         raw = await self.live.map_get(monitors_map(call.tenant_id), call.contact_id)
         if raw is not None:
             await self._route(call, _dec.decode(raw), held)
+
+    async def _softphone_back(self, worker: str, tenant_id: int, user_id: int) -> None:
+        """A supervisor's softphone answered anew on `worker` (a reloaded page: a fresh leg, maybe on another
+        worker). Each call it monitors is routed again on the call's worker: there directly, or over a join
+        (kept when it was re-pointed, made when the softphone left the call's worker)."""
+        for contact_id, raw in (await self.live.map_all(monitors_map(tenant_id))).items():
+            watch = _dec.decode(raw)
+            if watch.supervisor != user_id:
+                continue
+            call = await self.sip.contact(tenant_id, contact_id)
+            view = await self.sip.view(call) if call is not None else None
+            if call is None or view is None:
+                continue
+            if worker != call.worker and not await self.sip.links.join(tenant_id, user_id, call.worker, contact_id):
+                log.warning("supervisor %s came back on %s, which cannot be linked to the call %s on %s",
+                            user_id, worker, contact_id, call.worker)
+                continue
+            await self._route(call, watch, held=view.held)
 
     async def _finished(self, call: SipCall) -> None:
         raw = await self.live.map_get(monitors_map(call.tenant_id), call.contact_id)

@@ -316,8 +316,24 @@ class PhoneService:
                 await self.links.rehome(tenant_id, agent_id, worker)
             if self.on_placed is not None:
                 await self.on_placed(tenant_id, agent_id, worker)
+            await self._follow_out(tenant_id, agent_id, worker)
         cmds.append(P.MediaCommand(op="offer", session_id=sid, offer_id=offer_id, sdp=sdp))
         await self._command(worker, *cmds)
+
+    async def _follow_out(self, tenant_id: int, agent_id: int, worker: str) -> None:
+        """The agent's softphone was placed on `worker` anew (before its offer): a call to a number outside
+        stays on the worker that dialled it (its SIP leg cannot move), so one elsewhere is linked to `worker`
+        like a caller, unless the agent's leg is there already (a caller's link or a join brought it)."""
+        if self.links is None:
+            return
+        for c in await self._calls_of(tenant_id, agent_id):
+            if not c.external or c.worker is None or c.worker == worker:
+                continue
+            if await self.links.present(tenant_id, agent_id, c.worker):
+                continue
+            if not await self.links.open(tenant_id, agent_id, c.id, c.worker, c.id, worker, connect=False):
+                log.warning("call %s to %s: the agent's softphone came back on %s, which cannot be linked to %s",
+                            c.id, c.external, worker, c.worker)
 
     async def close(self, tenant_id: int, agent_id: int) -> None:
         worker = await self._worker_of(tenant_id, agent_id)
@@ -380,10 +396,11 @@ class PhoneService:
             there = c.worker if other == EXTERNAL else (c.mix or await self._worker_of(tenant_id, other))
             if there is None:
                 continue  # the other party is not back yet
-            if there != worker and (
-                other == EXTERNAL or not c.mix or self.links is None
-                or not await self.links.join(tenant_id, agent_id, there, c.id)
-            ):
+            if there != worker and (self.links is None or not (
+                # A number outside: its SIP leg stays where it was dialled, linked to this worker (_follow_out).
+                await self.links.present(tenant_id, agent_id, there) if other == EXTERNAL
+                else c.mix and await self.links.join(tenant_id, agent_id, there, c.id)
+            )):
                 continue  # the other party is not back yet (or the call cannot reach this worker)
             if c.conference:
                 continue  # routed with its caller's conference (below)
@@ -634,7 +651,8 @@ class PhoneService:
             raise PhoneError(P.CONFLICT, "only a connected call can be held")
         if c.conference:
             raise PhoneError(P.CONFLICT, "a call in a conference cannot be held; hang it up to leave the conference")
-        worker = c.mix or await self._need_phone(tenant_id, agent_id)
+        # A call outside is routed where its SIP leg is (the agent's leg there: its softphone, or a link's).
+        worker = c.worker if c.external else (c.mix or await self._need_phone(tenant_id, agent_id))
         other = self._other(c, agent_id)
         if not on:
             for busy in await self._calls_of(tenant_id, agent_id):
@@ -661,7 +679,7 @@ class PhoneService:
     async def mute(self, tenant_id: int, agent_id: int, call_id: str, on: bool) -> None:
         c = await self._own_call(tenant_id, agent_id, call_id)
         worker = await self._need_phone(tenant_id, agent_id)
-        worker = c.mix if c.mix and c.status == "connected" else worker
+        worker = c.mix if c.mix and c.status == "connected" else (c.worker if c.external else worker)
         if on and agent_id not in c.muted:
             c.muted.append(agent_id)
         elif not on and agent_id in c.muted:
@@ -703,7 +721,8 @@ class PhoneService:
                 cmds.append(P.MediaCommand(op="sip-hangup", session_id=c.id, code=200))
             await self._command(c.worker, *cmds)
         if c.status == "connected":
-            worker = c.mix or await self._worker_of(tenant_id, c.caller) or await self._worker_of(tenant_id, c.callee)
+            worker = c.worker if c.external else (
+                c.mix or await self._worker_of(tenant_id, c.caller) or await self._worker_of(tenant_id, c.callee))
             if worker is not None:
                 # Only the parties with no other call are disconnected: a consulting agent's held call keeps its music.
                 rest = {who: await self._calls_of(tenant_id, who) for who in (c.caller, c.callee) if who != EXTERNAL}
@@ -724,6 +743,8 @@ class PhoneService:
         if c.mix and self.links is not None:
             for who in (c.caller, c.callee):
                 await self.links.leave(tenant_id, who, c.mix, c.id)
+        if c.external and self.links is not None:
+            await self.links.close(c.worker, c.id, c.id)  # a softphone that moved away from its SIP leg
         caller = await self._party(tenant_id, c.caller)
         callee = c.external if c.external else (await self._party(tenant_id, c.callee)).username
         kind = "outbound" if c.external else "internal"
@@ -776,6 +797,8 @@ class PhoneService:
         now = self.clock()
         await self.live.map_delete(calls_map(tenant_id), c.id)
         await self.live.map_delete(OUT, c.id)
+        if self.links is not None:
+            await self.links.close(c.worker, c.id, c.id)
         caller = await self._party(tenant_id, c.caller)
         async with self.sessionmaker() as s, s.begin():
             await TenantRepo(s, tenant_id).add_call_record(

@@ -70,6 +70,8 @@ class SipCall(msgspec.Struct, kw_only=True):
     call_id: str
     # The agent's consult call joined to this caller in a conference (realtime/transfers.py).
     conference: str | None = None
+    # Agents whose microphone is muted toward this caller (kept for a leg made anew: a softphone that moved).
+    muted: list[int] = []
 
 
 _dec = msgspec.json.Decoder(SipCall)
@@ -99,6 +101,9 @@ class SipCalls:
         self.on_rerouted: list[Callable[[SipCall, int, bool], Awaitable[None]]] = []
         self.on_connected: list[Callable[[SipCall, int], Awaitable[None]]] = []
         self.on_finished: list[Callable[[SipCall], Awaitable[None]]] = []
+        # Told when a softphone answered anew (`worker`, tenant, user) after its callers were routed again
+        # (a supervisor's monitoring follows it).
+        self.on_softphone_back: list[Callable[[str, int, int], Awaitable[None]]] = []
         # A caller and an agent on two media workers hear each other over a link (realtime/medialinks.py).
         self.links = MediaLinks(live, phone)
         phone.links = self.links
@@ -272,6 +277,9 @@ class SipCalls:
             await self.live.publish([(stream_agent(tenant_id, agent_id), P.encode(state))])
             return
         me, leg = session_id(tenant_id, agent_id), leg_of(call.call_id)
+        if call.muted:
+            call.muted = []  # a new agent (or the same again) starts unmuted
+            await self.save(call)
         await self._cmd(
             call.worker,
             P.MediaCommand(op="prompt", session_id=leg),  # an announcement stops
@@ -301,7 +309,9 @@ class SipCalls:
             return
         me, leg = session_id(tenant_id, agent_id), leg_of(call.call_id)
         # The caller hears the music; the agent hears nothing of the call until resumed.
-        await self._cmd(call.worker, P.MediaCommand(op="hold", session_id=me, peer=leg, on=on))
+        await self._cmd(call.worker, P.MediaCommand(op="hold", session_id=me, peer=leg, on=on),
+                        # The microphone's mute follows the call that is live (a consult meanwhile unmuted it).
+                        *([] if on else [P.MediaCommand(op="mute", session_id=me, on=agent_id in call.muted)]))
         for rerouted in self.on_rerouted:
             await rerouted(call, agent_id, on)
 
@@ -409,6 +419,8 @@ class SipCalls:
         return call.contact_id
 
     async def mute(self, call: SipCall, agent_id: int, on: bool) -> None:
+        call.muted = [a for a in call.muted if a != agent_id] + ([agent_id] if on else [])
+        await self.save(call)
         await self._cmd(call.worker, P.MediaCommand(op="mute", session_id=session_id(call.tenant_id, agent_id), on=on))
 
     async def send_digits(self, call: SipCall, digits: str) -> None:
@@ -458,7 +470,9 @@ class SipCalls:
             elif call.conference:
                 conferences[call.contact_id] = None
             else:
-                await self._cmd(call.worker, P.MediaCommand(op="connect", session_id=me, peer=leg))
+                # A leg made anew (a new link, or the softphone itself) starts unmuted: the agent's mute is kept.
+                await self._cmd(call.worker, P.MediaCommand(op="connect", session_id=me, peer=leg),
+                                P.MediaCommand(op="mute", session_id=me, on=agent_id in call.muted))
                 if call.worker == worker:
                     direct.append(leg)
             for rerouted in self.on_rerouted:
@@ -468,6 +482,8 @@ class SipCalls:
             view = await self._view(call) if call is not None else None
             if call is not None and view is not None and view.agent_id is not None and self.on_conference is not None:
                 await self.on_conference(call, view.agent_id)
+        for back in self.on_softphone_back:
+            await back(worker, tenant_id, agent_id)
         return direct
 
     async def _unlink(self, call: SipCall) -> None:

@@ -74,6 +74,13 @@ async def reload(agent: BotAgent, phone: Baresip | None = None, hz: float = 0.0)
     await agent.new_phone()
 
 
+async def end_call(agent: BotAgent, phone: Baresip, cid: str) -> None:
+    """The agent ends the caller's contact: the caller gets a BYE, the agent completes its wrap-up."""
+    assert (await agent.request({"type": "end-contact", "contact_id": cid}))["type"] == "ack"
+    assert await asyncio.to_thread(ended, phone), phone.output()[-2000:]
+    await agent.request({"type": "complete-wrap-up", "contact_id": cid, "code": "resolved"})
+
+
 async def test_a_softphone_moving_between_workers_mid_call_keeps_its_caller(tmp_path):
     w = Workers(tmp_path)
     agent = None
@@ -129,12 +136,10 @@ async def test_a_softphone_moving_between_workers_mid_call_keeps_its_caller(tmp_
         assert media_links(w.hub) == {"link": 1.0, "join": 0.0}
 
         # The agent ends the call: the caller gets a BYE, the link goes at both ends, nothing is left.
-        assert (await agent.request({"type": "end-contact", "contact_id": cid}))["type"] == "ack"
-        assert await asyncio.to_thread(ended, phone), phone.output()[-2000:]
+        await end_call(agent, phone, cid)
         assert await wait_for(lambda: len(link_lines(z, "closed")) == 2 and len(link_lines(zzz, "closed")) == 1)
         assert media_links(w.hub) == {"link": 0.0, "join": 0.0}
         assert record(w.hub, cid)["data"]["ended_by"] == "agent"
-        await agent.request({"type": "complete-wrap-up", "contact_id": cid, "code": "resolved"})
     finally:
         await w.close(phone, agent)
 
@@ -186,12 +191,10 @@ async def test_a_reload_reconnects_every_link_of_the_agent_on_its_worker(tmp_pat
 
         # Both calls end: every link leg is closed on all three workers, nothing is left in the live state.
         assert (await second.request({"type": "call-hangup", "call_id": k}))["type"] == "ack"
-        assert (await first.request({"type": "end-contact", "contact_id": cid}))["type"] == "ack"
-        assert await asyncio.to_thread(ended, phone), phone.output()[-2000:]
+        await end_call(first, phone, cid)
         assert await wait_for(lambda: len(link_lines(b, "closed")) == 2 and len(link_lines(a, "closed")) == 1
                               and len(link_lines(d, "closed")) == 1)
         assert media_links(w.hub) == {"link": 0.0, "join": 0.0}
-        await first.request({"type": "complete-wrap-up", "contact_id": cid, "code": "resolved"})
     finally:
         await w.close(phone, first, second)
 
@@ -275,10 +278,8 @@ async def test_a_supervisor_keeps_listening_to_an_agent_that_moves(tmp_path):
             assert await asyncio.to_thread(hears_not, phone, SUPERVISOR_HZ), "the caller hears the whisper"
         assert media_links(w.hub) == {"link": 1.0, "join": 1.0}
 
-        assert (await agent.request({"type": "end-contact", "contact_id": cid}))["type"] == "ack"
-        assert await asyncio.to_thread(ended, phone), phone.output()[-2000:]
+        await end_call(agent, phone, cid)
         await sup.expect(lambda m: m["type"] == "monitor-changed" and m.get("reason") == "call-ended", 10)
         assert await wait_for(lambda: media_links(w.hub) == {"link": 0.0, "join": 0.0})
-        await agent.request({"type": "complete-wrap-up", "contact_id": cid, "code": "resolved"})
     finally:
         await w.close(phone, agent, sup)

@@ -47,8 +47,9 @@ class TwoWorkers:
         drop_backend(self.backend)
 
 
-async def _answered(agent: BotAgent, phone: Baresip, a: WorkerProcess) -> str:
-    phone.call(f"sip:support@127.0.0.1:{a.sip_port}", 90)
+async def answered(agent: BotAgent, phone: Baresip, a: WorkerProcess, seconds: int = 90) -> str:
+    """The phone calls worker `a`, the agent accepts the offer and hears the caller; returns the contact id."""
+    phone.call(f"sip:support@127.0.0.1:{a.sip_port}", seconds)
     offer = await agent.expect(lambda m: m["type"] == "contact-offered", 15)
     cid = offer["contact"]["id"]
     assert (await agent.request({"type": "accept-offer", "contact_id": cid}))["type"] == "ack"
@@ -66,7 +67,7 @@ async def test_a_consult_conference_and_transfer_across_workers(tmp_path):
         second = await available_bot(w.hub, "agent3", SECOND_HZ)
         await second.request({"type": "set-state", "state": "paused"})
         a = w.callers()
-        cid = await _answered(first, phone, a)
+        cid = await answered(first, phone, a)
         assert len(link_lines(a, "side a")) == 1 and len(link_lines(w.b, "side b")) == 1
 
         # Consult: the caller held on A, agent3 on B rung; the consult is mixed on A, agent3 joins it there.
@@ -132,7 +133,7 @@ async def test_a_supervisor_on_another_worker_listens_and_whispers(tmp_path):
         await sup.login()
         await sup.connect_phone()
         a = w.callers()
-        cid = await _answered(agent, phone, a)
+        cid = await answered(agent, phone, a)
 
         # Listen: the supervisor (on B) hears both; neither hears the supervisor.
         assert (await sup.request({"type": "monitor", "call_id": cid, "mode": "listen"}))["type"] == "ack"
@@ -227,7 +228,7 @@ async def test_a_consult_to_a_desk_phone_on_another_worker_and_its_transfer(tmp_
         await registered(desk_bot)
         first = await available_bot(w.hub, "agent1", FIRST_HZ)
         a = w.callers()
-        cid = await _answered(first, phone, a)
+        cid = await answered(first, phone, a)
         assert (await desk_bot.request({"type": "set-state", "state": "available"}))["type"] == "ack"
 
         # The consult is mixed beside the caller (A); the desk phone is rung from B and joins A.
@@ -279,7 +280,7 @@ async def test_the_agents_of_a_conference_across_workers_go_on_when_the_caller_l
         second = await available_bot(w.hub, "agent3", SECOND_HZ)
         await second.request({"type": "set-state", "state": "paused"})
         a = w.callers()
-        cid = await _answered(first, phone, a)
+        cid = await answered(first, phone, a)
         assert (await first.request({"type": "call-hold", "call_id": cid, "on": True}))["type"] == "ack"
         await first.expect(lambda m: m["type"] == "contact-changed" and m["contact"].get("held"))
         consult = (await first.request({"type": "call-dial", "to": "agent3"}))["call_id"]
@@ -317,7 +318,7 @@ async def test_a_reloaded_softphone_hears_its_caller_on_the_other_worker_again(t
         only(w.hub)
         agent = await available_bot(w.hub, "agent1", FIRST_HZ)
         a = w.callers()
-        await _answered(agent, phone, a)
+        await answered(agent, phone, a)
         # The agent's page reloads: its peer connection closes, a new one is offered (placed on B again).
         assert agent.pc is not None
         await agent.pc.close()

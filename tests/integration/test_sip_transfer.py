@@ -23,7 +23,7 @@ async def _caller_with(hub, media_worker, tmp_path, bot: BotAgent, seconds: int 
     return phone, cid
 
 
-async def _consult(first: BotAgent, second: BotAgent, cid: str) -> str:
+async def consulted(first: BotAgent, second: BotAgent, cid: str) -> str:
     """The first agent holds the caller and calls the second, who answers; returns the consult call's id."""
     # Calling while talking to the caller is refused: the caller would hear it.
     busy = await first.request({"type": "call-dial", "to": "agent3"})
@@ -52,7 +52,7 @@ async def test_an_attended_transfer_hands_the_caller_to_the_consulted_agent(hub,
     phone = None
     try:
         phone, cid = await _caller_with(hub, media_worker, tmp_path, first)
-        consult = await _consult(first, second, cid)
+        consult = await consulted(first, second, cid)
         assert await asyncio.to_thread(hears, phone, HOLD_MUSIC_HZ), "the held caller hears no music"
         # Complete: the second agent has the caller at once, the first goes to wrap-up.
         ack = await first.request({"type": "call-transfer", "call_id": cid, "consult": consult})
@@ -88,7 +88,7 @@ async def test_a_conference_joins_caller_and_two_agents_until_the_consult_ends(h
     phone = None
     try:
         phone, cid = await _caller_with(hub, media_worker, tmp_path, first)
-        consult = await _consult(first, second, cid)
+        consult = await consulted(first, second, cid)
         ack = await first.request({"type": "call-conference", "call_id": cid, "consult": consult})
         assert ack["type"] == "ack", ack
         # Each hears both others, and not itself.
