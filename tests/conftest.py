@@ -11,7 +11,9 @@ import asyncio
 import json
 import os
 import secrets
+import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -39,13 +41,13 @@ assert BACKEND in ("embedded", "redis"), f"UNIDESK_TEST_BACKEND={BACKEND!r}: use
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # Tests that need Redis by nature (several hubs) belong to the PostgreSQL + Redis pass only;
-    # they are deselected, not skipped, in the embedded pass.
-    if BACKEND == "redis":
-        return
+    # Tests that need Redis by nature (several hubs) belong to the PostgreSQL + Redis pass only, and
+    # tests of the embedded hub's own behaviour to the embedded pass only; each is deselected, not
+    # skipped, in the other pass.
+    other = "embedded_only" if BACKEND == "redis" else "redis_only"
     keep, drop = [], []
     for item in items:
-        (drop if item.get_closest_marker("redis_only") else keep).append(item)
+        (drop if item.get_closest_marker(other) else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
@@ -128,6 +130,26 @@ _PORTS = (20000, 26000) if BACKEND == "embedded" else (26000, 32000)
 # The RTP ports a bridge in the test process starts from (pjsua takes pairs upward from there): below
 # the listening ports, each pass its own range, so a peer of one pass never sends to the other's bridge.
 RTP_PORTS = (12000, 16000) if BACKEND == "embedded" else (16000, 20000)
+
+
+def shard_range(bounds: tuple[int, int], shard: str) -> tuple[int, int]:
+    """The part of `bounds` (even ends) for pytest process `shard` ("K/N": the K-th of N processes that
+    run one backend's pass side by side, each on other test files): N equal, even, disjoint parts."""
+    try:
+        k, n = (int(x) for x in shard.split("/"))
+    except ValueError:
+        raise ValueError(f"UNIDESK_TEST_SHARD={shard!r}: expected K/N, e.g. 1/2") from None
+    if not 1 <= k <= n:
+        raise ValueError(f"UNIDESK_TEST_SHARD={shard!r}: K must be between 1 and N")
+    low, high = bounds
+    size = (high - low) // n // 2 * 2
+    return low + (k - 1) * size, low + k * size
+
+
+# A pass split into several pytest processes (see the Makefile) gives each its own part of both ranges.
+SHARD = os.environ.get("UNIDESK_TEST_SHARD", "1/1")
+_PORTS = shard_range(_PORTS, SHARD)
+RTP_PORTS = shard_range(RTP_PORTS, SHARD)
 _next_port = _PORTS[0] + 2 * ((os.getpid() * 7919) % ((_PORTS[1] - _PORTS[0]) // 2))
 
 
@@ -189,13 +211,26 @@ class Backend:
         return env
 
 
-def make_backend(tmp: Path, kind: str = BACKEND) -> Backend:
+def make_backend(tmp: Path, kind: str = BACKEND, template: Backend | None = None) -> Backend:
+    """An empty backend, or one whose store is a copy of `template`'s (a store of the same kind that
+    nothing is connected to)."""
     tag = secrets.token_hex(4)
     prefix = f"udtest-{tag}"
     if kind == "embedded":
-        return Backend(kind, f"sqlite:///{tmp / f'unidesk-{tag}.db'}", None, prefix)
+        path = tmp / f"unidesk-{tag}.db"
+        if template is not None:
+            # SQLite's backup API: a consistent copy, whatever journal the template was written with.
+            src = sqlite3.connect(template.database_url.removeprefix("sqlite:///"))
+            dst = sqlite3.connect(path)
+            try:
+                src.backup(dst)
+            finally:
+                dst.close()
+                src.close()
+        return Backend(kind, f"sqlite:///{path}", None, prefix)
     name = f"udtest_{tag}"
-    _pg_admin(f'CREATE DATABASE "{name}"')
+    copy = f' TEMPLATE "{template.database_url.rpartition("/")[2]}"' if template is not None else ""
+    _pg_admin(f'CREATE DATABASE "{name}"{copy}')
     b = Backend(kind, f"{PG_BASE}/{name}", REDIS_URL, prefix)
     b._cleanup.append(lambda: _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     b._cleanup.append(lambda: drop_redis_prefix(prefix))
@@ -228,14 +263,37 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def prepared_backend(tmp: Path, kind: str = BACKEND) -> Backend:
-    """A backend with the schema migrated and the tenants demo and acme seeded."""
-    b = make_backend(tmp, kind)
+def _migrated_and_seeded(b: Backend) -> Backend:
     env = b.env()
     for args in (("migrate",), ("seed-demo",), ("seed-demo", "--tenant", "acme", "--name", "Acme")):
         out = cli(env, *args)
         assert out.returncode == 0, out.stderr
     return b
+
+
+# Per kind, the store this test process prepared with the commands, copied by `prepared_backend`.
+_templates: dict[str, Backend] = {}
+_MAIN_PID = os.getpid()
+
+
+def prepared_backend(tmp: Path, kind: str = BACKEND) -> Backend:
+    """A backend with the schema migrated and the tenants demo and acme seeded. The commands run once
+    per test process and kind (three processes, seconds); each backend after that starts from a copy
+    of that store, which the commands would have left the same but for password salts and creation
+    times. A forked test process (own_process) runs the commands itself: it could not drop a copy."""
+    if os.getpid() != _MAIN_PID:
+        return _migrated_and_seeded(make_backend(tmp, kind))
+    if kind not in _templates:
+        folder = Path(tempfile.mkdtemp(prefix="unidesk-template-"))
+        template = _templates[kind] = _migrated_and_seeded(make_backend(folder, kind))
+        template._cleanup.append(lambda: shutil.rmtree(folder, ignore_errors=True))
+    return make_backend(tmp, kind, _templates[kind])
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if os.getpid() == _MAIN_PID:
+        for template in _templates.values():
+            drop_backend(template)
 
 
 def set_queue_config(b: Backend, tenant: str, queue: str, **config: object) -> None:

@@ -18,7 +18,7 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import BACKEND, HOLD_MUSIC_HZ, HubProcess, WorkerProcess, drop_backend, prepared_backend
+from tests.conftest import HOLD_MUSIC_HZ, HubProcess, WorkerProcess, drop_backend, prepared_backend
 from tests.helpers import force
 from tests.sip_peers import Baresip, ended, hears
 from webrtc.audio import ToneSource
@@ -117,7 +117,8 @@ async def test_a_sip_call_outlives_a_hub_restart_and_is_controlled_afterwards(tm
         await s.close()
 
 
-@pytest.mark.skipif(BACKEND != "embedded", reason="the embedded hub keeps its live state in its own process")
+# The embedded hub keeps its live state in its own process: a restart loses it.
+@pytest.mark.embedded_only
 async def test_after_an_embedded_hub_restart_the_worker_ends_the_orphaned_call_and_serves_the_new_hub(tmp_path):
     s = Setup(tmp_path)
     try:
