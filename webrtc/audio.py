@@ -188,7 +188,8 @@ class FrameBuffer:
     ticker `pop`s exactly one per 20 ms tick. Full: the oldest frame is
     dropped (`dropped`). Empty at a tick once audio has started: silence is
     played and `late` counts it, and the frame that comes late stays queued,
-    so the buffer has grown by the jitter that made it late.
+    so the buffer has grown by the jitter that made it late. The first read
+    waits for `prefetch` frames (a stream's start is its most uneven part).
 
     It shrinks by the depth it did not need (`Slack`: a frame more than it
     needed at every tick of a window of `window` ticks is dropped). A burst or a stall of the far side's clock does not add
@@ -202,9 +203,11 @@ class FrameBuffer:
     counters are only advisory.
     """
 
-    def __init__(self, capacity: int = 5, window: int = 50) -> None:
-        assert capacity >= 2, f"capacity {capacity}"
+    def __init__(self, capacity: int = 5, window: int = 50, prefetch: int = 2) -> None:
+        assert capacity >= 2 and 1 <= prefetch <= capacity, f"capacity {capacity}, prefetch {prefetch}"
         self.capacity = capacity
+        self.prefetch = prefetch
+        self._primed = False
         self._slack = Slack(window)
         self._frames: collections.deque[np.ndarray] = collections.deque()
         self.received = 0
@@ -234,6 +237,12 @@ class FrameBuffer:
     def pop(self) -> np.ndarray:
         """The frame for this tick, or silence (counted late once audio has started)."""
         frames = self._frames
+        if not self._primed:
+            # The first frames of a stream come as unevenly as its start-up: wait for `prefetch` of
+            # them (silence meanwhile, not late), and let Slack take back what was not needed.
+            if len(frames) < self.prefetch:
+                return SILENCE
+            self._primed = True
         if self._slack.see(len(frames)):
             frames.popleft()
             self.dropped += 1

@@ -43,7 +43,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from .audio import FRAME_SAMPLES, RATE, FrameSplitter, G711Decoder, G711Encoder, MediaError, Source
 from .rtp_recv import DirectReceiver
-from .rtp_send import DirectSender, Frame
+from .rtp_send import DirectSender, Frame, Parked
 from .ice import adopt_remote_credentials, remote_ice_changed, restart_local_credentials, rtc_configuration
 from .mixer import ClockStats, Input, Leg, LegPort, Mixer
 
@@ -151,7 +151,7 @@ class MixTrack(MediaStreamTrack):
         "Set before the sender starts; without it every frame goes through aiortc's sender."
         self._encoder: G711Encoder | None = None
         self._first_tick: int | None = None
-        self._stopped: asyncio.Future[None] | None = None
+        self._parked = Parked()
         self.sent = 0
         self.errors = 0
 
@@ -186,12 +186,7 @@ class MixTrack(MediaStreamTrack):
             raise MediaStreamError
         if self.direct:
             # Sent by the ticker (see the class doc): nothing for aiortc's sender until the end.
-            self._stopped = asyncio.get_running_loop().create_future()
-            try:
-                await self._stopped
-            finally:
-                self._stopped = None
-            raise MediaStreamError
+            await self._parked.wait()
         try:
             tick, samples = await self._leg.next_frame()
         except asyncio.CancelledError:
@@ -211,9 +206,7 @@ class MixTrack(MediaStreamTrack):
     def stop(self) -> None:
         super().stop()
         self._leg.sink = None
-        stopped = self._stopped
-        if stopped is not None and not stopped.done():
-            stopped.set_result(None)
+        self._parked.release()
 
 
 # ---------------------------------------------------------------- inbound decoding

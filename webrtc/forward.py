@@ -48,7 +48,7 @@ from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.mediastreams import MediaStreamError
 
 from .audio import MediaError
-from .rtp_send import DirectSender, Frame
+from .rtp_send import DirectSender, Frame, Parked
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +203,7 @@ class ForwardTrack(MediaStreamTrack):
         self.slot = slot
         self.mime = mime.lower()
         self.out: DirectSender | None = None
-        self._stopped: asyncio.Future[None] | None = None
+        self._parked = Parked()
         self._need_key = slot.kind == "video"
         self._source: Tap | None = None
         self._offset = 0
@@ -242,20 +242,14 @@ class ForwardTrack(MediaStreamTrack):
         self.sent += 1
 
     async def recv(self) -> None:
-        if self.readyState == "live":
-            self._stopped = asyncio.get_running_loop().create_future()
-            try:
-                await self._stopped
-            finally:
-                self._stopped = None
-        raise MediaStreamError
+        if self.readyState != "live":
+            raise MediaStreamError
+        await self._parked.wait()
 
     def stop(self) -> None:
         super().stop()
         self.slot.tracks.discard(self)
-        stopped = self._stopped
-        if stopped is not None and not stopped.done():
-            stopped.set_result(None)
+        self._parked.release()
 
 
 def install_packer(sender: RTCRtpSender, track: ForwardTrack) -> None:

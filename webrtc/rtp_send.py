@@ -25,12 +25,15 @@ Private attributes of aiortc 1.16 / aioice used here (tests/webrtc/test_forward.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import struct
+from typing import NoReturn
 
 from aiortc import RTCRtpSender
 from aiortc.codecs import is_rtx
+from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcdtlstransport import State
 from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.rtp import RTP_HISTORY_SIZE, HeaderExtensions, HeaderExtensionsMap, RtpPacket, wrap_rtx
@@ -78,6 +81,30 @@ def extension_parts(ext_map: HeaderExtensionsMap, mid: str | None) -> tuple[byte
         return low, None
     at = next(i for i in range(len(low)) if low[i] != high[i])
     return low[:at], low[at + 3:]
+
+
+class Parked:
+    """Where aiortc's sender waits for a track whose frames go out through a `DirectSender`: `wait`
+    (the track's `recv`) returns only by raising MediaStreamError once the track stops (`release`,
+    from its `stop`), which ends the sender's task as a finished track does."""
+
+    __slots__ = ("_future",)
+
+    def __init__(self) -> None:
+        self._future: asyncio.Future[None] | None = None
+
+    async def wait(self) -> NoReturn:
+        self._future = asyncio.get_running_loop().create_future()
+        try:
+            await self._future
+        finally:
+            self._future = None
+        raise MediaStreamError
+
+    def release(self) -> None:
+        future = self._future
+        if future is not None and not future.done():
+            future.set_result(None)
 
 
 class DirectSender:

@@ -123,7 +123,7 @@ async def _main(pipe: Any, cfg: dict[str, Any]) -> None:
     from webrtc.bot import BotAgent
     from webrtc.ice import rtc_configuration
     from webrtc.rtp_recv import DirectReceiver
-    from webrtc.rtp_send import DirectSender, Frame
+    from webrtc.rtp_send import DirectSender, Frame, Parked
 
     encoder = G711Encoder("audio/PCMU")
     payloads = [encoder.encode(ToneSource(AGENT_HZ).frame(i)) for i in range(50)]
@@ -142,16 +142,16 @@ async def _main(pipe: Any, cfg: dict[str, Any]) -> None:
         def __init__(self) -> None:
             super().__init__()
             self.out: DirectSender | None = None
-            self._stopped: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._parked = Parked()
 
         async def recv(self) -> Any:
-            await self._stopped
-            raise MediaStreamError
+            if self.readyState != "live":
+                raise MediaStreamError
+            await self._parked.wait()
 
         def stop(self) -> None:
             super().stop()
-            if not self._stopped.done():
-                self._stopped.set_result(None)
+            self._parked.release()
 
     async def mic_clock() -> None:
         # One task paces every bot's microphone: one wake-up per 20 ms per process, not per bot.

@@ -108,6 +108,21 @@ def in_dialog(method: str, cseq: int, retrans: bool = False) -> str:
   </send>"""
 
 
+# A sipp scenario's last steps when the far side hangs up: its BYE answered 200.
+BYE_ANSWERED = """  <recv request="BYE"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>"""
+
+
 def uac_expecting(code: int) -> str:
     """A sipp UAC scenario: one INVITE, which must get final response `code` (then ACK)."""
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>

@@ -19,7 +19,7 @@ from bridge.ua import SipBridge
 from tests.sip_peers import Baresip, ended, hears, self_signed
 from webrtc.engine import MediaEngine
 
-from .peers import free_udp_port, invite, rtp_base, run_sipp, tone_pcap, uac_playing
+from .peers import BYE_ANSWERED, free_udp_port, invite, rtp_base, run_sipp, tone_pcap, uac_playing
 from .test_sip_lanes import CALLER_HZ, OUR_HZ, start_rig
 
 pytestmark = pytest.mark.timeout(120)
@@ -105,18 +105,7 @@ def uac_routed(pcap: str, our_bye: bool) -> str:
     ]]>
   </send>"""
 
-    end = """  <recv request="BYE"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-    ]]>
-  </send>""" if our_bye else f"""  <pause/>
+    end = BYE_ANSWERED if our_bye else f"""  <pause/>
 {request("BYE", 2)}
   <recv response="200"/>"""
     # Our Contact names the transport (RFC 3261 §19.1.1: without it a UAS reaches us over UDP).

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.bridge.peers import PCMA_DTMF_MEDIA, free_udp_port, invite, rtp_base, run_sipp
+from tests.bridge.peers import BYE_ANSWERED, PCMA_DTMF_MEDIA, free_udp_port, invite, rtp_base, run_sipp
 from tests.conftest import HOLD_MUSIC_HZ, HubProcess, WorkerProcess, drop_backend, prepared_backend, set_queue_config
 from tests.helpers import force
 from tests.sip_peers import Baresip, ended
@@ -191,18 +191,7 @@ def dialling(digits: list[tuple[str, int]]) -> str:
     ]]>
   </send>
 {plays}
-  <recv request="BYE"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-    ]]>
-  </send>
+{BYE_ANSWERED}
 </scenario>
 """
 

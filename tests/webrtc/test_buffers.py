@@ -53,8 +53,17 @@ def test_jitter_keeps_the_depth_it_needs() -> None:
     assert buf.late == 0 and buf.trimmed == 0
 
 
+def test_the_first_read_waits_for_the_prefetch_and_is_not_late() -> None:
+    buf = FrameBuffer(capacity=5, window=WINDOW, prefetch=2)
+    assert buf.pop() is SILENCE and buf.late == 0  # nothing yet
+    buf.push(frame(0))
+    assert buf.pop() is SILENCE and buf.late == 0  # one of two
+    buf.push(frame(1))
+    assert int(buf.pop()[0]) == 0 and len(buf) == 1
+
+
 def test_a_late_frame_grows_the_buffer_until_a_window_shows_it_spare() -> None:
-    buf = FrameBuffer(capacity=5, window=WINDOW)
+    buf = FrameBuffer(capacity=5, window=WINDOW, prefetch=1)
     n = 0
     for _ in range(WINDOW):
         buf.push(frame(n))

@@ -158,14 +158,14 @@ async def test_speaker_is_heard_by_all_and_muted_for_all() -> None:
         # Mute all: the speaker is silent for everyone; the presenter still heard.
         media.mute("r2", "speaker", True)
         await until(lambda: all(a.silent(1) for a in attendees), 10, "the speaker muted")
-        assert all(a.hears(0, PRESENTER_HZ) for a in attendees)
+        await until(lambda: all(a.hears(0, PRESENTER_HZ) for a in attendees), 10, "the presenter still heard")
         media.mute("r2", "speaker", False)
         await until(lambda: all(a.hears(1, SPEAKER_HZ) for a in attendees), 15, "the speaker unmuted")
         # Back to attendee: the speaker's connection closes, the slot has no source.
         await media.close("speaker")
         assert media.rooms["r2"].slots["speaker"].source is None
         await until(lambda: all(a.silent(1) for a in attendees), 10, "the speaker gone")
-        assert all(a.hears(0, PRESENTER_HZ) for a in attendees)
+        await until(lambda: all(a.hears(0, PRESENTER_HZ) for a in attendees), 10, "the presenter still heard")
     finally:
         for p in [*attendees, host_ears, speaker, presenter]:
             await p.close()
