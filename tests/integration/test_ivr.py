@@ -123,15 +123,30 @@ def _without_music(x: np.ndarray) -> np.ndarray:
     return np.fft.irfft(spec, len(x))
 
 
+PIECE = 8000  # one second of the prompt at a time
+
+
 def match(heard: np.ndarray, prompt: str | np.ndarray) -> float:
-    """The best normalised correlation of the prompt's samples (a prompt's name, or samples) with any
-    stretch of what was heard."""
+    """How well the prompt (a prompt's name, or samples) shows in what was heard: the mean, over its
+    one-second pieces that carry sound, of each piece's best normalised correlation with any stretch
+    of what was heard. A frame lost or trimmed on the way shifts what follows it by 20 ms: that costs
+    the one piece it falls in, not the whole prompt's alignment."""
     samples = load_audio(str(prompt_path(prompt))) if isinstance(prompt, str) else prompt
-    n = len(samples)
-    if len(heard) < n:
+    if len(heard) < len(samples):
         return 0.0
     p = _without_music(samples)
     x = _without_music(heard)
+    pieces = [p[i:i + PIECE] for i in range(0, max(1, len(p) - PIECE // 2), PIECE)]
+    level = [float(np.sqrt(np.mean(q * q))) for q in pieces]
+    scores = [_best(x, q) for q, lv in zip(pieces, level) if lv > 0.1 * max(level)]
+    return float(np.mean(scores)) if scores else 0.0
+
+
+def _best(x: np.ndarray, p: np.ndarray) -> float:
+    """The best normalised correlation of `p` with any stretch of `x`."""
+    n = len(p)
+    if len(x) < n:
+        return 0.0
     size = 1 << int(np.ceil(np.log2(len(x) + n)))
     corr = np.fft.irfft(np.fft.rfft(x, size) * np.conj(np.fft.rfft(p, size)), size)[: len(x) - n + 1]
     energy = np.concatenate([[0.0], np.cumsum(x * x)])
