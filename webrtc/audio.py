@@ -155,6 +155,12 @@ def load_audio(path: str) -> np.ndarray:
 # ---------------------------------------------------------------- inbound buffer
 
 
+# Reads (20 ms each) a queue must show a spare frame throughout before one is given back: 5 s. Shorter
+# windows cut latency sooner but, on a machine whose CPU is starved now and then, give back the very
+# frame the next stall needs (a gap in the audio each time).
+SLACK_WINDOW = 250
+
+
 class Slack:
     """Whether a queue read at a steady pace holds a frame more than it needs.
 
@@ -164,7 +170,7 @@ class Slack:
 
     __slots__ = ("window", "_reads", "_low")
 
-    def __init__(self, window: int = 50) -> None:
+    def __init__(self, window: int = SLACK_WINDOW) -> None:
         assert window >= 1, f"window {window}"
         self.window = window
         self._reads = 0
@@ -203,7 +209,7 @@ class FrameBuffer:
     counters are only advisory.
     """
 
-    def __init__(self, capacity: int = 5, window: int = 50, prefetch: int = 2) -> None:
+    def __init__(self, capacity: int = 5, window: int = SLACK_WINDOW, prefetch: int = 2) -> None:
         assert capacity >= 2 and 1 <= prefetch <= capacity, f"capacity {capacity}, prefetch {prefetch}"
         self.capacity = capacity
         self.prefetch = prefetch

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from webrtc.audio import FRAME_SAMPLES, SILENCE, FrameBuffer, Slack
+from webrtc.audio import FRAME_SAMPLES, SILENCE, SLACK_WINDOW, FrameBuffer, Slack
 from webrtc.mixer import LegPort, Mixer
 
 WINDOW = 50
@@ -97,7 +97,7 @@ async def test_a_pulled_leg_gives_back_what_a_stall_piled_up() -> None:
         for tick in range(3):  # the engine's clock caught up after a stall: three frames waiting
             leg.deliver(tick, frame(tick))
         depths = []
-        for tick in range(3, 3 + 4 * WINDOW):
+        for tick in range(3, 3 + 4 * SLACK_WINDOW):  # a LegPort's Slack has the default window
             leg.deliver(tick, frame(tick))
             depths.append(len(leg.out))
             port.pull()
