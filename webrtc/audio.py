@@ -155,10 +155,13 @@ def load_audio(path: str) -> np.ndarray:
 # ---------------------------------------------------------------- inbound buffer
 
 
-# Reads (20 ms each) a queue must show a spare frame throughout before one is given back: 5 s. Shorter
+# Reads (20 ms each) a queue must show a spare frame throughout before one is given back. Shorter
 # windows cut latency sooner but, on a machine whose CPU is starved now and then, give back the very
-# frame the next stall needs (a gap in the audio each time).
+# frame the next stall needs (a gap in the audio each time). An inbound buffer gives back after 2 s
+# (what the caller says reaches the agent with little delay); the queue pjsua's clock reads towards a
+# caller after 5 s (a cut there is heard in every prompt, the music and the agent's voice).
 SLACK_WINDOW = 250
+INBOUND_WINDOW = 100
 
 
 class Slack:
@@ -209,7 +212,7 @@ class FrameBuffer:
     counters are only advisory.
     """
 
-    def __init__(self, capacity: int = 5, window: int = SLACK_WINDOW, prefetch: int = 2) -> None:
+    def __init__(self, capacity: int = 5, window: int = INBOUND_WINDOW, prefetch: int = 2) -> None:
         assert capacity >= 2 and 1 <= prefetch <= capacity, f"capacity {capacity}, prefetch {prefetch}"
         self.capacity = capacity
         self.prefetch = prefetch
