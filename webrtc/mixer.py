@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 from dataclasses import dataclass
 from os import PathLike
 from typing import TYPE_CHECKING, Any, Callable
@@ -28,6 +29,8 @@ from .audio import FRAME_SAMPLES, FRAME_SECONDS, SILENCE, FrameBuffer, MediaErro
 
 if TYPE_CHECKING:
     from .recorder import Tap
+
+log = logging.getLogger(__name__)
 
 # Mixed frames a leg's sender may fall behind by before the oldest is dropped.
 OUT_DEPTH = 3
@@ -89,7 +92,12 @@ class Leg:
     def deliver(self, tick: int, frame: np.ndarray) -> None:
         sink = self.sink
         if sink is not None:
-            sink(tick, frame)
+            try:
+                sink(tick, frame)
+            except Exception:  # one leg's failing send must not stop the clock for every other leg
+                self.out_dropped += 1
+                if self.out_dropped == 1 or self.out_dropped % 500 == 0:
+                    log.exception("leg %s: sending a mixed frame failed (%d so far)", self.id, self.out_dropped)
             return
         if len(self.out) >= OUT_DEPTH:
             self.out.popleft()
