@@ -124,11 +124,9 @@ class DirectReceiver:
             return 0
         wrapped = 0
         for protocol in protocols:
-            if getattr(protocol, _WRAPPED, None) is self:
-                continue
-            original = protocol.datagram_received
             if getattr(protocol, _WRAPPED, None) is not None:
-                original = getattr(protocol, "_unidesk_original")
+                continue  # wrapped already (a session has one receiver for its connection's life)
+            original = protocol.datagram_received
             protocol._unidesk_original = original
             protocol.datagram_received = self._wrap(dtls, original)
             setattr(protocol, _WRAPPED, self)
